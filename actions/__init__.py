@@ -1,0 +1,1 @@
+"""Rasa SDK custom actions for Waihu (run with `rasa run actions` from .venv)."""

@@ -1,0 +1,259 @@
+"""Rasa SDK actions: the boundary between Rasa, the call flow and the database.
+
+Each action reads the turn from the tracker, lets ``actions.flow.Dialogue`` decide, then
+applies the decision in one unit of work (``bot.store``) and sends the responses and
+control payloads (`custom`) back to Rasa. Run with ``rasa run actions`` from `.venv`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
+
+from actions import context, flow
+from actions.runtime import database
+from bot.campaigns.definition import CampaignDefinition, canonical_json, parse_definition
+from bot.privacy import mask_phone
+from bot.store import ConsentLedger
+from bot.store.models import Call, Campaign, Contact
+from bot.store.repositories import (
+    CallbackRepo,
+    CallRepo,
+    ContactRepo,
+    DncRepo,
+    EscalationRepo,
+    SurveyRepo,
+)
+
+log = logging.getLogger("waihu.actions")
+
+_COMPLETING = {"consented", "notified", "survey_completed"}
+
+
+class CallNotReady(RuntimeError):
+    """The call, its campaign or its contact is not in the database."""
+
+
+def _reply(tracker: Tracker) -> flow.Reply:
+    message = tracker.latest_message or {}
+    intent = (message.get("intent") or {}).get("name") or "nlu_fallback"
+    meta = message.get("metadata") or {}
+    entities = {e["entity"]: str(e["value"]) for e in message.get("entities") or []
+                if "entity" in e and "value" in e}
+    text = message.get("text") or ""
+    if text.startswith("/"):  # a call event ("/dtmf{...}"), not words the customer said
+        text = entities.get("digits", "")
+    mode = meta.get("input_mode") or ("dtmf" if intent == "dtmf" else "text")
+    return flow.Reply(
+        intent=intent,
+        text=text,
+        intent_confidence=float((message.get("intent") or {}).get("confidence") or 0.0),
+        entities=entities,
+        input_mode=mode if mode in ("speech", "dtmf", "text") else "text",
+        asr_confidence=meta.get("asr_confidence"),
+        asr_snapped=bool(meta.get("asr_snapped")),
+        interrupted=tuple(meta.get("disclosures_interrupted") or ()),
+    )
+
+
+def _load(session: Session, call_id: str) -> tuple[Call, Campaign, Contact, CampaignDefinition]:
+    call = session.get(Call, call_id)
+    if call is None:
+        raise CallNotReady(f"no call {call_id}")
+    campaign = session.get(Campaign, call.campaign_id)
+    contact = session.get(Contact, call.contact_id)
+    if campaign is None or contact is None:
+        raise CallNotReady(f"call {call_id} has no campaign or contact")
+    return call, campaign, contact, parse_definition(campaign.definition, campaign.name)
+
+
+def _now(defn: CampaignDefinition) -> datetime:
+    return datetime.now(ZoneInfo(defn.timezone))
+
+
+def script_hash(defn: CampaignDefinition, domain: dict[str, Any]) -> str:
+    """The approved script as the customer heard it: campaign wording + response templates."""
+    responses = domain.get("responses") or {}
+    body = {"campaign": defn.script_hash(),
+            "templates": {name: responses.get(name) for name in context.SCRIPT_RESPONSES}}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def _send(dispatcher: CollectingDispatcher, step: flow.Step) -> None:
+    """Responses as `response`, control as `custom`; a disclosure's `{"barge_in": false}`
+    travels in the same message as its text, so the channel sees it right after the text."""
+    messages = step.messages
+    i = 0
+    while i < len(messages):
+        message = messages[i]
+        nxt = messages[i + 1] if i + 1 < len(messages) else None
+        if isinstance(message, flow.Say):
+            if isinstance(nxt, dict) and "barge_in" in nxt:
+                dispatcher.utter_message(response=message.response, json_message=nxt,
+                                         **step.slots)
+                i += 2
+                continue
+            dispatcher.utter_message(response=message.response, **step.slots)
+        else:
+            dispatcher.utter_message(json_message=message)
+        i += 1
+
+
+def _events(step: flow.Step, state: flow.FlowState) -> list[EventType]:
+    events: list[EventType] = [SlotSet(k, v) for k, v in step.slots.items()]
+    events.append(SlotSet("flow", state.to_slot()))
+    if step.pause:
+        events.append(ConversationPaused())
+    return events
+
+
+def _history(tracker: Tracker, limit: int = 10) -> list[dict[str, Any]]:
+    """The last customer turns, for the agent who takes an escalated call."""
+    turns = [{"text": e.get("text"), "intent": (e.get("parse_data") or {}).get("intent", {}).get("name")}
+             for e in tracker.events if e.get("event") == "user"]
+    return turns[-limit:]
+
+
+class _CallAction(Action, ABC):
+    """Shared run(): decide with the flow, apply effects, send messages."""
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: dict[str, Any]) -> list[EventType]:
+        call_id = tracker.get_slot("call_id") or tracker.sender_id
+        try:
+            with database().session() as session:
+                call, campaign, contact, defn = _load(session, call_id)
+                dialogue = flow.Dialogue(
+                    context.build_script(defn, can_verify_id=bool(contact.id_last4_hash)),
+                    flow.FlowState.from_slot(tracker.get_slot("flow")),
+                    check_id=lambda digits: bool(ContactRepo(session).check_id_last4(contact, digits)),
+                    now=_now(defn),
+                )
+                step = self.decide(dialogue, tracker)
+                _apply(session, step, dialogue.state, call, contact, defn, domain, tracker)
+        except CallNotReady as exc:
+            log.error("call.not_ready call_id=%s error=%s", call_id, exc)
+            dispatcher.utter_message(response="utter_goodbye")
+            dispatcher.utter_message(json_message=flow.HANGUP)
+            return []
+        _send(dispatcher, step)
+        return _events(step, dialogue.state)
+
+    def decide(self, dialogue: flow.Dialogue, tracker: Tracker) -> flow.Step:
+        return dialogue.handle(_reply(tracker))
+
+
+def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
+           contact: Contact, defn: CampaignDefinition, domain: dict[str, Any],
+           tracker: Tracker) -> None:
+    calls = CallRepo(session)
+    calls.update_call(call.id, stage=state.stage, verified=state.verified,
+                      pitched=state.pitched)
+    for effect in step.effects:
+        if isinstance(effect, flow.Outcome):
+            calls.finish_call(
+                call.id, effect.outcome, effect.decline_reason,
+                confirmation_result=effect.confirmation_result,
+                stage=state.stage, verified=state.verified, pitched=state.pitched,
+                script_completed=effect.outcome in _COMPLETING
+                or (effect.outcome == "declined" and state.pitched),
+            )
+            log.info("call.outcome call_id=%s outcome=%s reason=%s", call.id,
+                     effect.outcome, effect.decline_reason)
+        elif isinstance(effect, flow.RecordConsent):
+            entry = ConsentLedger(session).append(
+                call_id=call.id, contact_id=contact.id, campaign_id=call.campaign_id,
+                product=defn.script.product or "", script_hash=script_hash(defn, domain),
+                disclosures=list(effect.disclosures), utterance=effect.utterance,
+                input_mode=effect.input_mode, asr_confidence=effect.asr_confidence,
+            )
+            log.info("consent.recorded call_id=%s entry=%s", call.id, entry.entry_hash[:12])
+        elif isinstance(effect, flow.SaveSurveyAnswer):
+            SurveyRepo(session).save_answer(call.id, effect.key, effect.question,
+                                            score=effect.score, answer_text=effect.text)
+        elif isinstance(effect, flow.AddDoNotCall):
+            DncRepo(session).add(contact.phone, effect.kind, effect.reason, effect.source,
+                                 added_by="bot", call_id=call.id)
+            log.info("dnc.added call_id=%s phone=%s kind=%s", call.id,
+                     mask_phone(contact.phone), effect.kind)
+        elif isinstance(effect, flow.ScheduleCallback):
+            CallbackRepo(session).schedule(call.campaign_id, contact.id, effect.due_at,
+                                           "customer_request", call_id=call.id,
+                                           requested_text=effect.said)
+        elif isinstance(effect, flow.Escalate):
+            before = tracker.get_slot("flow") or {}
+            EscalationRepo(session).add(call.id, call.campaign_id, contact.id, effect.reason, {
+                "stage_before": before.get("stage"),
+                "customer_title": tracker.get_slot("customer_title"),
+                "campaign": defn.name, "campaign_type": defn.type,
+                "verified": state.verified, "pitched": state.pitched,
+                "history": _history(tracker),
+            })
+            log.info("call.escalated call_id=%s reason=%s", call.id, effect.reason)
+
+
+class ActionStartCall(_CallAction):
+    """`/call_started`: load the campaign and contact, fill the wording slots, greet."""
+
+    def name(self) -> str:
+        return "action_start_call"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: dict[str, Any]) -> list[EventType]:
+        meta = (tracker.latest_message or {}).get("metadata") or {}
+        call_id = str(meta.get("call_id") or tracker.sender_id)
+        try:
+            with database().session() as session:
+                call = CallRepo(session).open_call(call_id)
+                _, _, contact, defn = _load(session, call.id)
+                slots = context.wording_slots(defn, name=contact.name, gender=contact.gender,
+                                              fields=contact.fields or {}, now=_now(defn))
+                dialogue = flow.Dialogue(context.build_script(
+                    defn, can_verify_id=bool(contact.id_last4_hash)), flow.FlowState())
+                step = dialogue.start()
+                CallRepo(session).update_call(call.id, stage=dialogue.state.stage)
+                log.info("call.started call_id=%s campaign=%s phone=%s", call.id, defn.name,
+                         mask_phone(contact.phone))
+        except (CallNotReady, LookupError) as exc:
+            log.error("call.not_ready call_id=%s error=%s", call_id, exc)
+            dispatcher.utter_message(response="utter_goodbye")
+            dispatcher.utter_message(json_message=flow.HANGUP)
+            return []
+        step.slots.update(slots)
+        _send(dispatcher, step)
+        ids = {"call_id": call_id, "campaign_id": float(call.campaign_id),
+               "contact_id": float(contact.id)}
+        return [SlotSet(k, v) for k, v in {**slots, **ids}.items()] + _events(step, dialogue.state)
+
+
+class ActionDialogue(_CallAction):
+    """Every reply that is not a global request: the flow decides by stage."""
+
+    def name(self) -> str:
+        return "action_dialogue"
+
+
+class ActionEscalate(_CallAction):
+    """`request_human` and `complain`: hand over to an agent with the call's context."""
+
+    def name(self) -> str:
+        return "action_escalate"
+
+
+class ActionDoNotCall(_CallAction):
+    """`do_not_call`: honoured at once and permanently."""
+
+    def name(self) -> str:
+        return "action_do_not_call"

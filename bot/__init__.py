@@ -1,0 +1,1 @@
+"""Waihu application core."""

@@ -1,0 +1,67 @@
+"""Waihu storage layer: models, unit of work, repositories, consent ledger.
+
+Importing this package creates no engine and opens no connection: build a
+:class:`Database` and use ``with db.session() as session:`` as the unit of work.
+"""
+
+from bot.store import models, repositories, vocab
+from bot.store.base import Base, UTCDateTime, utcnow
+from bot.store.db import Database, default_url
+from bot.store.ledger import ConsentLedger, LedgerCheck
+from bot.store.models import (
+    Call,
+    CallAttempt,
+    Callback,
+    Campaign,
+    Consent,
+    Contact,
+    DncEntry,
+    Escalation,
+    SurveyAnswer,
+    TranscriptTurn,
+)
+from bot.store.repositories import (
+    CallbackRepo,
+    CallRepo,
+    CampaignRepo,
+    ContactRepo,
+    DncRepo,
+    EscalationRepo,
+    NotFound,
+    SurveyRepo,
+)
+from bot.store.vocab import DECLINE_REASONS, DIAL_RESULTS, OUTCOMES
+
+__all__ = [
+    "DECLINE_REASONS",
+    "DIAL_RESULTS",
+    "OUTCOMES",
+    "Base",
+    "Call",
+    "CallAttempt",
+    "CallRepo",
+    "Callback",
+    "CallbackRepo",
+    "Campaign",
+    "CampaignRepo",
+    "Consent",
+    "ConsentLedger",
+    "Contact",
+    "ContactRepo",
+    "Database",
+    "DncEntry",
+    "DncRepo",
+    "Escalation",
+    "EscalationRepo",
+    "LedgerCheck",
+    "NotFound",
+    "SurveyAnswer",
+    "SurveyRepo",
+    "TranscriptTurn",
+    "UTCDateTime",
+    "default_url",
+    "models",
+    "repositories",
+    "utcnow",
+    "vocab",
+]

@@ -1,0 +1,105 @@
+"""Engine, unit of work and migrations.  Nothing here connects at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ENV_VAR = "WAIHU_DATABASE_URL"
+
+
+def default_url() -> str:
+    """``$WAIHU_DATABASE_URL``, else the embedded SQLite file ``<repo>/var/waihu.db``."""
+    url = os.environ.get(ENV_VAR)
+    if url:
+        return url
+    var = REPO_ROOT / "var"
+    var.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{var / 'waihu.db'}"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the dialer, the action server and the console read while one of them writes;
+    # SQLite leaves foreign keys off unless asked; 30 s of waiting beats "database is locked".
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+    finally:
+        cursor.close()
+
+
+class Database:
+    """One database: its engine, units of work (:meth:`session`) and migrations."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(self.url, echo=echo, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+        # Objects stay readable after the unit of work commits (they are not expired).
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: commit when the block ends normally, roll back on any exception."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Run the Alembic migrations up to *revision* on this database."""
+        from alembic import command  # imported here: only needed when migrating
+
+        with self.engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def downgrade(self, revision: str = "base") -> None:
+        """Run the Alembic migrations down to *revision* (``base`` drops everything)."""
+        from alembic import command
+
+        with self.engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def alembic_config(url: str | None = None) -> Any:
+    """An Alembic ``Config`` built in code, independent of the current directory.
+
+    With *url* it can drive the ``alembic`` command API directly; :class:`Database` passes its
+    own connection instead.  Typed ``Any`` so importing this module does not import Alembic.
+    """
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config

@@ -1,0 +1,264 @@
+"""Tables of the Waihu store (SQLAlchemy 2 typed models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.store.base import Base, utcnow
+from bot.store.vocab import (
+    CALLBACK_KINDS,
+    CALLBACK_STATUSES,
+    CAMPAIGN_STATUSES,
+    CAMPAIGN_TYPES,
+    CONFIRMATION_RESULTS,
+    CONTACT_STATUSES,
+    DECLINE_REASONS,
+    DIAL_RESULTS,
+    DNC_KINDS,
+    DNC_SOURCES,
+    ESCALATION_STATUSES,
+    INPUT_MODES,
+    OUTCOMES,
+    SPEAKERS,
+    SURVEY_SCORE_MAX,
+    SURVEY_SCORE_MIN,
+)
+
+GENESIS_HASH = "0" * 64
+# Server-side defaults too, so rows written by raw SQL or bulk tools get the same values.
+EMPTY_JSON = text("'{}'")
+
+
+def one_of(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
+    """CHECK that *column* holds one of *values* (NULL passes: nullability is separate)."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name or column)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (one_of("type", CAMPAIGN_TYPES), one_of("status", CAMPAIGN_STATUSES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), default="draft", server_default="draft")
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    script_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.now(), onupdate=utcnow
+    )
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone"),
+        Index(None, "campaign_id", "status", "next_attempt_at"),
+        one_of("status", CONTACT_STATUSES),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    phone: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(100))
+    gender: Mapped[str | None] = mapped_column(String(10))
+    age: Mapped[int | None] = mapped_column(Integer)
+    region: Mapped[str | None] = mapped_column(String(50))
+    id_last4_hash: Mapped[str | None] = mapped_column(String(64))
+    id_salt: Mapped[str | None] = mapped_column(String(32))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=EMPTY_JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_result: Mapped[str | None] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class CallAttempt(Base):
+    """One dial of one contact; ``call_id`` is also the Rasa sender id."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "attempt_no"),
+        one_of("dial_result", DIAL_RESULTS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(36), unique=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    attempt_no: Mapped[int]
+    dial_result: Mapped[str | None] = mapped_column(String(20))
+    gateway: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    started_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+
+class Call(Base):
+    """The conversation of an answered attempt; ``id`` is the attempt's ``call_id``."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        one_of("outcome", OUTCOMES),
+        one_of("decline_reason", DECLINE_REASONS),
+        one_of("confirmation_result", CONFIRMATION_RESULTS),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("call_attempts.id"), unique=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    ended_at: Mapped[datetime | None]
+    stage: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    decline_reason: Mapped[str | None] = mapped_column(String(20))
+    confirmation_result: Mapped[str | None] = mapped_column(String(20))
+    grade: Mapped[str | None] = mapped_column(String(1))
+    verified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    pitched: Mapped[bool] = mapped_column(default=False, server_default=false())
+    script_completed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    recording_path: Mapped[str | None] = mapped_column(String(500))
+    recording_sha256: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=EMPTY_JSON)
+
+
+class TranscriptTurn(Base):
+    __tablename__ = "transcript_turns"
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq"),
+        one_of("speaker", SPEAKERS),
+        one_of("input_mode", INPUT_MODES),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    seq: Mapped[int]
+    speaker: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(40))
+    intent_confidence: Mapped[float | None] = mapped_column(Float)
+    input_mode: Mapped[str | None] = mapped_column(String(10))
+    asr_confidence: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    ended_at: Mapped[datetime | None]
+
+
+class Consent(Base):
+    """The consent ledger: append-only (database triggers), hash-chained (see ledger.py)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (one_of("input_mode", INPUT_MODES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    product: Mapped[str] = mapped_column(String(200))
+    script_hash: Mapped[str] = mapped_column(String(64))
+    disclosures: Mapped[list[str]] = mapped_column(JSON)
+    utterance: Mapped[str] = mapped_column(Text)
+    input_mode: Mapped[str] = mapped_column(String(10))
+    asr_confidence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class SurveyAnswer(Base):
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        UniqueConstraint("call_id", "question_key"),
+        CheckConstraint(f"score BETWEEN {SURVEY_SCORE_MIN} AND {SURVEY_SCORE_MAX}", name="score"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    question_key: Mapped[str] = mapped_column(String(40))
+    question_text: Mapped[str] = mapped_column(Text)
+    score: Mapped[int | None]
+    answer_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class DncEntry(Base):
+    """Do-not-call / blacklist entry; active while ``removed_at`` is NULL.
+
+    ``call_id`` is a loose reference (no foreign key): imported and operator entries have no
+    call, and the id may be that of an attempt that never became a ``Call``.
+    """
+
+    __tablename__ = "dnc_entries"
+    __table_args__ = (one_of("kind", DNC_KINDS), one_of("source", DNC_SOURCES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20))
+    added_by: Mapped[str] = mapped_column(String(100))
+    call_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    removed_at: Mapped[datetime | None]
+    removed_by: Mapped[str | None] = mapped_column(String(100))
+    remove_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Callback(Base):
+    """A call to make later; ``call_id`` (loose reference) is the call that asked for it."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        Index(None, "status", "due_at"),
+        one_of("kind", CALLBACK_KINDS),
+        one_of("status", CALLBACK_STATUSES),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    call_id: Mapped[str | None] = mapped_column(String(36))
+    due_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(30))
+    requested_text: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+    __table_args__ = (one_of("status", ESCALATION_STATUSES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    reason: Mapped[str] = mapped_column(String(30))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -1,0 +1,57 @@
+"""Closed vocabularies stored in the database.
+
+The same tuples feed the CHECK constraints of the models (and so the migrations) and the
+validation in the repositories, so a value the database would refuse is refused earlier with
+a readable ``ValueError``.  Adding a value means a new migration.
+"""
+
+from __future__ import annotations
+
+CAMPAIGN_TYPES = ("notification", "survey", "marketing", "second_confirmation")
+CAMPAIGN_STATUSES = ("draft", "running", "paused", "finished")
+CONTACT_STATUSES = ("pending", "in_progress", "done", "dnc", "failed")
+DIAL_RESULTS = (
+    "answered",
+    "busy",
+    "no_answer",
+    "rejected",
+    "invalid_number",
+    "suspended",
+    "powered_off",
+    "failed",
+)
+OUTCOMES = (
+    "consented",
+    "declined",
+    "notified",
+    "survey_completed",
+    "survey_partial",
+    "wrong_person",
+    "verification_failed",
+    "callback_requested",
+    "escalated",
+    "complaint",
+    "do_not_call",
+    "hung_up_early",
+    "no_response",
+)
+DECLINE_REASONS = ("distrust", "too_expensive", "not_needed", "other")
+CONFIRMATION_RESULTS = ("keep", "cancel", "undecided")
+SPEAKERS = ("bot", "customer", "system")
+INPUT_MODES = ("speech", "dtmf", "text")
+DNC_KINDS = ("do_not_call", "blacklist")
+DNC_SOURCES = ("customer", "complaint", "import", "operator")
+CALLBACK_KINDS = ("customer_request", "second_confirmation", "trial_extension", "qa_followup")
+CALLBACK_STATUSES = ("pending", "done", "cancelled")
+ESCALATION_STATUSES = ("pending", "connected", "failed")
+SURVEY_SCORE_MIN, SURVEY_SCORE_MAX = 1, 5
+
+
+def require(
+    value: str | None, allowed: tuple[str, ...], what: str, *, nullable: bool = False
+) -> None:
+    """Raise ``ValueError`` unless *value* is one of *allowed* (or None when *nullable*)."""
+    if value is None and nullable:
+        return
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
