@@ -88,31 +88,11 @@ def script_hash(defn: CampaignDefinition, domain: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
-def _send(dispatcher: CollectingDispatcher, step: flow.Step) -> None:
-    """Responses as `response`, control as `custom`; a disclosure's `{"barge_in": false}`
-    travels in the same message as its text, so the channel sees it right after the text."""
-    messages = step.messages
-    i = 0
-    while i < len(messages):
-        message = messages[i]
-        nxt = messages[i + 1] if i + 1 < len(messages) else None
-        if isinstance(message, flow.Say):
-            if isinstance(nxt, dict) and "barge_in" in nxt:
-                dispatcher.utter_message(response=message.response, json_message=nxt,
-                                         **step.slots)
-                i += 2
-                continue
-            dispatcher.utter_message(response=message.response, **step.slots)
-        else:
-            dispatcher.utter_message(json_message=message)
-        i += 1
-
-
 def _events(step: flow.Step, state: flow.FlowState) -> list[EventType]:
+    """Slots for this turn: Rasa says the lead's responses, then action_ask asks."""
+    state.question = step.question
     events: list[EventType] = [SlotSet(k, v) for k, v in step.slots.items()]
-    events.append(SlotSet("flow", state.to_slot()))
-    if step.pause:
-        events.append(ConversationPaused())
+    events += [SlotSet("flow", state.to_slot()), SlotSet("lead", step.lead)]
     return events
 
 
@@ -145,10 +125,7 @@ class _CallAction(Action, ABC):
                 _apply(session, step, dialogue.state, call, contact, defn, domain, tracker)
         except CallNotReady as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
-            dispatcher.utter_message(response="utter_goodbye")
-            dispatcher.utter_message(json_message=flow.HANGUP)
-            return []
-        _send(dispatcher, step)
+            return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
         return _events(step, dialogue.state)
 
     def decide(self, dialogue: flow.Dialogue, tracker: Tracker) -> flow.Step:
@@ -228,14 +205,28 @@ class ActionStartCall(_CallAction):
                          mask_phone(contact.phone))
         except (CallNotReady, LookupError) as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
-            dispatcher.utter_message(response="utter_goodbye")
-            dispatcher.utter_message(json_message=flow.HANGUP)
-            return []
-        step.slots.update(slots)
-        _send(dispatcher, step)
+            return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
         ids = {"call_id": call_id, "campaign_id": float(call.campaign_id),
                "contact_id": float(contact.id)}
         return [SlotSet(k, v) for k, v in {**slots, **ids}.items()] + _events(step, dialogue.state)
+
+
+class ActionAsk(Action):
+    """After the lead: set `question` so that Rasa asks it (data/rules/moves.yml).
+
+    A call handed to a human is paused here, once the transfer message has been said, so
+    that Rasa stays silent while the agent talks."""
+
+    def name(self) -> str:
+        return "action_ask"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: dict[str, Any]) -> list[EventType]:
+        state = flow.FlowState.from_slot(tracker.get_slot("flow"))
+        events: list[EventType] = [SlotSet("question", state.question)]
+        if state.outcome in ("escalated", "complaint"):
+            events.append(ConversationPaused())
+        return events
 
 
 class ActionDialogue(_CallAction):

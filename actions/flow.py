@@ -2,9 +2,10 @@
 
 Rasa classifies what the customer said; this module decides what the bot does about it.
 It knows nothing of Rasa, HTTP or the database: it takes the campaign ``Script``, the
-call's ``FlowState`` and one ``Reply``, and returns a ``Step`` — the responses to say,
-control payloads, slot values and ``Effect`` records that the action layer applies
-(actions/actions.py). Keeping the compliance rules here makes them testable one by one.
+call's ``FlowState`` and one ``Reply``, and returns a ``Step`` — a lead and a question
+(named moves that Rasa rules turn into responses), slot values, and ``Effect`` records
+that the action layer applies (actions/actions.py). Keeping the compliance rules here
+makes them testable one by one; docs/architecture.md explains the split.
 """
 
 from __future__ import annotations
@@ -25,6 +26,80 @@ MAX_ID_TRIES = 2
 MAX_WEAK_AGREEMENTS = 2  # "嗯"/"好" where an explicit "我同意" is needed
 MAX_OBJECTIONS = 1  # answer an objection once; the second time it is the decline reason
 
+# What the bot says before its question ("lead") and the question itself. Rasa rules
+# (data/rules/moves.yml, generated from these tables by `python -m actions.rulegen`) turn
+# the `lead` and `question` slots that the actions set into these responses, so every
+# response of domain.yml is said by Rasa itself. Control payloads live in the templates:
+# `listen` on questions, `barge_in: false` on disclosures, `hangup`/`transfer` on endings.
+_PITCH_MARKETING = ("utter_disclose_features", "utter_disclose_price", "utter_disclose_trial",
+                    "utter_disclose_usage", "utter_disclose_cancel")
+_PITCH_NO_TRIAL = ("utter_disclose_features", "utter_disclose_price", "utter_disclose_usage",
+                   "utter_disclose_cancel")
+_PITCH_KEEP = ("utter_trial_reminder", "utter_disclose_features", "utter_disclose_usage",
+               "utter_disclose_cancel")
+LEADS: dict[str, tuple[str, ...]] = {
+    "nothing": (),
+    "greeting": ("utter_greeting",),
+    "sorry": ("utter_sorry_repeat",),
+    "who": ("utter_who_we_are",),
+    "still_there": ("utter_still_there",),
+    "notice": ("utter_notice",),
+    "sorry_notice": ("utter_sorry_repeat", "utter_notice"),
+    "notice_more_info": ("utter_notice_more_info",),
+    "pitch": _PITCH_MARKETING,
+    "pitch_no_trial": _PITCH_NO_TRIAL,
+    "pitch_keep": _PITCH_KEEP,
+    "sorry_pitch": ("utter_sorry_repeat", *_PITCH_MARKETING),
+    "sorry_pitch_no_trial": ("utter_sorry_repeat", *_PITCH_NO_TRIAL),
+    "sorry_pitch_keep": ("utter_sorry_repeat", *_PITCH_KEEP),
+    "disclose_price": ("utter_disclose_price",),
+    "disclose_cancel": ("utter_disclose_cancel",),
+    "trial_reminder": ("utter_trial_reminder",),
+    "objection_price": ("utter_objection_price",),
+    "objection_distrust": ("utter_objection_distrust",),
+    # endings: the template carries {"hangup": true} or {"transfer": …}
+    "end_wrong_person": ("utter_wrong_person",),
+    "end_family_no_authority": ("utter_family_no_authority",),
+    "end_verification_failed": ("utter_verification_failed",),
+    "end_no_permission": ("utter_no_permission",),
+    "end_notice": ("utter_notice_bye",),
+    "end_consent": ("utter_consent_done",),
+    "end_keep": ("utter_keep_done",),
+    "end_decline": ("utter_decline_bye",),
+    "end_trial_cancelled": ("utter_trial_cancelled",),
+    "end_undecided": ("utter_undecided_how_to_cancel",),
+    "end_survey": ("utter_survey_thanks",),
+    "end_transfer": ("utter_transfer",),
+    "end_complaint": ("utter_complaint_transfer",),
+    "end_dnc": ("utter_dnc_confirm",),
+    "end_callback": ("utter_callback_confirm",),
+    "end_silence": ("utter_bye_silence",),
+    "end_not_understood": ("utter_bye_not_understood",),
+    "end_goodbye": ("utter_goodbye",),
+}
+QUESTIONS: dict[str, str | None] = {
+    "nothing": None,
+    "identity": "utter_ask_identity",
+    "family_authority": "utter_ask_family_authority",
+    "id_last4": "utter_ask_id_last4",
+    "id_retry": "utter_id_retry",
+    "permission_marketing": "utter_ask_permission_marketing",
+    "permission_survey": "utter_ask_permission_survey",
+    "permission_confirm": "utter_ask_permission_confirm",
+    "notice_heard": "utter_ask_notice_heard",
+    "survey_question": "utter_survey_question",
+    "survey_reason": "utter_ask_survey_reason",
+    "survey_open": "utter_survey_open",
+    "consent": "utter_ask_consent",
+    "explicit": "utter_ask_explicit",
+    "keep": "utter_ask_keep",
+    "readback": "utter_readback",
+    "readback_keep": "utter_readback_keep",
+    "keyed_confirm": "utter_ask_keyed_confirm",
+    "decline_reason": "utter_ask_decline_reason",
+    "callback_time": "utter_ask_callback_time",
+}
+
 # Which mandatory disclosures each response carries (rule 3, "approved script").
 DISCLOSURES: dict[str, tuple[str, ...]] = {
     "utter_disclose_features": ("features",),
@@ -33,16 +108,6 @@ DISCLOSURES: dict[str, tuple[str, ...]] = {
     "utter_disclose_usage": ("usage",),
     "utter_disclose_cancel": ("cancel",),
     "utter_trial_reminder": ("trial_end", "price"),
-}
-
-HINTS = {
-    "identity": ["是的", "是我", "不是", "你打错了", "我是他家人", "你是谁"],
-    "yes_no": ["是的", "好的", "可以", "不是", "不用了", "不方便"],
-    "consent": ["我同意", "确认", "不需要", "太贵了", "多少钱", "怎么取消", "你是谁"],
-    "keep": ["我同意", "确认", "取消", "不需要", "我再考虑一下"],
-    "score": ["一分", "二分", "三分", "四分", "五分", "满意", "一般", "不满意", "非常满意"],
-    "digits": [],
-    "free": [],
 }
 
 SCALE_HINTS = {
@@ -120,6 +185,7 @@ class FlowState:
     pitched: bool = False
     resume_stage: str | None = None
     outcome: str | None = None
+    question: str = "nothing"  # asked by action_ask after the lead has been said
 
     @classmethod
     def from_slot(cls, value: Any) -> FlowState:
@@ -137,15 +203,6 @@ class FlowState:
 
 
 # --- outputs --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Say:
-    response: str
-
-    @property
-    def disclosures(self) -> tuple[str, ...]:
-        return DISCLOSURES.get(self.response, ())
 
 
 @dataclass(frozen=True)
@@ -190,37 +247,31 @@ class Escalate:
 
 
 Effect = Outcome | RecordConsent | SaveSurveyAnswer | AddDoNotCall | ScheduleCallback | Escalate
-Message = Say | dict[str, Any]  # a response, or a control payload (`custom`)
 
 
 @dataclass
 class Step:
-    messages: list[Message] = field(default_factory=list)
+    """The bot's move for one turn: a lead, a question, slot values and effects."""
+
+    lead: str = "nothing"
+    question: str = "nothing"
     effects: list[Effect] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)
-    pause: bool = False  # hand the conversation to a human (ConversationPaused)
 
-    def say(self, *responses: str) -> Step:
-        self.messages.extend(Say(r) for r in responses)
-        return self
+    @property
+    def responses(self) -> list[str]:
+        """The responses Rasa will say for this step, in order."""
+        question = QUESTIONS[self.question]
+        return [*LEADS[self.lead], *([question] if question else [])]
 
-    def control(self, payload: dict[str, Any]) -> Step:
-        self.messages.append(payload)
-        return self
-
-
-def listen(expect: str, hints: list[str], dtmf_max: int = 0, timeout_s: float = 6.0) -> dict:
-    return {"listen": {"expect": expect, "hints": hints, "dtmf_max": dtmf_max,
-                       "timeout_s": timeout_s}}
-
-
-HANGUP = {"hangup": True}
 
 # --- the flow -------------------------------------------------------------------------
 
 _FREE_TEXT_STAGES = {"survey_reason", "survey_open", "decline_reason", "callback_time"}
 _REASON_BY_INTENT = {"too_expensive": "too_expensive", "distrust": "distrust",
                      "not_needed": "not_needed"}
+_PERMISSION_QUESTION = {"marketing": "permission_marketing", "survey": "permission_survey",
+                        "second_confirmation": "permission_confirm"}
 
 
 class Dialogue:
@@ -238,13 +289,12 @@ class Dialogue:
 
     def start(self) -> Step:
         self.state = FlowState()
-        step = Step().say("utter_greeting")
-        return step.control(listen("yes_no", HINTS["identity"]))
+        return self._prompt(Step(lead="greeting"))
 
     def handle(self, reply: Reply) -> Step:
         """The bot's answer to one customer turn (or call event)."""
         if self.state.ended:
-            return Step().control(HANGUP)
+            return Step()
         self._forget_interrupted(reply.interrupted)
         if reply.intent != "silence_timeout":
             self.state.silences = 0
@@ -255,14 +305,15 @@ class Dialogue:
             return self._do_not_call(reply)
         if intent == "silence_timeout":
             return self._silence()
-        if self.state.stage in _FREE_TEXT_STAGES and intent not in ("not_understand", "asr_unclear"):
+        if self.state.stage in _FREE_TEXT_STAGES and intent not in ("not_understand",
+                                                                     "asr_unclear"):
             return getattr(self, f"_on_{self.state.stage}")(reply)
         if intent == "busy_call_later":
             return self._callback(reply)
         if intent in ("not_understand", "asr_unclear", "nlu_fallback"):
             return self._repeat()
         if intent == "ask_who":
-            return self._prompt(Step().say("utter_who_we_are"))
+            return self._prompt(Step(lead="who"))
         if intent == "goodbye":
             return self._goodbye()
         return getattr(self, f"_on_{self.state.stage}")(reply)
@@ -270,54 +321,45 @@ class Dialogue:
     # -- asking the question of the current stage ----------------------------------------
 
     def _prompt(self, step: Step | None = None) -> Step:
-        """Append the question of the current stage (again) to ``step``."""
+        """Set ``step``'s question to the one of the current stage."""
         step = step or Step()
         stage = self.state.stage
-        kind = self.script.campaign_type
         if stage == "identity":
-            return step.say("utter_ask_identity").control(listen("yes_no", HINTS["identity"]))
-        if stage == "family_authority":
-            return step.say("utter_ask_family_authority").control(listen("yes_no", HINTS["yes_no"]))
-        if stage == "verify_id":
-            return step.say("utter_ask_id_last4").control(
-                listen("digits", HINTS["digits"], dtmf_max=4, timeout_s=12))
-        if stage == "permission":
-            response = {"marketing": "utter_ask_permission_marketing",
-                        "survey": "utter_ask_permission_survey",
-                        "second_confirmation": "utter_ask_permission_confirm"}[kind]
-            return step.say(response).control(listen("yes_no", HINTS["yes_no"]))
-        if stage == "notice":
-            return step.say("utter_notice", "utter_ask_notice_heard").control(
-                listen("yes_no", HINTS["yes_no"]))
-        if stage == "survey_q":
+            step.question = "identity"
+        elif stage == "family_authority":
+            step.question = "family_authority"
+        elif stage == "verify_id":
+            step.question = "id_last4"
+        elif stage == "permission":
+            step.question = _PERMISSION_QUESTION[self.script.campaign_type]
+        elif stage == "notice":
+            step.question = "notice_heard"
+            if step.lead == "nothing":
+                step.lead = "notice"
+            elif step.lead == "sorry":
+                step.lead = "sorry_notice"
+        elif stage == "survey_q":
             question = self.script.survey[self.state.survey_index]
             step.slots.update(survey_question=question.text,
                               survey_scale_hint=SCALE_HINTS[question.scale])
-            return step.say("utter_survey_question").control(
-                listen("score", HINTS["score"], dtmf_max=1, timeout_s=8))
-        if stage == "survey_reason":
-            return step.say("utter_ask_survey_reason").control(listen("free", [], timeout_s=10))
-        if stage == "survey_open":
+            step.question = "survey_question"
+        elif stage == "survey_open":
             step.slots["survey_open_question"] = self.script.open_question
-            return step.say("utter_survey_open").control(listen("free", [], timeout_s=10))
-        if stage == "offer":
-            return step.say("utter_ask_consent").control(
-                listen("yes_no", HINTS["consent"], dtmf_max=1, timeout_s=8))
-        if stage == "keep_offer":
-            return step.say("utter_ask_keep").control(
-                listen("yes_no", HINTS["keep"], dtmf_max=1, timeout_s=8))
-        if stage == "final_confirm":
-            response = "utter_readback_keep" if kind == "second_confirmation" else "utter_readback"
-            return step.say(response).control(
-                listen("yes_no", HINTS["consent"], dtmf_max=1, timeout_s=8))
-        if stage == "keyed_confirm":
-            return step.say("utter_ask_keyed_confirm").control(
-                listen("digits", ["我同意", "确认"], dtmf_max=1, timeout_s=10))
-        if stage == "decline_reason":
-            return step.say("utter_ask_decline_reason").control(listen("free", [], timeout_s=8))
-        if stage == "callback_time":
-            return step.say("utter_ask_callback_time").control(listen("free", [], timeout_s=8))
-        raise ValueError(f"no prompt for stage {stage!r}")
+            step.question = "survey_open"
+        elif stage == "final_confirm":
+            step.question = ("readback_keep" if self.script.campaign_type == "second_confirmation"
+                             else "readback")
+        elif stage == "keep_offer":
+            step.question = "keep"
+        elif stage == "offer":
+            step.question = "consent"
+        elif stage in ("survey_reason", "keyed_confirm", "decline_reason", "callback_time"):
+            step.question = {"survey_reason": "survey_reason", "keyed_confirm": "keyed_confirm",
+                             "decline_reason": "decline_reason",
+                             "callback_time": "callback_time"}[stage]
+        else:
+            raise ValueError(f"no question for stage {stage!r}")
+        return step
 
     def _goto(self, stage: str, step: Step | None = None) -> Step:
         self.state.stage = stage
@@ -325,51 +367,44 @@ class Dialogue:
         self.state.weak = 0
         return self._prompt(step)
 
-    def _end(self, step: Step, outcome: Outcome, *, hangup: bool = True) -> Step:
+    def _end(self, lead: str, outcome: Outcome, *effects: Effect, **slots: Any) -> Step:
         self.state.stage = "ended"
         self.state.outcome = outcome.outcome
-        step.effects.append(outcome)
-        return step.control(HANGUP) if hangup else step
+        return Step(lead=lead, effects=[*effects, outcome], slots=slots)
 
     # -- things that can happen at any stage --------------------------------------------
 
     def _escalate(self, intent: str) -> Step:
-        reason = "complaint" if intent == "complain" else "request_human"
-        step = Step(pause=True)
-        if reason == "complaint":
-            step.say("utter_complaint_transfer")
+        if intent == "complain":
             # A complaint puts the number on the blacklist at once (DESIGN.md, "Blacklist").
-            step.effects.append(AddDoNotCall("blacklist", "complaint", "客户在通话中投诉"))
+            step = self._end("end_complaint", Outcome("complaint"),
+                             AddDoNotCall("blacklist", "complaint", "客户在通话中投诉"),
+                             Escalate("complaint"))
         else:
-            step.say("utter_transfer")
-        step.effects.append(Escalate(reason))
-        step.control({"transfer": {"reason": reason}})
-        return self._end(step, Outcome("complaint" if reason == "complaint" else "escalated"),
-                         hangup=False)
+            step = self._end("end_transfer", Outcome("escalated"), Escalate("request_human"))
+        return step  # action_ask pauses the conversation once the transfer is announced
 
     def _do_not_call(self, reply: Reply) -> Step:
-        step = Step().say("utter_dnc_confirm")
-        step.effects.append(AddDoNotCall("do_not_call", "customer", reply.text or "客户要求不再拨打"))
-        return self._end(step, Outcome("do_not_call"))
+        return self._end("end_dnc", Outcome("do_not_call"),
+                         AddDoNotCall("do_not_call", "customer",
+                                      reply.text or "客户要求不再拨打"))
 
     def _silence(self) -> Step:
         self.state.silences += 1
         if self.state.silences <= MAX_SILENCES:
-            return self._prompt(Step().say("utter_still_there"))
-        return self._end(Step().say("utter_bye_silence"), self._unfinished_outcome(silent=True))
+            return self._prompt(Step(lead="still_there"))
+        return self._end("end_silence", self._unfinished_outcome(silent=True))
 
     def _repeat(self) -> Step:
         self.state.repeats += 1
         if self.state.repeats > MAX_REPEATS:
-            return self._end(Step().say("utter_bye_not_understood"),
-                             self._unfinished_outcome(silent=True))
-        step = Step().say("utter_sorry_repeat")
-        if self.state.stage == "offer" or self.state.stage == "keep_offer":
-            self._pitch(step)
-        return self._prompt(step)
+            return self._end("end_not_understood", self._unfinished_outcome(silent=True))
+        if self.state.stage in ("offer", "keep_offer"):
+            return self._prompt(self._pitch(sorry=True))
+        return self._prompt(Step(lead="sorry"))
 
     def _goodbye(self) -> Step:
-        return self._end(Step().say("utter_goodbye"), self._unfinished_outcome(silent=False))
+        return self._end("end_goodbye", self._unfinished_outcome(silent=False))
 
     def _unfinished_outcome(self, *, silent: bool) -> Outcome:
         """The outcome of a call that ends before its script did."""
@@ -389,18 +424,13 @@ class Dialogue:
         return self._schedule_callback(due, reply.text)
 
     def _schedule_callback(self, due: datetime, said: str) -> Step:
-        step = Step(slots={"callback_time_text": say_time(due, self._now)})
-        step.say("utter_callback_confirm")
-        step.effects.append(ScheduleCallback(due, said))
-        return self._end(step, Outcome("callback_requested"))
+        return self._end("end_callback", Outcome("callback_requested"),
+                         ScheduleCallback(due, said),
+                         callback_time_text=say_time(due, self._now))
 
     def _forget_interrupted(self, interrupted: tuple[str, ...]) -> None:
         if interrupted:
             self.state.played = [d for d in self.state.played if d not in interrupted]
-
-    def _unexpected(self) -> Step:
-        """A reply that does not answer the question: ask again (counts as a repeat)."""
-        return self._repeat()
 
     # -- identity ------------------------------------------------------------------------
 
@@ -411,19 +441,19 @@ class Dialogue:
             self.state.family = True
             return self._goto("family_authority")
         if reply.intent in ("wrong_person", "deny"):
-            return self._end(Step().say("utter_wrong_person"), Outcome("wrong_person"))
+            return self._end("end_wrong_person", Outcome("wrong_person"))
         if reply.intent == "not_needed" and self.script.campaign_type == "marketing":
-            return self._end(Step().say("utter_no_permission"), Outcome("declined", "not_needed"))
+            return self._end("end_no_permission", Outcome("declined", "not_needed"))
         if reply.intent == "distrust":
-            return self._objection("distrust", Step().say("utter_who_we_are"))
-        return self._unexpected()
+            return self._objection("distrust", "who")
+        return self._repeat()
 
     def _on_family_authority(self, reply: Reply) -> Step:
         if reply.intent in ("affirm", "agree"):
             return self._identified()
         if reply.intent in ("deny", "wrong_person", "not_needed", "undecided"):
-            return self._end(Step().say("utter_family_no_authority"), Outcome("wrong_person"))
-        return self._unexpected()
+            return self._end("end_family_no_authority", Outcome("wrong_person"))
+        return self._repeat()
 
     def _identified(self) -> Step:
         if self.script.verify_id and not self.state.verified:
@@ -434,18 +464,15 @@ class Dialogue:
         digits = last4(reply.keyed or reply.entities.get("digits", "") or reply.text)
         if digits is None:
             if reply.intent in ("deny", "not_needed"):
-                return self._end(Step().say("utter_verification_failed"),
-                                 Outcome("verification_failed"))
-            return self._unexpected()
+                return self._end("end_verification_failed", Outcome("verification_failed"))
+            return self._repeat()
         if self._check_id(digits):
             self.state.verified = True
             return self._begin_script()
         self.state.id_tries += 1
         if self.state.id_tries >= MAX_ID_TRIES:
-            return self._end(Step().say("utter_verification_failed"),
-                             Outcome("verification_failed"))
-        return Step().say("utter_id_retry").control(
-            listen("digits", HINTS["digits"], dtmf_max=4, timeout_s=12))
+            return self._end("end_verification_failed", Outcome("verification_failed"))
+        return Step(question="id_retry")
 
     def _begin_script(self) -> Step:
         if self.script.campaign_type == "notification":
@@ -457,30 +484,27 @@ class Dialogue:
         if reply.intent in ("affirm", "agree") or (
                 reply.intent in ("ask_price", "ask_cancel") and kind != "survey"):
             if kind == "survey":
-                if not self.script.survey:
-                    return self._goto("survey_open")
-                return self._goto("survey_q")
+                return self._goto("survey_q" if self.script.survey else "survey_open")
             return self._start_pitch()
         if reply.intent in ("deny", "undecided"):
-            return self._end(Step().say("utter_no_permission"), Outcome("declined", "other"))
+            return self._end("end_no_permission", Outcome("declined", "other"))
         if reply.intent in ("not_needed", "too_expensive"):
-            return self._end(Step().say("utter_no_permission"),
+            return self._end("end_no_permission",
                              Outcome("declined", _REASON_BY_INTENT[reply.intent]))
         if reply.intent == "distrust":
-            return self._objection("distrust", Step().say("utter_who_we_are"))
-        return self._unexpected()
+            return self._objection("distrust", "who")
+        return self._repeat()
 
     # -- notification --------------------------------------------------------------------
 
     def _on_notice(self, reply: Reply) -> Step:
         if reply.intent in ("affirm", "agree"):
-            return self._end(Step().say("utter_notice_bye"), Outcome("notified"))
+            return self._end("end_notice", Outcome("notified"))
         if reply.intent == "deny":  # "没听清楚": read it again
             return self._repeat()
         if reply.intent in ("ask_price", "ask_cancel", "distrust", "undecided"):
-            step = Step().say("utter_notice_more_info", "utter_ask_notice_heard")
-            return step.control(listen("yes_no", HINTS["yes_no"]))
-        return self._unexpected()
+            return Step(lead="notice_more_info", question="notice_heard")
+        return self._repeat()
 
     # -- survey --------------------------------------------------------------------------
 
@@ -488,9 +512,8 @@ class Dialogue:
         question = self.script.survey[self.state.survey_index]
         score = parse_score(reply.keyed or reply.entities.get("score", "") or reply.text)
         if score is None:
-            return self._unexpected()
-        step = Step()
-        step.effects.append(SaveSurveyAnswer(question.key, question.text, score=score))
+            return self._repeat()
+        step = Step(effects=[SaveSurveyAnswer(question.key, question.text, score=score)])
         self.state.answered.append(question.key)
         if score <= 2:
             return self._goto("survey_reason", step)
@@ -498,9 +521,8 @@ class Dialogue:
 
     def _on_survey_reason(self, reply: Reply) -> Step:
         question = self.script.survey[self.state.survey_index]
-        step = Step()
-        step.effects.append(SaveSurveyAnswer(f"{question.key}_reason",
-                                             f"{question.text}（不满意原因）", text=reply.text))
+        step = Step(effects=[SaveSurveyAnswer(f"{question.key}_reason",
+                                              f"{question.text}（不满意原因）", text=reply.text)])
         return self._next_question(step)
 
     def _next_question(self, step: Step) -> Step:
@@ -510,41 +532,37 @@ class Dialogue:
         return self._goto("survey_open", step)
 
     def _on_survey_open(self, reply: Reply) -> Step:
-        step = Step().say("utter_survey_thanks")
-        step.effects.append(SaveSurveyAnswer("open", self.script.open_question,
-                                             text=reply.text))
         self.state.answered.append("open")
-        return self._end(step, Outcome("survey_completed"))
+        return self._end("end_survey", Outcome("survey_completed"),
+                         SaveSurveyAnswer("open", self.script.open_question, text=reply.text))
 
     # -- marketing and second confirmation -----------------------------------------------
 
-    def _pitch(self, step: Step) -> Step:
+    def _pitch(self, *, sorry: bool = False) -> Step:
         """The approved script with every mandatory disclosure (rule 3)."""
         if self.script.campaign_type == "second_confirmation":
-            responses = ["utter_trial_reminder", "utter_disclose_features",
-                         "utter_disclose_usage", "utter_disclose_cancel"]
+            lead = "pitch_keep"
         else:
-            responses = ["utter_disclose_features", "utter_disclose_price"]
-            if self.script.has_trial:
-                responses.append("utter_disclose_trial")
-            responses += ["utter_disclose_usage", "utter_disclose_cancel"]
-        for response in responses:
-            self._disclose(step, response)
-        self.state.pitched = True
-        return step
+            lead = "pitch" if self.script.has_trial else "pitch_no_trial"
+        return self._disclosed(("sorry_" if sorry else "") + lead)
 
-    def _disclose(self, step: Step, response: str) -> None:
-        say = Say(response)
-        step.messages.append(say)
-        # The channel plays a disclosure in full even when the caller talks over it.
-        step.control({"barge_in": False, "disclosure": list(say.disclosures)})
-        self.state.played.extend(d for d in say.disclosures if d not in self.state.played)
+    def _disclosed(self, lead: str, step: Step | None = None) -> Step:
+        """A step whose lead says disclosures; they count as played unless the channel
+        reports them interrupted on the next turn."""
+        step = step or Step()
+        step.lead = lead
+        for response in LEADS[lead]:
+            self.state.played.extend(d for d in DISCLOSURES.get(response, ())
+                                     if d not in self.state.played)
+        if lead.removeprefix("sorry_").startswith("pitch"):
+            self.state.pitched = True
+        return step
 
     def _start_pitch(self) -> Step:
         stage = "keep_offer" if self.script.campaign_type == "second_confirmation" else "offer"
         self.state.stage = stage
         self.state.repeats = 0
-        return self._prompt(self._pitch(Step()))
+        return self._prompt(self._pitch())
 
     def _on_offer(self, reply: Reply) -> Step:
         if reply.intent == "agree" or reply.keyed == "1":
@@ -561,14 +579,14 @@ class Dialogue:
         if reply.intent == "undecided":
             return self._undecided()
         if reply.intent in ("deny", "not_needed", "too_expensive", "distrust") or reply.keyed == "2":
-            reason = _REASON_BY_INTENT.get(reply.intent, "other")
-            return self._end(Step().say("utter_trial_cancelled"),
-                             Outcome("declined", reason, confirmation_result="cancel"))
+            return self._end("end_trial_cancelled",
+                             Outcome("declined", _REASON_BY_INTENT.get(reply.intent, "other"),
+                                     confirmation_result="cancel"))
         if reply.intent == "ask_cancel":
-            return self._prompt(self._disclosed(Step(), "utter_disclose_cancel"))
+            return self._prompt(self._disclosed("disclose_cancel"))
         if reply.intent == "ask_price":
-            return self._prompt(self._disclosed(Step(), "utter_trial_reminder"))
-        return self._unexpected()
+            return self._prompt(self._disclosed("trial_reminder"))
+        return self._repeat()
 
     def _on_final_confirm(self, reply: Reply) -> Step:
         if reply.intent == "agree" or reply.keyed == "1":
@@ -586,7 +604,7 @@ class Dialogue:
             return self._consent(reply)
         if reply.keyed == "2" or reply.intent in ("deny", "not_needed"):
             return self._decline(reply.intent)
-        return self._unexpected()
+        return self._repeat()
 
     def _consent_is_clear(self, reply: Reply) -> bool:
         """Rule 4: only a keyed 1 or an explicit agreement heard with good confidence."""
@@ -600,73 +618,61 @@ class Dialogue:
         return True
 
     def _consent(self, reply: Reply) -> Step:
-        missing = self.script.required_disclosures - set(self.state.played)
-        if missing:  # a disclosure was cut off: say it again before the consent can count
-            step = Step()
-            for response, ids in DISCLOSURES.items():
-                if missing & set(ids) and response != "utter_trial_reminder":
-                    self._disclose(step, response)
-            return self._goto("final_confirm", step)
-        utterance = f"DTMF {reply.keyed}" if reply.keyed else reply.text
-        step = Step()
-        step.effects.append(RecordConsent(
-            utterance=utterance,
+        if self.script.required_disclosures - set(self.state.played):
+            # A disclosure was cut off: the whole script again before a consent can count.
+            self.state.stage = "final_confirm"
+            return self._prompt(self._pitch())
+        consent = RecordConsent(
+            utterance=f"DTMF {reply.keyed}" if reply.keyed else reply.text,
             input_mode="dtmf" if reply.keyed else reply.input_mode,
             asr_confidence=None if reply.keyed else reply.asr_confidence,
             disclosures=tuple(sorted(self.state.played)),
-        ))
+        )
         if self.script.campaign_type == "second_confirmation":
-            step.say("utter_keep_done")
-            return self._end(step, Outcome("consented", confirmation_result="keep"))
-        step.say("utter_consent_done")
-        return self._end(step, Outcome("consented"))
+            return self._end("end_keep", Outcome("consented", confirmation_result="keep"),
+                             consent)
+        return self._end("end_consent", Outcome("consented"), consent)
 
     def _weak_agreement(self) -> Step:
         self.state.weak += 1
         if self.state.weak > MAX_WEAK_AGREEMENTS:
             if self.script.campaign_type == "second_confirmation":
                 return self._undecided()
-            return self._end(Step().say("utter_decline_bye"), Outcome("declined", "other"))
-        step = Step().say("utter_ask_explicit")
-        return step.control(listen("yes_no", HINTS["consent"], dtmf_max=1, timeout_s=8))
+            return self._end("end_decline", Outcome("declined", "other"))
+        return Step(question="explicit")
 
     def _undecided(self) -> Step:
-        return self._end(Step().say("utter_undecided_how_to_cancel"),
-                         Outcome("notified", confirmation_result="undecided"))
+        return self._end("end_undecided", Outcome("notified", confirmation_result="undecided"))
 
     def _objection_or_decline(self, reply: Reply) -> Step:
         intent = reply.intent
         if intent == "ask_price":
-            return self._prompt(self._disclosed(Step(), "utter_disclose_price"))
+            return self._prompt(self._disclosed("disclose_price"))
         if intent == "ask_cancel":
-            return self._prompt(self._disclosed(Step(), "utter_disclose_cancel"))
+            return self._prompt(self._disclosed("disclose_cancel"))
         if intent == "too_expensive":
-            return self._objection("too_expensive", Step().say("utter_objection_price"))
+            return self._objection("too_expensive", "objection_price")
         if intent == "distrust":
-            return self._objection("distrust", Step().say("utter_objection_distrust"))
+            return self._objection("distrust", "objection_distrust")
         if intent == "not_needed":
             return self._decline("not_needed")
-        if intent in ("deny", "undecided") or reply.keyed == "2":
-            if intent == "undecided":
-                return self._decline("other")
+        if intent == "undecided":
+            return self._decline("other")
+        if intent == "deny" or reply.keyed == "2":
             self.state.stage = "decline_reason"
             return self._prompt()
-        return self._unexpected()
+        return self._repeat()
 
-    def _disclosed(self, step: Step, response: str) -> Step:
-        self._disclose(step, response)
-        return step
-
-    def _objection(self, kind: str, answer: Step) -> Step:
+    def _objection(self, kind: str, lead: str) -> Step:
         count = self.state.objections.get(kind, 0) + 1
         self.state.objections[kind] = count
         if count > MAX_OBJECTIONS:
             return self._decline(kind)
-        return self._prompt(answer)
+        return self._prompt(Step(lead=lead))
 
     def _decline(self, reason: str) -> Step:
         reason = reason if reason in ("distrust", "too_expensive", "not_needed") else "other"
-        return self._end(Step().say("utter_decline_bye"), Outcome("declined", reason))
+        return self._end("end_decline", Outcome("declined", reason))
 
     def _on_decline_reason(self, reply: Reply) -> Step:
         return self._decline(_REASON_BY_INTENT.get(reply.intent, "other"))

@@ -51,9 +51,8 @@ def parse_callback_time(text: str, now: datetime) -> datetime | None:
         value = _number(amount)
         if value is not None:
             return now + (timedelta(minutes=value) if unit == "分钟" else timedelta(hours=value))
-    if re.search(r"(等会|等一会|一会儿|待会|晚点|稍后)", text) and not re.search(
-        r"点[半钟]?", text
-    ):
+    vague = re.search(r"(等会|等一会|一会儿|待会|晚点|稍后)", text)
+    if vague and not re.search(r"[0-9零一二两三四五六七八九十]点", text):
         return now + timedelta(hours=1)
 
     day = now

@@ -1,0 +1,1 @@
+"""Campaigns: definitions, contact lists, compliance, the dialer."""

@@ -1,0 +1,1 @@
+"""Campaign reports: KPIs, charts, exports."""

@@ -1,0 +1,152 @@
+"""Start and stop the Rasa server and the action server as child processes.
+
+Used by `waihu chat`, `waihu demo`, the end-to-end tests and the benchmarks: each gets its
+own free ports on 127.0.0.1 and its own database URL, and ends only the processes it
+started (by PID).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("waihu.services")
+
+REPO = Path(__file__).resolve().parents[1]
+RASA_BIN = REPO / ".venv-rasa" / "bin" / "rasa"
+MODEL = REPO / "models" / "waihu.tar.gz"
+
+
+class ServiceError(RuntimeError):
+    """A service did not start; the message ends with the tail of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _http_ok(url: str, data: bytes | None = None) -> bool:
+    request = urllib.request.Request(url, data=data,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+@dataclass
+class Process:
+    name: str
+    args: list[str]
+    log_path: Path
+    env: dict[str, str]
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log_file = self.log_path.open("wb")
+        self.popen = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=log_file,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        log_file.close()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            raise ServiceError(f"{self.name} exited with code {self.popen.returncode}:\n"
+                               f"{self.tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout)
+
+
+@dataclass
+class RasaStack:
+    """A Rasa server (`.venv-rasa`) and an action server (`.venv`) on free local ports."""
+
+    database_url: str
+    model: Path = MODEL
+    rasa_port: int = field(default_factory=free_port)
+    actions_port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="waihu-rasa-")))
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://127.0.0.1:{self.actions_port}"
+
+    def start(self, timeout: float = 180.0) -> RasaStack:
+        if not RASA_BIN.exists() or not self.model.exists():
+            raise ServiceError("Rasa is not set up: run `make setup` first "
+                               f"(needs {RASA_BIN} and {self.model})")
+        env = {**os.environ, "WAIHU_DATABASE_URL": self.database_url,
+               "RASA_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
+        endpoints = self.workdir / "endpoints.yml"
+        endpoints.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n')
+        actions = Process("action server", [
+            sys.executable, "-m", "rasa_sdk", "--actions", "actions",
+            "--port", str(self.actions_port)], self.workdir / "actions.log", env)
+        rasa = Process("rasa server", [
+            str(RASA_BIN), "run", "--enable-api", "--model", str(self.model),
+            "--port", str(self.rasa_port), "--interface", "127.0.0.1",
+            "--endpoints", str(endpoints), "--credentials", str(REPO / "credentials.yml"),
+            "--log-file", str(self.workdir / "rasa-debug.log")],
+            self.workdir / "rasa.log", env)
+        self.processes = [actions, rasa]
+        for process in self.processes:
+            process.start()
+        try:
+            self._wait(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("services.ready rasa=%s actions=%s", self.rasa_url, self.actions_url)
+        return self
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        checks = [(self.processes[0], f"{self.actions_url}/health", None),
+                  (self.processes[1], f"{self.rasa_url}/model/parse", b'{"text": "\\u4f60\\u597d"}')]
+        for process, url, body in checks:
+            while not _http_ok(url, body):
+                process.check_alive()
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"{process.name} not ready after {timeout:.0f} s:\n"
+                                       f"{process.tail()}")
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def __enter__(self) -> RasaStack:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

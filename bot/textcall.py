@@ -1,0 +1,175 @@
+"""Text-mode calls: the voice gateway's conversation with Rasa, without the audio.
+
+A `TextCall` plays the gateway's part of the channel contract over the real Rasa REST
+channel: sender = call id, `/call_started` with the call's metadata, call events as
+"/intent" messages, control in `custom` payloads. It records the transcript turn by turn.
+`waihu chat` drives it from the terminal, `waihu demo` from persona files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from bot.privacy import mask_phone
+from bot.store import CallRepo, Database
+from bot.store.models import Call, Campaign, Contact
+from voice.simphone.persona import Persona
+
+log = logging.getLogger("waihu.textcall")
+
+
+class RasaClient:
+    """The Rasa REST channel (`credentials.yml: rest`)."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.url = f"{base_url.rstrip('/')}/webhooks/rest/webhook"
+        self.session = session
+
+    async def send(self, sender: str, message: str,
+                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        body = {"sender": sender, "message": message, "metadata": metadata or {}}
+        async with self.session.post(self.url, json=body,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as response:
+            response.raise_for_status()
+            replies: list[dict[str, Any]] = await response.json()
+            return replies
+
+
+@dataclass
+class BotTurn:
+    """What the bot said in one turn, and the control it asked for."""
+
+    texts: list[str] = field(default_factory=list)
+    listen: dict[str, Any] | None = None
+    hangup: bool = False
+    transfer: dict[str, Any] | None = None
+    disclosures: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_replies(cls, replies: list[dict[str, Any]]) -> BotTurn:
+        turn = cls()
+        for reply in replies:
+            if reply.get("text"):
+                turn.texts.append(reply["text"])
+            custom = reply.get("custom") or {}
+            if custom.get("hangup"):
+                turn.hangup = True
+            if "transfer" in custom:
+                turn.transfer = custom["transfer"]
+            if "listen" in custom:
+                turn.listen = custom["listen"]
+            if custom.get("barge_in") is False:
+                turn.disclosures.extend(custom.get("disclosure") or [])
+        return turn
+
+    @property
+    def ends_call(self) -> bool:
+        return self.hangup or self.transfer is not None
+
+
+class TextCall:
+    """One answered call in text mode. Use `start()`, then `say()`/`key()`/`silence()`."""
+
+    def __init__(self, client: RasaClient, db: Database, call_id: str) -> None:
+        self.client = client
+        self.db = db
+        self.call_id = call_id
+        self.ended = False
+        self.turns: list[BotTurn] = []
+
+    @classmethod
+    def dial(cls, client: RasaClient, db: Database, campaign_id: int, contact_id: int,
+             dial_result: str = "answered") -> tuple[str, TextCall | None]:
+        """Register the attempt with its dial result; a `TextCall` if it was answered."""
+        with db.session() as session:
+            calls = CallRepo(session)
+            attempt = calls.start_attempt(campaign_id, contact_id, gateway="text")
+            calls.set_dial_result(attempt.call_id, dial_result)
+            if dial_result == "answered":
+                calls.open_call(attempt.call_id)
+            call_id = attempt.call_id
+        return call_id, cls(client, db, call_id) if dial_result == "answered" else None
+
+    async def start(self) -> BotTurn:
+        with self.db.session() as session:
+            call = session.get(Call, self.call_id)
+            assert call is not None, self.call_id
+            contact = session.get(Contact, call.contact_id)
+            assert contact is not None
+            campaign = session.get(Campaign, call.campaign_id)
+            assert campaign is not None
+            meta = {"call_id": self.call_id, "campaign_id": call.campaign_id,
+                    "contact_id": call.contact_id, "campaign_type": campaign.type,
+                    "input_mode": "text"}
+            log.info("call.start call_id=%s phone=%s", self.call_id, mask_phone(contact.phone))
+        return await self._exchange("/call_started", meta, speaker=None)
+
+    async def say(self, text: str) -> BotTurn:
+        return await self._exchange(text, {"input_mode": "text"}, speaker=text)
+
+    async def key(self, digits: str) -> BotTurn:
+        message = "/dtmf" + json.dumps({"digits": digits})
+        return await self._exchange(message, {"input_mode": "dtmf"},
+                                    speaker=f"[按键 {digits}]", input_mode="dtmf")
+
+    async def silence(self) -> BotTurn:
+        return await self._exchange("/silence_timeout", {"input_mode": "text"},
+                                    speaker="[静音]", input_mode=None)
+
+    async def hang_up(self) -> None:
+        """The customer hangs up: a call without an outcome becomes `hung_up_early`."""
+        self.ended = True
+        with self.db.session() as session:
+            call = session.get(Call, self.call_id)
+            if call is not None and call.outcome is None:
+                CallRepo(session).finish_call(self.call_id, "hung_up_early")
+                CallRepo(session).add_turn(self.call_id, "system", "客户挂机")
+
+    async def _exchange(self, message: str, meta: dict[str, Any], speaker: str | None,
+                        input_mode: str | None = "text") -> BotTurn:
+        if self.ended:
+            raise RuntimeError(f"call {self.call_id} has ended")
+        if speaker is not None:
+            with self.db.session() as session:
+                CallRepo(session).add_turn(self.call_id, "customer", speaker,
+                                           input_mode=input_mode)
+        turn = BotTurn.from_replies(await self.client.send(self.call_id, message, meta))
+        with self.db.session() as session:
+            calls = CallRepo(session)
+            for text in turn.texts:
+                calls.add_turn(self.call_id, "bot", text)
+        self.turns.append(turn)
+        if turn.ends_call:
+            self.ended = True
+        return turn
+
+    def outcome(self) -> dict[str, Any]:
+        with self.db.session() as session:
+            call = session.get(Call, self.call_id)
+            assert call is not None
+            return {"outcome": call.outcome, "decline_reason": call.decline_reason,
+                    "confirmation_result": call.confirmation_result}
+
+
+async def play_persona(call: TextCall, persona: Persona) -> dict[str, Any]:
+    """Answer the call as the persona would, then return the call's outcome."""
+    await call.start()
+    for turn in persona.turns:
+        if call.ended:
+            break
+        if turn.kind in ("say", "barge_in"):
+            await call.say(str(turn.value))
+        elif turn.kind == "dtmf":
+            await call.key(str(turn.value))
+        elif turn.kind == "silent_s":
+            await call.silence()
+        elif turn.kind == "hangup":
+            await call.hang_up()
+    if not call.ended:  # the persona ran out of things to say: it hangs up
+        await call.hang_up()
+    return call.outcome()

@@ -1,0 +1,360 @@
+"""The call rules of DESIGN.md, one by one, on the pure call flow (actions/flow.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from actions import flow
+from actions.flow import (
+    AddDoNotCall,
+    Dialogue,
+    Escalate,
+    FlowState,
+    Outcome,
+    RecordConsent,
+    Reply,
+    SaveSurveyAnswer,
+    ScheduleCallback,
+    Script,
+    SurveyQuestion,
+)
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+MARKETING = Script("marketing")
+SURVEY = Script("survey", survey=(SurveyQuestion("install", "满意吗？", "satisfaction"),
+                                  SurveyQuestion("speed", "网速打分。", "score")))
+
+
+class Call:
+    """Plays a conversation against the flow the way the actions do: one Dialogue per turn."""
+
+    def __init__(self, script: Script, check_id: str | None = None) -> None:
+        self.script = script
+        self.check_id = check_id
+        self.state = FlowState()
+        self.steps: list[flow.Step] = []
+        self._run(lambda d: d.start())
+
+    def _run(self, fn):  # type: ignore[no-untyped-def]
+        dialogue = Dialogue(self.script, self.state, now=NOW,
+                            check_id=lambda digits: digits == self.check_id)
+        step = fn(dialogue)
+        self.state = dialogue.state
+        self.steps.append(step)
+        return step
+
+    def reply(self, intent: str, text: str = "", **kw) -> flow.Step:  # type: ignore[no-untyped-def]
+        return self._run(lambda d: d.handle(Reply(intent, text=text, **kw)))
+
+    def key(self, digits: str) -> flow.Step:
+        return self.reply("dtmf", input_mode="dtmf", entities={"digits": digits})
+
+    @property
+    def effects(self) -> list[flow.Effect]:
+        return [e for s in self.steps for e in s.effects]
+
+    @property
+    def outcome(self) -> Outcome | None:
+        outcomes = [e for e in self.effects if isinstance(e, Outcome)]
+        assert len(outcomes) <= 1, outcomes
+        return outcomes[0] if outcomes else None
+
+    @property
+    def consents(self) -> list[RecordConsent]:
+        return [e for e in self.effects if isinstance(e, RecordConsent)]
+
+
+def pitched() -> Call:
+    call = Call(MARKETING)
+    call.reply("affirm", "是我")
+    step = call.reply("affirm", "可以")
+    assert step.lead == "pitch" and step.question == "consent"
+    return call
+
+
+def test_greeting_asks_for_the_account_holder() -> None:
+    step = Call(MARKETING).steps[0]
+    assert (step.lead, step.question) == ("greeting", "identity")
+    assert step.responses == ["utter_greeting", "utter_ask_identity"]
+
+
+def test_explicit_agreement_then_confirmation_is_recorded_with_all_disclosures() -> None:
+    call = pitched()
+    assert call.reply("agree", "好的我同意").question == "readback"
+    step = call.reply("agree", "确认")
+    assert step.lead == "end_consent"
+    [consent] = call.consents
+    assert consent.utterance == "确认" and consent.input_mode == "text"
+    assert set(consent.disclosures) == {"features", "price", "trial_end", "usage", "cancel"}
+    assert call.outcome == Outcome("consented")
+
+
+def test_keyed_one_twice_is_consent() -> None:
+    call = pitched()
+    call.key("1")
+    call.key("1")
+    assert call.consents[0].utterance == "DTMF 1"
+    assert call.consents[0].input_mode == "dtmf"
+
+
+@pytest.mark.parametrize("weak", ["嗯", "好的", "可以"])
+def test_weak_yes_is_never_consent(weak: str) -> None:
+    call = pitched()
+    for _ in range(flow.MAX_WEAK_AGREEMENTS):
+        assert call.reply("affirm", weak).question == "explicit"
+    step = call.reply("affirm", weak)
+    assert step.lead == "end_decline"
+    assert call.consents == []
+    assert call.outcome == Outcome("declined", "other")
+
+
+def test_weak_yes_at_final_confirmation_is_not_consent() -> None:
+    call = pitched()
+    call.reply("agree", "我同意")
+    assert call.reply("affirm", "嗯").question == "explicit"
+    assert call.consents == []
+
+
+def test_maybe_later_is_no_consent() -> None:
+    call = pitched()
+    call.reply("undecided", "再说吧")
+    assert call.consents == [] and call.outcome == Outcome("declined", "other")
+
+
+@pytest.mark.parametrize("asr, snapped", [(0.5, False), (None, False), (0.95, True)])
+def test_unclear_spoken_confirmation_must_be_keyed(asr: float | None, snapped: bool) -> None:
+    call = pitched()
+    call.reply("agree", "我同意", input_mode="speech", asr_confidence=0.95)
+    step = call.reply("agree", "确认", input_mode="speech", asr_confidence=asr,
+                      asr_snapped=snapped)
+    assert step.question == "keyed_confirm"
+    assert call.consents == []
+    call.key("1")
+    assert call.consents[0].utterance == "DTMF 1"
+
+
+def test_low_nlu_confidence_confirmation_must_be_keyed() -> None:
+    call = pitched()
+    call.reply("agree", "我同意")
+    assert call.reply("agree", "确认吧", intent_confidence=0.6).question == "keyed_confirm"
+
+
+def test_clear_spoken_confirmation_counts() -> None:
+    call = pitched()
+    call.reply("agree", "我同意", input_mode="speech", asr_confidence=0.9)
+    call.reply("agree", "确认", input_mode="speech", asr_confidence=0.9)
+    assert call.consents[0].asr_confidence == 0.9
+
+
+def test_interrupted_disclosure_is_repeated_before_consent_counts() -> None:
+    call = pitched()
+    call.reply("agree", "我同意")
+    step = call.reply("agree", "确认", interrupted=("price",))
+    assert step.lead == "pitch" and step.question == "readback"
+    assert call.consents == []
+    call.reply("agree", "确认")
+    assert "price" in call.consents[0].disclosures
+
+
+def test_price_question_is_answered_and_offer_repeated() -> None:
+    call = pitched()
+    step = call.reply("ask_price", "多少钱")
+    assert (step.lead, step.question) == ("disclose_price", "consent")
+
+
+@pytest.mark.parametrize("intent, lead, reason", [
+    ("too_expensive", "objection_price", "too_expensive"),
+    ("distrust", "objection_distrust", "distrust"),
+])
+def test_objection_is_answered_once_then_becomes_the_decline_reason(
+        intent: str, lead: str, reason: str) -> None:
+    call = pitched()
+    assert call.reply(intent).lead == lead
+    assert call.reply(intent).lead == "end_decline"
+    assert call.outcome == Outcome("declined", reason)
+
+
+def test_plain_no_asks_for_the_reason() -> None:
+    call = pitched()
+    assert call.reply("deny", "不要").question == "decline_reason"
+    call.reply("nlu_fallback", "家里人不让")
+    assert call.outcome == Outcome("declined", "other")
+
+
+def test_not_needed_declines_at_once() -> None:
+    call = pitched()
+    call.reply("not_needed", "我不需要")
+    assert call.outcome == Outcome("declined", "not_needed")
+
+
+@pytest.mark.parametrize("intent", ["wrong_person", "deny"])
+def test_wrong_person_gets_no_pitch(intent: str) -> None:
+    call = Call(MARKETING)
+    assert call.reply(intent, "你打错了").lead == "end_wrong_person"
+    assert not call.state.pitched
+    assert call.outcome == Outcome("wrong_person")
+
+
+def test_family_member_must_have_authority_before_a_pitch() -> None:
+    call = Call(MARKETING)
+    assert call.reply("family_member", "我是他老婆").question == "family_authority"
+    assert call.reply("deny", "不行").lead == "end_family_no_authority"
+    assert not call.state.pitched and call.outcome == Outcome("wrong_person")
+
+    call = Call(MARKETING)
+    call.reply("family_member")
+    assert call.reply("affirm").question == "permission_marketing"
+
+
+def test_permission_is_asked_before_the_pitch() -> None:
+    call = Call(MARKETING)
+    assert call.reply("affirm", "是我").question == "permission_marketing"
+    assert not call.state.pitched
+    call.reply("deny", "不方便")
+    assert not call.state.pitched and call.outcome == Outcome("declined", "other")
+
+
+def test_not_understood_is_repeated_twice_then_the_call_ends_without_sale() -> None:
+    call = pitched()
+    assert call.reply("not_understand").lead == "sorry_pitch"
+    assert call.reply("asr_unclear").lead == "sorry_pitch"
+    assert call.reply("not_understand").lead == "end_not_understood"
+    assert call.consents == [] and call.outcome == Outcome("no_response")
+
+
+def test_silence_reprompts_once_then_ends() -> None:
+    call = Call(MARKETING)
+    step = call.reply("silence_timeout")
+    assert (step.lead, step.question) == ("still_there", "identity")
+    assert call.reply("silence_timeout").lead == "end_silence"
+    assert call.outcome == Outcome("no_response")
+
+
+def test_do_not_call_is_honoured_at_any_stage() -> None:
+    call = pitched()
+    step = call.reply("do_not_call", "别再打了")
+    assert step.lead == "end_dnc"
+    assert AddDoNotCall("do_not_call", "customer", "别再打了") in call.effects
+    assert call.outcome == Outcome("do_not_call")
+
+
+def test_complaint_blacklists_and_escalates() -> None:
+    call = Call(MARKETING)
+    step = call.reply("complain", "我要投诉")
+    assert step.lead == "end_complaint"
+    assert Escalate("complaint") in call.effects
+    assert any(isinstance(e, AddDoNotCall) and e.kind == "blacklist" for e in call.effects)
+    assert call.outcome == Outcome("complaint")
+
+
+def test_request_human_escalates() -> None:
+    call = pitched()
+    assert call.reply("request_human").lead == "end_transfer"
+    assert Escalate("request_human") in call.effects
+    assert call.outcome == Outcome("escalated")
+
+
+def test_busy_with_a_time_schedules_that_callback() -> None:
+    call = Call(MARKETING)
+    step = call.reply("busy_call_later", "明天下午三点再打")
+    assert step.lead == "end_callback"
+    [callback] = [e for e in call.effects if isinstance(e, ScheduleCallback)]
+    assert callback.due_at == datetime(2026, 11, 24, 15, 0, tzinfo=NOW.tzinfo)
+    assert step.slots["callback_time_text"] == "明天下午3点"
+
+
+def test_busy_without_a_time_asks_for_one() -> None:
+    call = Call(MARKETING)
+    assert call.reply("busy_call_later", "在开会").question == "callback_time"
+    call.reply("nlu_fallback", "后天上午吧")
+    [callback] = [e for e in call.effects if isinstance(e, ScheduleCallback)]
+    assert callback.due_at.day == 25 and callback.due_at.hour == 10
+
+
+def test_identity_is_verified_by_id_digits_with_two_tries() -> None:
+    script = Script("second_confirmation", verify_id=True)
+    call = Call(script, check_id="1234")
+    assert call.reply("affirm").question == "id_last4"
+    assert call.reply("inform_digits", "五五五五").question == "id_retry"
+    assert call.reply("inform_digits", "六六六六").lead == "end_verification_failed"
+    assert call.outcome == Outcome("verification_failed")
+
+    call = Call(script, check_id="1234")
+    call.reply("affirm")
+    assert call.key("1234").question == "permission_confirm"
+    assert call.state.verified
+
+
+def test_second_confirmation_keep_cancel_undecided() -> None:
+    script = Script("second_confirmation")
+
+    def offered() -> Call:
+        call = Call(script)
+        call.reply("affirm")
+        assert call.reply("affirm").lead == "pitch_keep"
+        return call
+
+    keep = offered()
+    keep.reply("agree", "我同意")
+    keep.reply("agree", "确认")
+    assert keep.outcome == Outcome("consented", confirmation_result="keep") and keep.consents
+
+    cancel = offered()
+    cancel.key("2")
+    assert cancel.outcome == Outcome("declined", "other", confirmation_result="cancel")
+
+    undecided = offered()
+    assert undecided.reply("undecided", "我再想想").lead == "end_undecided"
+    assert undecided.outcome == Outcome("notified", confirmation_result="undecided")
+    assert undecided.consents == []
+
+
+def test_notification_read_repeated_and_acknowledged() -> None:
+    call = Call(Script("notification"))
+    step = call.reply("affirm", "是我")
+    assert (step.lead, step.question) == ("notice", "notice_heard")
+    assert call.reply("not_understand").lead == "sorry_notice"
+    assert call.reply("ask_who").lead == "who"
+    call.reply("affirm", "知道了")
+    assert call.outcome == Outcome("notified")
+
+
+def test_survey_scores_reason_and_open_answer() -> None:
+    call = Call(SURVEY)
+    call.reply("affirm")
+    step = call.reply("affirm")
+    assert step.question == "survey_question" and step.slots["survey_question"] == "满意吗？"
+    assert call.reply("inform_score", "不满意").question == "survey_reason"
+    assert call.reply("nlu_fallback", "师傅迟到了").question == "survey_question"
+    assert call.key("4").question == "survey_open"
+    call.reply("nlu_fallback", "希望网速快一点")
+    answers = [e for e in call.effects if isinstance(e, SaveSurveyAnswer)]
+    assert [(a.key, a.score, a.text) for a in answers] == [
+        ("install", 2, None), ("install_reason", None, "师傅迟到了"), ("speed", 4, None),
+        ("open", None, "希望网速快一点")]
+    assert call.outcome == Outcome("survey_completed")
+
+
+def test_survey_cut_short_is_partial() -> None:
+    call = Call(SURVEY)
+    call.reply("affirm")
+    call.reply("affirm")
+    call.reply("inform_score", "满意")
+    call.reply("goodbye")
+    assert call.outcome == Outcome("survey_partial")
+
+
+def test_state_round_trips_through_the_slot() -> None:
+    call = pitched()
+    assert FlowState.from_slot(call.state.to_slot()) == call.state
+    assert FlowState.from_slot(None) == FlowState()
+
+
+def test_after_the_end_nothing_more_is_said() -> None:
+    call = Call(MARKETING)
+    call.reply("wrong_person")
+    step = call.reply("affirm")
+    assert (step.lead, step.question, step.effects) == ("nothing", "nothing", [])

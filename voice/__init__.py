@@ -1,0 +1,1 @@
+"""Waihu voice gateway: telephony, audio, ASR, TTS, call sessions, virtual customers."""

@@ -1,0 +1,1 @@
+"""Virtual customers: persona files and the endpoints that play them."""
