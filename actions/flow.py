@@ -270,6 +270,16 @@ class Step:
 _FREE_TEXT_STAGES = {"survey_reason", "survey_open", "decline_reason", "callback_time"}
 _REASON_BY_INTENT = {"too_expensive": "too_expensive", "distrust": "distrust",
                      "not_needed": "not_needed"}
+MAX_REPEAT_REQUEST_CHARS = 6  # "你说什么" / "再说一遍": longer free text is an answer
+
+
+def _asks_to_repeat(reply: Reply) -> bool:
+    """In a free-text stage only the audio being unclear, or a short "what?", asks for a
+    repeat: "网速太慢了" may look like "你说慢点" to NLU but it is the customer's answer."""
+    return reply.intent == "asr_unclear" or (
+        reply.intent == "not_understand" and len(reply.text) <= MAX_REPEAT_REQUEST_CHARS)
+
+
 _PERMISSION_QUESTION = {"marketing": "permission_marketing", "survey": "permission_survey",
                         "second_confirmation": "permission_confirm"}
 
@@ -305,8 +315,7 @@ class Dialogue:
             return self._do_not_call(reply)
         if intent == "silence_timeout":
             return self._silence()
-        if self.state.stage in _FREE_TEXT_STAGES and intent not in ("not_understand",
-                                                                     "asr_unclear"):
+        if self.state.stage in _FREE_TEXT_STAGES and not _asks_to_repeat(reply):
             return getattr(self, f"_on_{self.state.stage}")(reply)
         if intent == "busy_call_later":
             return self._callback(reply)

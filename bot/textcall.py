@@ -122,13 +122,10 @@ class TextCall:
                                     speaker="[静音]", input_mode=None)
 
     async def hang_up(self) -> None:
-        """The customer hangs up: a call without an outcome becomes `hung_up_early`."""
+        """The customer hangs up (CallRepo.hang_up decides the outcome if there is none)."""
         self.ended = True
         with self.db.session() as session:
-            call = session.get(Call, self.call_id)
-            if call is not None and call.outcome is None:
-                CallRepo(session).finish_call(self.call_id, "hung_up_early")
-                CallRepo(session).add_turn(self.call_id, "system", "客户挂机")
+            CallRepo(session).hang_up(self.call_id)
 
     async def _exchange(self, message: str, meta: dict[str, Any], speaker: str | None,
                         input_mode: str | None = "text") -> BotTurn:

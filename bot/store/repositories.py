@@ -270,6 +270,19 @@ class CallRepo:
         self.session.flush()
         return call
 
+    def hang_up(self, call_id: str, at: datetime | None = None) -> Call:
+        """The customer hung up. A call that already has its outcome keeps it; otherwise a
+        survey with answers is `survey_partial` and anything else `hung_up_early`. The
+        transcript (and, in voice mode, the recording) stays as it is."""
+        call = self._call(call_id)
+        if call.outcome is None:
+            answered = self.session.scalar(
+                select(func.count()).select_from(SurveyAnswer).where(
+                    SurveyAnswer.call_id == call_id))
+            self.finish_call(call_id, "survey_partial" if answered else "hung_up_early", at=at)
+        self.add_turn(call_id, "system", "客户挂机", started_at=at)
+        return call
+
     def add_turn(
         self,
         call_id: str,

@@ -358,3 +358,13 @@ def test_after_the_end_nothing_more_is_said() -> None:
     call.reply("wrong_person")
     step = call.reply("affirm")
     assert (step.lead, step.question, step.effects) == ("nothing", "nothing", [])
+
+
+def test_free_answer_that_looks_like_not_understand_is_still_the_answer() -> None:
+    call = Call(SURVEY)
+    call.reply("affirm")
+    call.reply("affirm")
+    call.reply("inform_score", "不满意")
+    assert call.reply("not_understand", "网速太慢了经常断").question == "survey_question"
+    call.key("4")
+    assert call.reply("not_understand", "你说什么").lead == "sorry"

@@ -222,6 +222,23 @@ def test_survey_answers_upsert_by_question(db: Database, call: Call) -> None:
         assert answers[0].campaign_id == call.campaign_id
 
 
+def test_hang_up_keeps_an_outcome_or_decides_one(
+    db: Database, seeder: Callable[..., Call]
+) -> None:
+    plain, survey, done = (seeder(db, f"1381234567{n}") for n in range(3))
+    with db.session() as session:
+        calls = CallRepo(session)
+        SurveyRepo(session).save_answer(survey.id, "teacher", "满意吗？", score=3)
+        calls.finish_call(done.id, "consented")
+        for call in (plain, survey, done):
+            calls.hang_up(call.id)
+    with db.session() as session:
+        calls = CallRepo(session)
+        outcomes = [calls.get_call(c.id).outcome for c in (plain, survey, done)]  # type: ignore[union-attr]
+        assert outcomes == ["hung_up_early", "survey_partial", "consented"]
+        assert calls.turns(plain.id)[-1].speaker == "system"
+
+
 def test_dnc_add_is_idempotent_and_blacklist_blocks(db: Database) -> None:
     with db.session() as session:
         dnc = DncRepo(session)

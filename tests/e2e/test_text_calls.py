@@ -1,0 +1,149 @@
+"""Every sample persona as a text-mode call through the real Rasa server, action server and
+database; then what the business and QA read: outcomes, ledger, DNC, transcript, report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import select
+
+from bot.demo import PersonaResult, run_campaign, sample_campaigns
+from bot.services import RasaStack
+from bot.store import ConsentLedger, Database, DncRepo
+from bot.store.models import Call, Consent, TranscriptTurn
+
+pytestmark = pytest.mark.rasa
+
+
+@pytest.fixture(scope="module")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}"
+
+
+@pytest.fixture(scope="module")
+def stack(sqlite_url: str) -> Iterator[RasaStack]:
+    Database(sqlite_url).upgrade()
+    with RasaStack(sqlite_url) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def results(stack: RasaStack, sqlite_url: str) -> dict[str, tuple[list[PersonaResult], dict]]:
+    db = Database(sqlite_url)
+    out = {}
+    for campaign_file, personas_dir in sample_campaigns():
+        out[campaign_file.stem] = asyncio.run(
+            run_campaign(db, stack.rasa_url, campaign_file, personas_dir))
+    return out
+
+
+@pytest.mark.parametrize("campaign", ["marketing", "notification", "survey",
+                                      "second_confirmation"])
+def test_every_persona_gets_its_expected_result(results: dict, campaign: str) -> None:
+    persona_results, _ = results[campaign]
+    failed = [r.as_json() for r in persona_results if not r.ok]
+    assert failed == []
+    assert len(persona_results) >= 4
+
+
+def test_report_figures_match_the_personas(results: dict) -> None:
+    persona_results, figures = results["marketing"]
+    answered = [r for r in persona_results if r.dial_result == "answered"]
+    consented = [r for r in answered if r.outcome == "consented"]
+    assert figures["dialled"] == len(persona_results)
+    assert figures["connected"] == len(answered)
+    assert figures["consents"] == len(consented) == 5
+    assert figures["consent_rate_over_connected"] == round(len(consented) / len(answered), 4)
+    assert figures["decline_reasons"] == {"distrust": 1, "too_expensive": 2,
+                                          "not_needed": 1, "other": 2}
+    assert figures["dial_results"]["busy"] == 1
+    assert figures["dial_results"]["invalid_number"] == 1
+
+
+def test_ledger_holds_exactly_the_consents_and_verifies(results: dict, sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    consented = {r.call_id for rs, _ in results.values() for r in rs if r.outcome == "consented"}
+    with db.session() as session:
+        rows = session.scalars(select(Consent)).all()
+        assert {c.call_id for c in rows} == consented
+        assert ConsentLedger(session).verify().ok
+        # the persona who only ever said 嗯 has no ledger entry
+        only_en = next(r for r, _ in [results["marketing"]] for r in r
+                       if r.persona == "only_says_en")
+        assert only_en.call_id not in {c.call_id for c in rows}
+
+
+def test_dnc_and_blacklist_entries_exist(results: dict, sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    with db.session() as session:
+        kinds = sorted(e.kind for e in DncRepo(session).active())
+    assert kinds == ["blacklist", "do_not_call"]
+
+
+def test_transcript_is_recorded_turn_by_turn(results: dict, sqlite_url: str) -> None:
+    persona_results, _ = results["marketing"]
+    call_id = next(r.call_id for r in persona_results if r.persona == "consents_after_price")
+    with Database(sqlite_url).session() as session:
+        turns = session.scalars(select(TranscriptTurn).where(TranscriptTurn.call_id == call_id)
+                                .order_by(TranscriptTurn.seq)).all()
+        call = session.get(Call, call_id)
+        assert call is not None and call.outcome == "consented"
+    speakers = [t.speaker for t in turns]
+    assert speakers[0] == "bot" and "customer" in speakers
+    texts = [t.text for t in turns]
+    assert any("每月5元" in t for t in texts)  # the price was said
+    assert "[按键 1]" in texts
+    assert [t.seq for t in turns] == sorted(t.seq for t in turns)
+
+
+def test_hang_up_mid_pitch_keeps_the_call(results: dict, sqlite_url: str) -> None:
+    persona_results, _ = results["marketing"]
+    result = next(r for r in persona_results if r.persona == "hangs_up_mid_pitch")
+    with Database(sqlite_url).session() as session:
+        call = session.get(Call, result.call_id)
+        assert call is not None and call.outcome == "hung_up_early" and call.pitched
+        turns = session.scalars(select(TranscriptTurn).where(
+            TranscriptTurn.call_id == result.call_id)).all()
+        assert turns[-1].text == "客户挂机"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    name = f"waihu_e2e_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                                autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("WAIHU_TEST_REQUIRE_PG"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_marketing_calls_on_postgresql(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    db.upgrade()
+    campaign_file, personas_dir = sample_campaigns()[0]
+    with RasaStack(postgres_url) as running:
+        persona_results, figures = asyncio.run(
+            run_campaign(db, running.rasa_url, campaign_file, personas_dir))
+    db.dispose()
+    assert [r.persona for r in persona_results if not r.ok] == []
+    assert figures["consents"] == 5
+
+
+def test_examples_exist() -> None:
+    for campaign_file, personas_dir in sample_campaigns():
+        assert campaign_file.exists() and Path(personas_dir).is_dir()

@@ -1,0 +1,243 @@
+"""The Rasa SDK actions with a real Tracker and CollectingDispatcher on a real SQLite db."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+
+from actions import actions as act
+from actions import runtime
+from bot.campaigns.definition import load_definition
+from bot.demo import create_campaign
+from bot.store import CallRepo, ConsentLedger, ContactRepo, Database, DncRepo
+from bot.store.models import Call, Callback, Consent, Escalation, SurveyAnswer
+
+REPO = Path(__file__).resolve().parents[2]
+DOMAIN = yaml.safe_load((REPO / "domain.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    url = f"sqlite:///{tmp_path / 'actions.db'}"
+    monkeypatch.setenv("WAIHU_DATABASE_URL", url)
+    runtime.database.cache_clear()
+    database = runtime.database()
+    database.upgrade()
+    yield database
+    database.dispose()
+    runtime.database.cache_clear()
+
+
+class Conversation:
+    """Runs the actions the way Rasa would: slots carried from turn to turn."""
+
+    def __init__(self, db: Database, campaign: str, **contact: Any) -> None:
+        self.db = db
+        campaign_id = create_campaign(db, load_definition(REPO / "examples" / "campaigns" /
+                                                          f"{campaign}.yml"))
+        with db.session() as session:
+            person = ContactRepo(session).add(campaign_id, "13812345678", name="张伟",
+                                              gender="male", **contact)
+            calls = CallRepo(session)
+            attempt = calls.start_attempt(campaign_id, person.id)
+            calls.set_dial_result(attempt.call_id, "answered")
+            self.call_id = attempt.call_id
+        self.campaign_id, self.contact_id = campaign_id, person.id
+        self.slots: dict[str, Any] = {}
+        self.events: list[dict[str, Any]] = []
+
+    def run(self, action: act.Action, intent: str, text: str = "", confidence: float = 1.0,
+            entities: list[dict[str, Any]] | None = None,
+            metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        message = {"intent": {"name": intent, "confidence": confidence}, "text": text,
+                   "entities": entities or [], "metadata": metadata or {}}
+        self.events.append({"event": "user", "text": text, "parse_data": message})
+        tracker = Tracker(self.call_id, dict(self.slots), message, list(self.events), False,
+                          None, None, "action_listen")
+        dispatcher = CollectingDispatcher()
+        events = action.run(dispatcher, tracker, DOMAIN)
+        assert dispatcher.messages == []  # Rasa says the responses (data/rules/moves.yml)
+        for event in events:
+            if event["event"] == "slot":
+                self.slots[event["name"]] = event["value"]
+        ask_events = act.ActionAsk().run(dispatcher, Tracker(
+            self.call_id, dict(self.slots), message, list(self.events), False, None, None,
+            action.name()), DOMAIN)
+        for event in ask_events:
+            if event["event"] == "slot":
+                self.slots[event["name"]] = event["value"]
+        return events + ask_events
+
+    def start(self) -> list[dict[str, Any]]:
+        return self.run(act.ActionStartCall(), "call_started", "/call_started",
+                        metadata={"call_id": self.call_id})
+
+    def say(self, intent: str, text: str = "", **kw: Any) -> list[dict[str, Any]]:
+        return self.run(act.ActionDialogue(), intent, text, **kw)
+
+    def call(self) -> Call:
+        with self.db.session() as session:
+            call = session.get(Call, self.call_id)
+            assert call is not None
+            return call
+
+
+def test_call_started_fills_the_wording_slots_and_greets(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    events = conv.start()
+    assert SlotSet("customer_title", "张先生") in events
+    assert SlotSet("product", "来电提醒服务") in events
+    assert SlotSet("price", "每月5元") in events
+    assert any(e["name"] == "trial_end" and e["value"].endswith("日") for e in events
+               if e["event"] == "slot")
+    assert SlotSet("lead", "greeting") in events
+    assert conv.slots["question"] == "identity"
+    assert conv.call().stage == "identity"
+
+
+def test_consent_goes_into_the_ledger_with_script_hash_and_disclosures(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.say("affirm", "是我")
+    conv.say("affirm", "可以")
+    assert conv.slots["lead"] == "pitch"
+    conv.say("agree", "好的我同意")
+    assert conv.slots["question"] == "readback"
+    conv.say("agree", "确认", metadata={"input_mode": "speech", "asr_confidence": 0.93})
+    call = conv.call()
+    assert (call.outcome, call.verified, call.pitched, call.script_completed) == (
+        "consented", False, True, True)
+    with db.session() as session:
+        [consent] = session.scalars(select(Consent)).all()
+        assert consent.call_id == conv.call_id and consent.contact_id == conv.contact_id
+        assert consent.utterance == "确认" and consent.asr_confidence == 0.93
+        assert consent.input_mode == "speech" and consent.product == "来电提醒服务"
+        assert set(consent.disclosures) == {"features", "price", "trial_end", "usage", "cancel"}
+        assert consent.script_hash == act.script_hash(
+            load_definition(REPO / "examples/campaigns/marketing.yml"), DOMAIN)
+        assert ConsentLedger(session).verify().ok
+
+
+def test_ambiguous_answers_never_reach_the_ledger(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.say("affirm", "是我")
+    conv.say("affirm", "嗯")
+    conv.say("agree", "我同意")
+    # a spoken confirmation heard badly, then "嗯", then silence: nothing is consent
+    conv.say("agree", "确认", metadata={"input_mode": "speech", "asr_confidence": 0.4})
+    assert conv.slots["question"] == "keyed_confirm"
+    conv.say("affirm", "嗯")
+    conv.say("silence_timeout", "/silence_timeout")
+    conv.say("silence_timeout", "/silence_timeout")
+    with db.session() as session:
+        assert session.scalars(select(Consent)).all() == []
+    assert conv.call().outcome == "no_response"
+
+
+def test_id_verification_against_the_salted_hash(db: Database) -> None:
+    conv = Conversation(db, "second_confirmation", id_last4="123X",
+                        fields={"trial_end": "2026-12-01"})
+    events = conv.start()
+    assert SlotSet("trial_end", "2026年12月1日") in events
+    conv.say("affirm", "是我")
+    assert conv.slots["question"] == "id_last4"
+    conv.say("inform_digits", "幺二三叉", entities=[{"entity": "digits", "value": "幺二三叉"}])
+    assert conv.call().verified
+    assert conv.slots["question"] == "permission_confirm"
+
+
+def test_id_verification_fails_after_two_tries(db: Database) -> None:
+    conv = Conversation(db, "second_confirmation", id_last4="1234")
+    conv.start()
+    conv.say("affirm", "是我")
+    conv.say("dtmf", "/dtmf", entities=[{"entity": "digits", "value": "9999"}],
+             metadata={"input_mode": "dtmf"})
+    assert conv.slots["question"] == "id_retry"
+    conv.say("inform_digits", "八八八八")
+    assert conv.call().outcome == "verification_failed"
+
+
+def test_do_not_call_is_stored_with_who_and_why(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.run(act.ActionDoNotCall(), "do_not_call", "以后别再打了")
+    assert conv.slots["lead"] == "end_dnc"
+    with db.session() as session:
+        assert DncRepo(session).is_blocked("13812345678")
+        [entry] = DncRepo(session).active()
+        assert (entry.kind, entry.source, entry.added_by, entry.reason) == (
+            "do_not_call", "customer", "bot", "以后别再打了")
+    assert conv.call().outcome == "do_not_call"
+
+
+def test_escalation_carries_context_and_pauses_the_conversation(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.say("affirm", "是我")
+    events = conv.run(act.ActionEscalate(), "request_human", "转人工")
+    assert ConversationPaused() in events
+    with db.session() as session:
+        [escalation] = session.scalars(select(Escalation)).all()
+        assert escalation.reason == "request_human"
+        assert escalation.context["stage_before"] == "permission"
+        assert escalation.context["customer_title"] == "张先生"
+        assert [t["text"] for t in escalation.context["history"]][-2:] == ["是我", "转人工"]
+    assert conv.call().outcome == "escalated"
+
+
+def test_complaint_blacklists_the_number(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.run(act.ActionEscalate(), "complain", "我要投诉")
+    with db.session() as session:
+        [entry] = DncRepo(session).active()
+        assert (entry.kind, entry.source) == ("blacklist", "complaint")
+    assert conv.call().outcome == "complaint"
+
+
+def test_callback_is_scheduled(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    events = conv.say("busy_call_later", "明天上午十点再打")
+    assert any(e.get("name") == "callback_time_text" and "明天上午10点" in e["value"]
+               for e in events)
+    with db.session() as session:
+        [callback] = session.scalars(select(Callback)).all()
+        assert callback.kind == "customer_request" and callback.due_at.hour in (2, 10)
+        assert callback.requested_text == "明天上午十点再打"
+    assert conv.call().outcome == "callback_requested"
+
+
+def test_survey_answers_are_stored(db: Database) -> None:
+    conv = Conversation(db, "survey")
+    conv.start()
+    conv.say("affirm", "是我")
+    events = conv.say("affirm", "可以")
+    assert SlotSet("survey_question", "请问您对本次宽带安装服务满意吗？") in events
+    conv.say("inform_score", "不满意", entities=[{"entity": "score", "value": "2"}])
+    conv.say("nlu_fallback", "师傅来晚了")
+    conv.say("inform_score", "五分")
+    conv.say("inform_score", "四分")
+    conv.say("deny", "没有了")
+    with db.session() as session:
+        answers = {a.question_key: (a.score, a.answer_text)
+                   for a in session.scalars(select(SurveyAnswer)).all()}
+    assert answers == {"install": (2, None), "install_reason": (None, "师傅来晚了"),
+                       "engineer": (5, None), "speed": (4, None), "open": (None, "没有了")}
+    assert conv.call().outcome == "survey_completed"
+
+
+def test_unknown_call_ends_politely(db: Database) -> None:
+    tracker = Tracker("no-such-call", {}, {"intent": {"name": "call_started"},
+                                           "metadata": {}}, [], False, None, None, None)
+    events = act.ActionStartCall().run(CollectingDispatcher(), tracker, DOMAIN)
+    assert SlotSet("lead", "end_goodbye") in events
