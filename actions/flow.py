@@ -10,6 +10,7 @@ makes them testable one by one; docs/architecture.md explains the split.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -270,14 +271,15 @@ class Step:
 _FREE_TEXT_STAGES = {"survey_reason", "survey_open", "decline_reason", "callback_time"}
 _REASON_BY_INTENT = {"too_expensive": "too_expensive", "distrust": "distrust",
                      "not_needed": "not_needed"}
-MAX_REPEAT_REQUEST_CHARS = 6  # "你说什么" / "再说一遍": longer free text is an answer
+# Words of a request to repeat ("你说什么", "再说一遍", "没听清", "说慢点").
+_REPEAT_REQUEST = re.compile(r"什么|啥|再说|再讲|重复|没听|听不|不明白|没明白|慢点|大声")
 
 
 def _asks_to_repeat(reply: Reply) -> bool:
-    """In a free-text stage only the audio being unclear, or a short "what?", asks for a
-    repeat: "网速太慢了" may look like "你说慢点" to NLU but it is the customer's answer."""
+    """In a free-text stage only the audio being unclear, or words that ask for a repeat,
+    make the bot repeat: "网速太慢了" may look like "你说慢点" to NLU but is an answer."""
     return reply.intent == "asr_unclear" or (
-        reply.intent == "not_understand" and len(reply.text) <= MAX_REPEAT_REQUEST_CHARS)
+        reply.intent == "not_understand" and bool(_REPEAT_REQUEST.search(reply.text)))
 
 
 _PERMISSION_QUESTION = {"marketing": "permission_marketing", "survey": "permission_survey",

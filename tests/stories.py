@@ -18,7 +18,8 @@ from typing import Any
 
 STORIES_FILE = Path(__file__).resolve().parent / "test_stories.yml"
 
-Turn = tuple[str, str] | tuple[str, str, dict[str, str]]
+# entities: name -> value said as is, or name -> (span said, normalised value)
+Turn = tuple[str, str] | tuple[str, str, dict[str, str | tuple[str, str]]]
 
 CONVERSATIONS: list[tuple[str, str, list[Turn]]] = [
     # --- marketing --------------------------------------------------------------------
@@ -91,13 +92,13 @@ CONVERSATIONS: list[tuple[str, str, list[Turn]]] = [
         ("我是他爸爸", "family_member"), ("可以", "affirm"), ("收到", "affirm")]),
     # --- survey -----------------------------------------------------------------------
     ("survey", "all questions answered", [
-        ("是我", "affirm"), ("可以", "affirm"), ("满意", "inform_score", {"score": "4"}),
-        ("五分", "inform_score", {"score": "5"}), ("给四分吧", "inform_score", {"score": "4"}),
+        ("是我", "affirm"), ("可以", "affirm"), ("满意", "inform_score", {"score": ("满意", "4")}),
+        ("五分", "inform_score", {"score": ("五分", "5")}), ("给四分吧", "inform_score", {"score": ("四分", "4")}),
         ("没有了挺好的", "nlu_fallback")]),
     ("survey", "dissatisfied with a reason", [
-        ("是的", "affirm"), ("你问吧", "affirm"), ("不满意", "inform_score", {"score": "2"}),
+        ("是的", "affirm"), ("你问吧", "affirm"), ("不满意", "inform_score", {"score": ("不满意", "2")}),
         ("师傅迟到了两个小时", "nlu_fallback"), ("/dtmf", "dtmf", {"digits": "3"}),
-        ("二分", "inform_score", {"score": "2"}), ("网速太慢了", "nlu_fallback"),
+        ("二分", "inform_score", {"score": ("二分", "2")}), ("网速太慢了", "nlu_fallback"),
         ("希望提高网速", "nlu_fallback")]),
     ("survey", "no time for the survey", [("是我", "affirm"), ("不方便", "deny")]),
     # --- second confirmation ----------------------------------------------------------
@@ -138,7 +139,7 @@ def _move_lines(action: str, lead: str, question: str) -> list[str]:
     return lines
 
 
-def _user_lines(text: str, intent: str, entities: dict[str, str]) -> list[str]:
+def _user_lines(text: str, intent: str, entities: dict[str, Any]) -> list[str]:
     # Free answers (a reason, a time, an opinion) are whatever the customer says: their
     # classification does not matter to the flow, so the story gives only the intent.
     if text.startswith("/") or intent == "nlu_fallback":
@@ -147,9 +148,15 @@ def _user_lines(text: str, intent: str, entities: dict[str, str]) -> list[str]:
             if entities else [])
     annotated = text
     for entity, value in entities.items():
-        if value in text:
-            annotated = annotated.replace(value, f"[{value}]({entity})", 1)
+        span, normalised = value if isinstance(value, tuple) else (value, value)
+        label = (f"({entity})" if span == normalised else
+                 '{"entity": "%s", "value": "%s"}' % (entity, normalised))
+        annotated = annotated.replace(span, f"[{span}]{label}", 1)
     return [f"      - user: |-\n          {annotated}", f"        intent: {intent}"]
+
+
+def _values(entities: dict[str, Any]) -> dict[str, str]:
+    return {k: v[1] if isinstance(v, tuple) else v for k, v in entities.items()}
 
 
 def render() -> str:
@@ -160,7 +167,8 @@ def render() -> str:
            "# rasa test --e2e --fail-on-prediction-errors, and replayed through the flow by",
            "# tests/unit/test_stories_flow.py.", 'version: "3.1"', "stories:"]
     for campaign, name, turns in CONVERSATIONS:
-        moves = replay(campaign, [(t[1], t[0], t[2] if len(t) > 2 else {}) for t in turns])
+        moves = replay(campaign, [(t[1], t[0], _values(t[2]) if len(t) > 2 else {})
+                                  for t in turns])
         out += [f"  - story: {campaign} - {name}", "    steps:",
                 "      - intent: call_started"]
         out += _move_lines("action_start_call", *moves[0])

@@ -3,6 +3,7 @@ through actions/flow.py must choose the lead and question written in the story."
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -19,12 +20,16 @@ def _turns(steps: list[dict[str, Any]]) -> tuple[list[tuple[str, str, dict]], li
     turns, moves, lead = [], [], None
     for step in steps:
         if "intent" in step and step["intent"] != "call_started":
-            text = re.sub(r"\[([^\]]+)\]\(\w+\)", r"\1", (step.get("user") or "/").strip())
+            user = (step.get("user") or "/").strip()
+            text = re.sub(r"\[([^\]]+)\](\(\w+\)|\{[^}]*\})", r"\1", user)
             entities: dict[str, str] = {}
             for entity in step.get("entities") or []:
                 entities.update(entity)
-            for value, name in re.findall(r"\[([^\]]+)\]\((\w+)\)", step.get("user") or ""):
+            for value, name in re.findall(r"\[([^\]]+)\]\((\w+)\)", user):
                 entities[name] = value
+            for label in re.findall(r"\]\{([^}]*)\}", user):
+                parsed = json.loads("{" + label + "}")
+                entities[parsed["entity"]] = parsed["value"]
             turns.append((step["intent"], text, entities))
         for slot in step.get("slot_was_set") or []:
             if "lead" in slot:
