@@ -17,7 +17,7 @@ setup: ## install Debian packages (as root), both venvs, train Rasa if needed
 demo: setup ## sample campaigns with virtual customers through the whole bot, then the report
 	$(PY) -m bot.cli demo
 
-test: setup test-rasa test-py ## every test: Rasa data, conversation tests, NLU gate, pytest
+test: setup lint test-rasa test-py ## every test: lint, Rasa data, conversation tests, NLU gate, pytest
 
 test-rasa: ## rasa data validate, conversation tests (e2e), held-out NLU accuracy gate
 	@scripts/rasa_tests.sh

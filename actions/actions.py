@@ -52,13 +52,15 @@ def _reply(tracker: Tracker) -> flow.Reply:
     text = message.get("text") or ""
     if text.startswith("/"):  # a call event ("/dtmf{...}"), not words the customer said
         text = entities.get("digits", "")
-    mode = meta.get("input_mode") or ("dtmf" if intent == "dtmf" else "text")
+    mode: flow.InputMode = "dtmf" if intent == "dtmf" else "text"
+    if meta.get("input_mode") in ("speech", "dtmf", "text"):
+        mode = meta["input_mode"]
     return flow.Reply(
         intent=intent,
         text=text,
         intent_confidence=float((message.get("intent") or {}).get("confidence") or 0.0),
         entities=entities,
-        input_mode=mode if mode in ("speech", "dtmf", "text") else "text",
+        input_mode=mode,
         asr_confidence=meta.get("asr_confidence"),
         asr_snapped=bool(meta.get("asr_snapped")),
         interrupted=tuple(meta.get("disclosures_interrupted") or ()),
@@ -98,7 +100,8 @@ def _events(step: flow.Step, state: flow.FlowState) -> list[EventType]:
 
 def _history(tracker: Tracker, limit: int = 10) -> list[dict[str, Any]]:
     """The last customer turns, for the agent who takes an escalated call."""
-    turns = [{"text": e.get("text"), "intent": (e.get("parse_data") or {}).get("intent", {}).get("name")}
+    turns = [{"text": e.get("text"),
+              "intent": ((e.get("parse_data") or {}).get("intent") or {}).get("name")}
              for e in tracker.events if e.get("event") == "user"]
     return turns[-limit:]
 
@@ -118,7 +121,8 @@ class _CallAction(Action, ABC):
                 dialogue = flow.Dialogue(
                     context.build_script(defn, can_verify_id=bool(contact.id_last4_hash)),
                     flow.FlowState.from_slot(tracker.get_slot("flow")),
-                    check_id=lambda digits: bool(ContactRepo(session).check_id_last4(contact, digits)),
+                    check_id=lambda digits: bool(
+                        ContactRepo(session).check_id_last4(contact, digits)),
                     now=_now(defn),
                 )
                 step = self.decide(dialogue, tracker)

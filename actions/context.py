@@ -9,7 +9,8 @@ from actions import flow
 from bot.campaigns.definition import CampaignDefinition
 
 # Two-character surnames that would otherwise be cut to their first character.
-_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "令狐", "慕容", "尉迟", "公孙")
+_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "令狐", "慕容",
+                      "尉迟", "公孙")
 
 # Responses whose text is the approved script: their templates go into the script hash.
 SCRIPT_RESPONSES = (

@@ -20,6 +20,7 @@ from bot.textnorm import last4, parse_score
 from bot.timeparse import parse_callback_time, say_time
 
 CampaignType = Literal["notification", "survey", "marketing", "second_confirmation"]
+InputMode = Literal["speech", "dtmf", "text"]
 
 MAX_REPEATS = 2  # "没听清" → repeat at most twice, then end without a sale
 MAX_SILENCES = 1  # /silence_timeout → reprompt once, then end
@@ -155,7 +156,7 @@ class Reply:
     text: str = ""
     intent_confidence: float = 1.0
     entities: dict[str, str] = field(default_factory=dict)
-    input_mode: Literal["speech", "dtmf", "text"] = "text"
+    input_mode: InputMode = "text"
     asr_confidence: float | None = None
     asr_snapped: bool = False  # the ASR snapped the audio to a hint phrase
     interrupted: tuple[str, ...] = ()  # disclosure ids the channel could not play in full
@@ -589,7 +590,8 @@ class Dialogue:
             return self._weak_agreement()
         if reply.intent == "undecided":
             return self._undecided()
-        if reply.intent in ("deny", "not_needed", "too_expensive", "distrust") or reply.keyed == "2":
+        refusals = ("deny", "not_needed", "too_expensive", "distrust")
+        if reply.intent in refusals or reply.keyed == "2":
             return self._end("end_trial_cancelled",
                              Outcome("declined", _REASON_BY_INTENT.get(reply.intent, "other"),
                                      confirmation_result="cancel"))

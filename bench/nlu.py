@@ -26,8 +26,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.demo import add_persona_contacts, create_campaign  # noqa: E402
 from bot.campaigns.definition import load_definition  # noqa: E402
+from bot.demo import add_persona_contacts, create_campaign  # noqa: E402
 from bot.services import MODEL, RASA_BIN, RasaStack  # noqa: E402
 from bot.store import Database  # noqa: E402
 from bot.textcall import RasaClient, TextCall, play_persona  # noqa: E402

@@ -7,6 +7,7 @@ started (by PID).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -131,8 +132,9 @@ class RasaStack:
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        warm_up = json.dumps({"text": "你好"}).encode()  # also loads jieba and TensorFlow
         checks = [(self.processes[0], f"{self.actions_url}/health", None),
-                  (self.processes[1], f"{self.rasa_url}/model/parse", b'{"text": "\\u4f60\\u597d"}')]
+                  (self.processes[1], f"{self.rasa_url}/model/parse", warm_up)]
         for process, url, body in checks:
             while not _http_ok(url, body):
                 process.check_alive()

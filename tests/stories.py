@@ -12,6 +12,7 @@ returns, the intent it must be understood as). The file is checked twice:
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,14 @@ CONVERSATIONS: list[tuple[str, str, list[Turn]]] = [
         ("我是他爸爸", "family_member"), ("可以", "affirm"), ("收到", "affirm")]),
     # --- survey -----------------------------------------------------------------------
     ("survey", "all questions answered", [
-        ("是我", "affirm"), ("可以", "affirm"), ("满意", "inform_score", {"score": ("满意", "4")}),
-        ("五分", "inform_score", {"score": ("五分", "5")}), ("给四分吧", "inform_score", {"score": ("四分", "4")}),
+        ("是我", "affirm"), ("可以", "affirm"),
+        ("满意", "inform_score", {"score": ("满意", "4")}),
+        ("五分", "inform_score", {"score": ("五分", "5")}),
+        ("给四分吧", "inform_score", {"score": ("四分", "4")}),
         ("没有了挺好的", "nlu_fallback")]),
     ("survey", "dissatisfied with a reason", [
-        ("是的", "affirm"), ("你问吧", "affirm"), ("不满意", "inform_score", {"score": ("不满意", "2")}),
+        ("是的", "affirm"), ("你问吧", "affirm"),
+        ("不满意", "inform_score", {"score": ("不满意", "2")}),
         ("师傅迟到了两个小时", "nlu_fallback"), ("/dtmf", "dtmf", {"digits": "3"}),
         ("二分", "inform_score", {"score": ("二分", "2")}), ("网速太慢了", "nlu_fallback"),
         ("希望提高网速", "nlu_fallback")]),
@@ -150,7 +154,7 @@ def _user_lines(text: str, intent: str, entities: dict[str, Any]) -> list[str]:
     for entity, value in entities.items():
         span, normalised = value if isinstance(value, tuple) else (value, value)
         label = (f"({entity})" if span == normalised else
-                 '{"entity": "%s", "value": "%s"}' % (entity, normalised))
+                 json.dumps({"entity": entity, "value": normalised}, ensure_ascii=False))
         annotated = annotated.replace(span, f"[{span}]{label}", 1)
     return [f"      - user: |-\n          {annotated}", f"        intent: {intent}"]
 
