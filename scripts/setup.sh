@@ -70,7 +70,7 @@ fi
 # --- Rasa model: train only when the training data or configuration changed ------------
 want=$(find config.yml domain.yml data -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-64)
 if [ ! -f models/waihu.tar.gz ] || [ "$(cat models/.stamp 2>/dev/null)" != "$want" ]; then
-  say "training the Rasa model (about 1 minute)"
+  say "training the Rasa model (3-5 minutes on 2 cores)"
   mkdir -p models var
   (cd "$ROOT" && RASA_TELEMETRY_ENABLED=false .venv-rasa/bin/rasa train --fixed-model-name waihu \
       --out models --quiet) > var/train.log 2>&1 || { tail -40 var/train.log; exit 1; }

@@ -112,6 +112,9 @@ CONVERSATIONS: list[tuple[str, str, list[Turn]]] = [
     ("second_confirmation", "cancels by key", [
         ("是我", "affirm"), ("/dtmf", "dtmf", {"digits": "1234"}), ("方便", "affirm"),
         ("/dtmf", "dtmf", {"digits": "2"})]),
+    ("second_confirmation", "cancels by saying cancel", [
+        ("是我", "affirm"), ("一二三四", "inform_digits", {"digits": "一二三四"}),
+        ("方便", "affirm"), ("嗯那帮我取消了吧", "deny")]),
     ("second_confirmation", "cancels not needed", [
         ("是我", "affirm"), ("一二三四", "inform_digits", {"digits": "一二三四"}),
         ("你说", "affirm"), ("不需要了", "not_needed")]),
