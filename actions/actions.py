@@ -19,8 +19,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions import context, flow
-from actions.runtime import database
+from actions import context, flow, runtime
 from bot.campaigns.definition import CampaignDefinition, canonical_json, parse_definition
 from bot.privacy import mask_phone
 from bot.store import ConsentLedger
@@ -116,7 +115,7 @@ class _CallAction(Action, ABC):
             domain: dict[str, Any]) -> list[EventType]:
         call_id = tracker.get_slot("call_id") or tracker.sender_id
         try:
-            with database().session() as session:
+            with runtime.database().session() as session:
                 call, campaign, contact, defn = _load(session, call_id)
                 dialogue = flow.Dialogue(
                     context.build_script(defn, can_verify_id=bool(contact.id_last4_hash)),
@@ -126,7 +125,7 @@ class _CallAction(Action, ABC):
                     now=_now(defn),
                 )
                 step = self.decide(dialogue, tracker)
-                _apply(session, step, dialogue.state, call, contact, defn, domain, tracker)
+                _apply(session, step, dialogue.state, call, contact, defn, tracker)
         except CallNotReady as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
             return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
@@ -137,8 +136,7 @@ class _CallAction(Action, ABC):
 
 
 def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
-           contact: Contact, defn: CampaignDefinition, domain: dict[str, Any],
-           tracker: Tracker) -> None:
+           contact: Contact, defn: CampaignDefinition, tracker: Tracker) -> None:
     calls = CallRepo(session)
     calls.update_call(call.id, stage=state.stage, verified=state.verified,
                       pitched=state.pitched)
@@ -156,7 +154,8 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
         elif isinstance(effect, flow.RecordConsent):
             entry = ConsentLedger(session).append(
                 call_id=call.id, contact_id=contact.id, campaign_id=call.campaign_id,
-                product=defn.script.product or "", script_hash=script_hash(defn, domain),
+                product=defn.script.product or "",
+                script_hash=script_hash(defn, runtime.domain()),
                 disclosures=list(effect.disclosures), utterance=effect.utterance,
                 input_mode=effect.input_mode, asr_confidence=effect.asr_confidence,
             )
@@ -196,7 +195,7 @@ class ActionStartCall(_CallAction):
         meta = (tracker.latest_message or {}).get("metadata") or {}
         call_id = str(meta.get("call_id") or tracker.sender_id)
         try:
-            with database().session() as session:
+            with runtime.database().session() as session:
                 call = CallRepo(session).open_call(call_id)
                 _, _, contact, defn = _load(session, call.id)
                 slots = context.wording_slots(defn, name=contact.name, gender=contact.gender,

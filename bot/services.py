@@ -109,9 +109,10 @@ class RasaStack:
         env = {**os.environ, "WAIHU_DATABASE_URL": self.database_url,
                "RASA_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
         endpoints = self.workdir / "endpoints.yml"
-        endpoints.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n')
+        endpoints.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n'
+                             "  enable_selective_domain: true\n")
         actions = Process("action server", [
-            sys.executable, "-m", "rasa_sdk", "--actions", "actions",
+            sys.executable, "-m", "actions.server", "--actions", "actions",
             "--port", str(self.actions_port)], self.workdir / "actions.log", env)
         rasa = Process("rasa server", [
             str(RASA_BIN), "run", "--enable-api", "--model", str(self.model),
