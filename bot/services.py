@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -93,6 +94,7 @@ class RasaStack:
     actions_port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="waihu-rasa-")))
     processes: list[Process] = field(default_factory=list)
+    keep_logs: bool = False  # keep workdir (endpoints, logs) after stop; kept anyway on failure
 
     @property
     def rasa_url(self) -> str:
@@ -126,7 +128,9 @@ class RasaStack:
         try:
             self._wait(timeout)
         except BaseException:
+            self.keep_logs = True
             self.stop()
+            log.error("services.failed logs=%s", self.workdir)
             raise
         log.info("services.ready rasa=%s actions=%s", self.rasa_url, self.actions_url)
         return self
@@ -147,6 +151,8 @@ class RasaStack:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+        if not self.keep_logs:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> RasaStack:
         return self.start()
