@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bot.campaigns.definition import load_definition  # noqa: E402
-from bot.demo import add_persona_contacts, create_campaign  # noqa: E402
+from bot.campaigns.registry import save_campaign  # noqa: E402
+from bot.demo import add_persona_contacts  # noqa: E402
 from bot.services import MODEL, RASA_BIN, RasaStack  # noqa: E402
 from bot.store import Database  # noqa: E402
 from bot.textcall import RasaClient, TextCall, play_persona  # noqa: E402
@@ -75,7 +76,7 @@ def rss_mb(pid: int) -> float:
 
 async def run_calls(db: Database, url: str, calls: int, concurrency: int) -> dict[str, Any]:
     defn = load_definition(REPO / "examples/campaigns/marketing.yml")
-    campaign_id = create_campaign(db, defn)
+    campaign_id = save_campaign(db, defn)
     personas = [p for p in load_personas(REPO / "examples/personas/marketing")
                 if p.dial == "answer"]
     chosen = [personas[i % len(personas)] for i in range(calls)]

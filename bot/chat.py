@@ -9,7 +9,7 @@ import sys
 import aiohttp
 
 from bot.campaigns.definition import load_definition
-from bot.demo import create_campaign
+from bot.campaigns.registry import save_campaign
 from bot.services import RasaStack
 from bot.store import ContactRepo, Database
 from bot.textcall import BotTurn, RasaClient, TextCall
@@ -46,7 +46,7 @@ async def _read_line(prompt: str) -> str | None:
 
 async def chat(db: Database, args: argparse.Namespace) -> int:
     defn = load_definition(args.campaign)
-    campaign_id = create_campaign(db, defn)
+    campaign_id = save_campaign(db, defn)
     with db.session() as session:
         contacts = ContactRepo(session)
         contact = contacts.by_phone(campaign_id, args.phone) or contacts.add(

@@ -30,10 +30,10 @@ def _database(args: argparse.Namespace) -> Database:
 
 
 def cmd_campaign_create(args: argparse.Namespace) -> int:
-    from bot.demo import create_campaign
+    from bot.campaigns.registry import save_campaign
 
     defn = load_definition(args.file)
-    campaign_id = create_campaign(_database(args), defn)
+    campaign_id = save_campaign(_database(args), defn)
     result = {"id": campaign_id, "name": defn.name, "type": defn.type,
               "script_hash": defn.script_hash()}
     _print_json(result) if args.json else print(

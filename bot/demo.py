@@ -18,9 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from bot.campaigns.definition import CampaignDefinition, load_definition
+from bot.campaigns.definition import load_definition
+from bot.campaigns.registry import save_campaign
 from bot.reports.figures import campaign_figures
-from bot.store import CampaignRepo, ContactRepo, Database
+from bot.store import ContactRepo, Database
 from bot.store.models import Campaign
 from bot.textcall import RasaClient, TextCall, play_persona
 from voice.simphone.persona import Persona, load_personas
@@ -59,13 +60,6 @@ class PersonaResult:
     def as_json(self) -> dict[str, Any]:
         return {"persona": self.persona, "campaign": self.campaign, "call_id": self.call_id,
                 **self.observed, "expect": self.expect, "ok": self.ok}
-
-
-def create_campaign(db: Database, defn: CampaignDefinition) -> int:
-    with db.session() as session:
-        campaign = CampaignRepo(session).upsert_definition(
-            defn.name, defn.type, defn.model_dump(mode="json"), defn.script_hash())
-        return campaign.id
 
 
 def add_persona_contacts(db: Database, campaign_id: int, personas: list[Persona],
@@ -117,7 +111,7 @@ async def run_personas(db: Database, rasa_url: str, campaign_id: int,
 async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
                        personas_dir: Path) -> tuple[list[PersonaResult], dict[str, Any]]:
     defn = load_definition(campaign_file)
-    campaign_id = create_campaign(db, defn)
+    campaign_id = save_campaign(db, defn)
     by_contact = add_persona_contacts(db, campaign_id, load_personas(personas_dir),
                                       date.today())
     results = await run_personas(db, rasa_url, campaign_id, by_contact)

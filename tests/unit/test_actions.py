@@ -16,7 +16,7 @@ from sqlalchemy import select
 from actions import actions as act
 from actions import runtime
 from bot.campaigns.definition import load_definition
-from bot.demo import create_campaign
+from bot.campaigns.registry import save_campaign
 from bot.store import CallRepo, ConsentLedger, ContactRepo, Database, DncRepo
 from bot.store.models import Call, Callback, Consent, Escalation, SurveyAnswer
 
@@ -41,7 +41,7 @@ class Conversation:
 
     def __init__(self, db: Database, campaign: str, **contact: Any) -> None:
         self.db = db
-        campaign_id = create_campaign(db, load_definition(REPO / "examples" / "campaigns" /
+        campaign_id = save_campaign(db, load_definition(REPO / "examples" / "campaigns" /
                                                           f"{campaign}.yml"))
         with db.session() as session:
             person = ContactRepo(session).add(campaign_id, "13812345678", name="张伟",
