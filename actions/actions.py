@@ -179,6 +179,7 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
                 "customer_title": tracker.get_slot("customer_title"),
                 "campaign": defn.name, "campaign_type": defn.type,
                 "verified": state.verified, "pitched": state.pitched,
+                "family_member": state.family,
                 "history": _history(tracker),
             })
             log.info("call.escalated call_id=%s reason=%s", call.id, effect.reason)

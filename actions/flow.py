@@ -185,7 +185,6 @@ class FlowState:
     verified: bool = False
     family: bool = False
     pitched: bool = False
-    resume_stage: str | None = None
     outcome: str | None = None
     question: str = "nothing"  # asked by action_ask after the lead has been said
 
@@ -431,7 +430,6 @@ class Dialogue:
     def _callback(self, reply: Reply) -> Step:
         due = parse_callback_time(reply.text, self._now)
         if due is None:
-            self.state.resume_stage = self.state.stage
             return self._goto("callback_time")
         return self._schedule_callback(due, reply.text)
 
