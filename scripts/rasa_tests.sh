@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false
 RASA=.venv-rasa/bin/rasa
 MODEL=models/waihu.tar.gz
-mkdir -p results
+rm -rf results && mkdir -p results  # stale reports (e.g. an old intent_errors.json) would mislead
 
 echo "== rasa data validate --fail-on-warnings"
 $RASA data validate --fail-on-warnings --quiet > results/validate.log 2>&1 || {
