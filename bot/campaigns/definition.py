@@ -12,8 +12,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.yamlfile import read_yaml
 
 CampaignType = Literal["notification", "survey", "marketing", "second_confirmation"]
 
@@ -110,9 +111,4 @@ def parse_definition(data: Any, source: str = "campaign") -> CampaignDefinition:
 
 
 def load_definition(path: str | Path) -> CampaignDefinition:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CampaignFileError(f"{path}: cannot read campaign file: {exc}") from None
-    return parse_definition(data, str(path))
+    return parse_definition(read_yaml(path, CampaignFileError, "campaign file"), str(path))

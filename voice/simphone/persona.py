@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from bot.yamlfile import read_yaml
 
 DIAL_BEHAVIOURS = {
     "answer": "answered", "busy": "busy", "no_answer": "no_answer", "reject": "rejected",
@@ -72,12 +72,7 @@ def parse_persona(data: Any, source: str = "persona") -> Persona:
 
 
 def load_persona(path: str | Path) -> Persona:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PersonaError(f"{path}: cannot read persona: {exc}") from None
-    return parse_persona(data, str(path))
+    return parse_persona(read_yaml(path, PersonaError, "persona"), str(path))
 
 
 def load_personas(folder: str | Path) -> list[Persona]:
