@@ -139,7 +139,9 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
            contact: Contact, defn: CampaignDefinition, tracker: Tracker) -> None:
     calls = CallRepo(session)
     calls.update_call(call.id, stage=state.stage, verified=state.verified,
-                      pitched=state.pitched)
+                      pitched=state.pitched,
+                      summary={"product_questions": state.product_questions,
+                               "objections": dict(state.objections)})
     for effect in step.effects:
         if isinstance(effect, flow.Outcome):
             calls.finish_call(

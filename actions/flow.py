@@ -185,6 +185,7 @@ class FlowState:
     verified: bool = False
     family: bool = False
     pitched: bool = False
+    product_questions: int = 0  # ask_price / ask_cancel turns, for intent grading
     outcome: str | None = None
     question: str = "nothing"  # asked by action_ask after the lead has been said
 
@@ -268,6 +269,7 @@ class Step:
 
 # --- the flow -------------------------------------------------------------------------
 
+PRODUCT_QUESTIONS = ("ask_price", "ask_cancel")
 _FREE_TEXT_STAGES = {"survey_reason", "survey_open", "decline_reason", "callback_time"}
 _REASON_BY_INTENT = {"too_expensive": "too_expensive", "distrust": "distrust",
                      "not_needed": "not_needed"}
@@ -311,6 +313,8 @@ class Dialogue:
         if reply.intent != "silence_timeout":
             self.state.silences = 0
         intent = reply.intent
+        if intent in PRODUCT_QUESTIONS:
+            self.state.product_questions += 1
         if intent in ("request_human", "complain"):
             return self._escalate(intent)
         if intent == "do_not_call":

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+import re
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.yamlfile import read_yaml
 
@@ -55,6 +64,198 @@ class Consent(_Strict):
     min_intent_confidence: float = Field(0.8, ge=0, le=1)
 
 
+# --- the contact list and order templates ----------------------------------------------
+
+StandardColumn = Literal["name", "gender", "age", "region", "id_last4"]
+FieldType = Literal["text", "int", "date", "money"]
+IDENT = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+class CustomField(_Strict):
+    """A column kept per contact in ``Contact.fields`` (custom data or the order/product)."""
+
+    key: str = Field(pattern=IDENT)
+    header: str | None = Field(None, description="column header in the list; default: key")
+    type: FieldType = "text"
+    required: bool = False
+
+    @property
+    def headers(self) -> list[str]:
+        return [self.header or self.key, self.key]
+
+
+class ListTemplate(_Strict):
+    """Which columns a contact list carries.  ``phone`` is always required; the standard
+    columns are found under their usual Chinese or English headers (bot/campaigns/importer.py)
+    plus any listed in ``headers``; ID numbers are reduced to a salted hash of the last 4."""
+
+    columns: list[StandardColumn] = ["name", "gender", "age", "region", "id_last4"]
+    required: list[StandardColumn] = []
+    headers: dict[str, list[str]] = Field(default_factory=dict,
+                                          description="extra header names per standard column")
+    custom: list[CustomField] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ListTemplate:
+        unknown = [c for c in self.required if c not in self.columns]
+        if unknown:
+            raise ValueError(f"required column(s) {', '.join(unknown)} not in columns")
+        bad = [k for k in self.headers if k not in (*self.columns, "phone")]
+        if bad:
+            raise ValueError(f"headers given for unknown column(s) {', '.join(bad)}")
+        return self
+
+
+# --- when and how often to dial ----------------------------------------------------------
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_DELAY = re.compile(r"^(\d+)\s*(m|h|d)$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RetryResult = Literal["busy", "no_answer", "rejected", "invalid_number", "suspended",
+                      "powered_off", "failed", "no_response"]
+DEFAULT_RETRY: dict[str, str] = {
+    "busy": "30m", "no_answer": "2h", "rejected": "2h", "powered_off": "next_day",
+    "suspended": "next_day", "invalid_number": "never", "failed": "30m", "no_response": "2h",
+}
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """``"09:00-12:00"`` -> (09:00, 12:00); ``24:00`` means the end of the day."""
+    m = _WINDOW.match(text.strip())
+    if not m:
+        raise ValueError(f"calling window {text!r} is not HH:MM-HH:MM")
+    start = time(int(m[1]), int(m[2]))
+    end = time.max if m[3] == "24" else time(int(m[3]), int(m[4]))
+    if m[3] == "24" and m[4] != "00":
+        raise ValueError(f"calling window {text!r} ends after 24:00")
+    if end <= start:
+        raise ValueError(f"calling window {text!r} ends before it starts")
+    return start, end
+
+
+def parse_delay(text: str) -> timedelta | Literal["next_day", "never"]:
+    """``30m`` / ``2h`` / ``1d`` -> timedelta; ``next_day`` (first window of the next calling
+    day) and ``never`` are kept as words."""
+    text = text.strip()
+    if text in ("next_day", "never"):
+        return text  # type: ignore[return-value]
+    m = _DELAY.match(text)
+    if not m:
+        raise ValueError(f"retry delay {text!r}: use 30m, 2h, 1d, next_day or never")
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[m[2]]
+    return timedelta(**{unit: int(m[1])})
+
+
+class Schedule(_Strict):
+    """Calling windows in the campaign's time zone (default 09:00-12:00 and 14:00-20:00)."""
+
+    windows: list[str] = Field(["09:00-12:00", "14:00-20:00"], min_length=1)
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(WEEKDAYS)
+    start_date: date | None = None
+    end_date: date | None = None
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        spans = sorted(parse_window(w) for w in value)
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            if start < end:
+                raise ValueError("calling windows overlap")
+        return value
+
+    @property
+    def spans(self) -> list[tuple[time, time]]:
+        return sorted(parse_window(w) for w in self.windows)
+
+
+class Dialing(_Strict):
+    """Retry policy per dial result, attempt cap, pacing and the cross-campaign cap."""
+
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry: dict[RetryResult, str] = Field(default_factory=dict,
+                                          description="overrides of DEFAULT_RETRY")
+    concurrency: int = Field(10, ge=1, le=1000)
+    priority: int = Field(0, description="higher campaigns are dialled first")
+    caller_id: str | None = Field(None, pattern=r"^\+?\d{3,20}$")
+    marketing_cap_days: int = Field(5, ge=0, le=90,
+                                    description="one marketing call per number per N days")
+    notify_lead_days: int = Field(2, ge=0, le=60,
+                                  description="warn when a notification starts later than "
+                                  "this many days before its deadline")
+
+    @field_validator("retry")
+    @classmethod
+    def _retry(cls, value: dict[str, str]) -> dict[str, str]:
+        for delay in value.values():
+            parse_delay(delay)
+        return value
+
+    def retry_delay(self, result: str) -> timedelta | Literal["next_day", "never"]:
+        """When to dial again after *result* (a dial result, or ``no_response``)."""
+        return parse_delay(self.retry.get(result, DEFAULT_RETRY.get(result, "never")))
+
+
+class Trunk(_Strict):
+    """Where calls go: a SIP URI template (``{number}`` = the dialled number), with optional
+    digest credentials.  The password is read from the environment variable named here."""
+
+    uri: str = Field("sip:{number}@127.0.0.1:5060", pattern=r"^sips?:")
+    username: str | None = None
+    password_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    prefix: str = Field("", pattern=r"^\d*$", description="digits put before every number")
+
+    def target(self, number: str) -> str:
+        return self.uri.replace("{number}", self.prefix + number)
+
+
+# --- intent grading ------------------------------------------------------------------------
+
+Grade = Literal["A", "B", "C", "D"]
+OutcomeName = Literal["consented", "declined", "notified", "survey_completed",
+                      "survey_partial", "wrong_person", "verification_failed",
+                      "callback_requested", "escalated", "complaint", "do_not_call",
+                      "hung_up_early", "no_response"]
+
+
+class GradeRule(_Strict):
+    """A grade and the conditions (all must hold) under which an answered call gets it."""
+
+    grade: Grade
+    outcome: list[OutcomeName] | None = None
+    product_questions_min: int | None = Field(None, ge=0)
+    refused: bool | None = Field(None, description="declined, do-not-call or complaint")
+    pitched: bool | None = None
+    verified: bool | None = None
+
+
+DEFAULT_GRADE_RULES = [
+    GradeRule(grade="A", outcome=["consented"]),
+    GradeRule(grade="A", product_questions_min=2, refused=False),
+    GradeRule(grade="D", outcome=["declined", "do_not_call", "complaint", "hung_up_early",
+                                  "wrong_person", "verification_failed"]),
+    GradeRule(grade="B", outcome=["callback_requested", "escalated"]),
+    GradeRule(grade="B", product_questions_min=1, refused=False),
+]
+
+
+class Grading(_Strict):
+    """First matching rule wins; ``default`` when none matches (bot/campaigns/grading.py)."""
+
+    rules: list[GradeRule] = Field(default_factory=lambda: list(DEFAULT_GRADE_RULES))
+    default: Grade = "C"
+
+
+class FollowUps(_Strict):
+    """Calls generated automatically after this campaign's calls (bot/campaigns/dialer.py)."""
+
+    second_confirmation: str | None = Field(
+        None, description="name of the second-confirmation campaign that re-confirms a trial "
+        "sold here, before the trial ends")
+    confirm_days_before_end: int = Field(3, ge=1, le=30)
+    qa_followup: bool = Field(True, description="call back customers whose sale QA marks "
+                              "non-compliant")
+
+
 class CampaignDefinition(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w\-.]+$")
     type: CampaignType
@@ -65,6 +266,31 @@ class CampaignDefinition(_Strict):
     script: Script = Script()
     survey: Survey | None = None
     consent: Consent = Consent()
+    contacts: ListTemplate = ListTemplate()
+    order: list[CustomField] = Field([], description="product/order fields of each contact")
+    schedule: Schedule = Schedule()
+    dialing: Dialing = Dialing()
+    trunk: Trunk = Trunk()
+    grading: Grading = Grading()
+    follow_ups: FollowUps = FollowUps()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def list_fields(self) -> list[CustomField]:
+        """Custom and order fields together: everything that goes into ``Contact.fields``."""
+        return [*self.contacts.custom, *self.order]
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> CampaignDefinition:
@@ -79,6 +305,11 @@ class CampaignDefinition(_Strict):
             missing.append("survey.questions")
         if missing:
             raise ValueError(f"a {self.type} campaign needs {', '.join(missing)}")
+        keys = [f.key for f in self.list_fields]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"field key(s) {', '.join(twice)} defined twice in contacts.custom"
+                             " and order")
         return self
 
     @property
