@@ -1,4 +1,4 @@
-"""Database fixtures: every test gets a freshly migrated database, on SQLite and PostgreSQL.
+"""Shared fixtures.  Databases: every test gets a freshly migrated one, SQLite and PostgreSQL.
 
 PostgreSQL is reached at $WAIHU_TEST_PG_URL (default: the local ``postgres`` database with
 trust auth).  The run creates its own ``waihu_test_<hex>`` database, migrates it, empties it
