@@ -165,6 +165,14 @@ def test_price_question_is_answered_and_offer_repeated() -> None:
     assert (step.lead, step.question) == ("disclose_price", "consent")
 
 
+def test_product_questions_are_counted_for_grading() -> None:
+    call = pitched()
+    call.reply("ask_price", "多少钱")
+    call.reply("ask_cancel", "怎么取消")
+    call.reply("not_understand", "你说什么")
+    assert call.state.product_questions == 2
+
+
 @pytest.mark.parametrize("intent, lead, reason", [
     ("too_expensive", "objection_price", "too_expensive"),
     ("distrust", "objection_distrust", "distrust"),
