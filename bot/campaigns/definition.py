@@ -110,7 +110,8 @@ class ListTemplate(_Strict):
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 _DELAY = re.compile(r"^(\d+)\s*(m|h|d)$")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RetryResult = Literal["busy", "no_answer", "rejected", "invalid_number", "suspended",
                       "powered_off", "failed", "no_response"]
 DEFAULT_RETRY: dict[str, str] = {
@@ -150,7 +151,7 @@ class Schedule(_Strict):
     """Calling windows in the campaign's time zone (default 09:00-12:00 and 14:00-20:00)."""
 
     windows: list[str] = Field(["09:00-12:00", "14:00-20:00"], min_length=1)
-    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(WEEKDAYS)
+    weekdays: list[Weekday] = list(WEEKDAYS)
     start_date: date | None = None
     end_date: date | None = None
 
@@ -192,7 +193,8 @@ class Dialing(_Strict):
 
     def retry_delay(self, result: str) -> timedelta | Literal["next_day", "never"]:
         """When to dial again after *result* (a dial result, or ``no_response``)."""
-        return parse_delay(self.retry.get(result, DEFAULT_RETRY.get(result, "never")))
+        overrides: dict[str, str] = dict(self.retry)
+        return parse_delay(overrides.get(result, DEFAULT_RETRY.get(result, "never")))
 
 
 class Trunk(_Strict):
