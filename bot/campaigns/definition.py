@@ -193,7 +193,7 @@ class Dialing(_Strict):
 
     def retry_delay(self, result: str) -> timedelta | Literal["next_day", "never"]:
         """When to dial again after *result* (a dial result, or ``no_response``)."""
-        overrides: dict[str, str] = dict(self.retry)
+        overrides: dict[str, str] = {str(k): v for k, v in self.retry.items()}
         return parse_delay(overrides.get(result, DEFAULT_RETRY.get(result, "never")))
 
 
