@@ -17,6 +17,8 @@ from bot.store.models import (
     Contact,
     DncEntry,
     Escalation,
+    PhoneLock,
+    QaReview,
     SurveyAnswer,
     TranscriptTurn,
 )
@@ -28,6 +30,8 @@ from bot.store.repositories import (
     DncRepo,
     EscalationRepo,
     NotFound,
+    PhoneLockRepo,
+    QaReviewRepo,
     SurveyRepo,
 )
 from bot.store.vocab import DECLINE_REASONS, DIAL_RESULTS, OUTCOMES
@@ -55,6 +59,10 @@ __all__ = [
     "EscalationRepo",
     "LedgerCheck",
     "NotFound",
+    "PhoneLock",
+    "PhoneLockRepo",
+    "QaReview",
+    "QaReviewRepo",
     "SurveyAnswer",
     "SurveyRepo",
     "TranscriptTurn",

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.base import Base, utcnow
 from bot.store.vocab import (
+    ATTEMPT_KINDS,
     CALLBACK_KINDS,
     CALLBACK_STATUSES,
     CAMPAIGN_STATUSES,
@@ -95,12 +96,19 @@ class Contact(Base):
 
 
 class CallAttempt(Base):
-    """One dial of one contact; ``call_id`` is also the Rasa sender id."""
+    """One dial of one contact; ``call_id`` is also the Rasa sender id.
+
+    An attempt handed out by the dialer holds a *lease* (``lease_expires_at``) while a gateway
+    works on it; the gateway renews it, and completing or reclaiming the attempt clears it and
+    sets ``completed_at``.  ``callback_id`` is a loose reference (no foreign key, so SQLite can
+    add and drop the column in place) to the callback this attempt dialled.
+    """
 
     __tablename__ = "call_attempts"
     __table_args__ = (
         UniqueConstraint("contact_id", "attempt_no"),
         one_of("dial_result", DIAL_RESULTS),
+        one_of("kind", ATTEMPT_KINDS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -110,11 +118,14 @@ class CallAttempt(Base):
     attempt_no: Mapped[int]
     dial_result: Mapped[str | None] = mapped_column(String(20))
     gateway: Mapped[str | None] = mapped_column(String(100))
-    lease_expires_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     started_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    kind: Mapped[str] = mapped_column(String(30), default="first", server_default="first")
+    callback_id: Mapped[int | None]
+    completed_at: Mapped[datetime | None]
 
 
 class Call(Base):
@@ -261,4 +272,34 @@ class Escalation(Base):
     reason: Mapped[str] = mapped_column(String(30))
     context: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class PhoneLock(Base):
+    """A number being dialled right now: one row per phone, whatever the campaign or gateway.
+
+    Created with the attempt in the claiming transaction, renewed with its lease, deleted when
+    the attempt is completed or reclaimed.  The primary key makes a second live call to the
+    same number impossible.
+    """
+
+    __tablename__ = "phone_locks"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("call_attempts.call_id"), unique=True)
+    gateway: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class QaReview(Base):
+    """A reviewer's verdict on a call against the four rules (DESIGN.md, recording and QA)."""
+
+    __tablename__ = "qa_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(100))
+    compliant: Mapped[bool]
+    notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from bot import privacy
@@ -20,10 +21,13 @@ from bot.store.models import (
     Contact,
     DncEntry,
     Escalation,
+    PhoneLock,
+    QaReview,
     SurveyAnswer,
     TranscriptTurn,
 )
 from bot.store.vocab import (
+    ATTEMPT_KINDS,
     CALLBACK_KINDS,
     CALLBACK_STATUSES,
     CAMPAIGN_TYPES,
@@ -176,8 +180,19 @@ class CallRepo:
         call_id: str | None = None,
         gateway: str | None = None,
         at: datetime | None = None,
+        *,
+        lease_expires_at: datetime | None = None,
+        kind: str | None = None,
+        callback_id: int | None = None,
+        counted: bool = True,
     ) -> CallAttempt:
-        """Record a new dial of the contact (numbered from 1) and count it on the contact."""
+        """Record a new dial of the contact (numbered from 1) and count it on the contact.
+
+        ``kind`` defaults to ``first`` for the contact's first attempt, else ``retry``.
+        ``counted=False`` leaves ``Contact.attempts`` (the attempts that count against the
+        campaign's ``max_attempts``) alone, e.g. for a customer-requested callback.
+        """
+        require(kind, ATTEMPT_KINDS, "attempt kind", nullable=True)
         contact = self.session.get(Contact, contact_id)
         if contact is None:
             raise NotFound(f"contact {contact_id}")
@@ -187,16 +202,21 @@ class CallRepo:
             select(func.max(CallAttempt.attempt_no)).where(CallAttempt.contact_id == contact_id)
         )
         now = at or utcnow()
+        attempt_no = (last or 0) + 1
         attempt = CallAttempt(
             call_id=call_id or str(uuid.uuid4()),
             campaign_id=campaign_id,
             contact_id=contact_id,
-            attempt_no=(last or 0) + 1,
+            attempt_no=attempt_no,
             gateway=gateway,
+            lease_expires_at=lease_expires_at,
+            kind=kind or ("first" if attempt_no == 1 else "retry"),
+            callback_id=callback_id,
             created_at=now,
             started_at=now,
         )
-        contact.attempts += 1
+        if counted:
+            contact.attempts += 1
         self.session.add(attempt)
         self.session.flush()
         return attempt
@@ -407,6 +427,7 @@ class DncRepo:
         source: str,
         added_by: str,
         call_id: str | None = None,
+        at: datetime | None = None,
     ) -> DncEntry:
         """Add an entry, or return the active entry of the same kind for this number."""
         require(kind, DNC_KINDS, "DNC kind")
@@ -417,20 +438,22 @@ class DncRepo:
         if existing is not None:
             return existing
         entry = DncEntry(
-            phone=phone, kind=kind, reason=reason, source=source, added_by=added_by, call_id=call_id
+            phone=phone, kind=kind, reason=reason, source=source, added_by=added_by,
+            call_id=call_id, created_at=at or utcnow(),
         )
         self.session.add(entry)
         self.session.flush()
         return entry
 
-    def remove(self, phone: str, removed_by: str, reason: str, kind: str | None = None) -> int:
+    def remove(self, phone: str, removed_by: str, reason: str, kind: str | None = None,
+               at: datetime | None = None) -> int:
         """Close the active entries of the number (only of *kind* if given); returns how many."""
         require(kind, DNC_KINDS, "DNC kind", nullable=True)
         query = select(DncEntry).where(self._active(check_phone(phone)))
         if kind is not None:
             query = query.where(DncEntry.kind == kind)
         entries = self.session.scalars(query).all()
-        now = utcnow()
+        now = at or utcnow()
         for entry in entries:
             entry.removed_at = now
             entry.removed_by = removed_by
@@ -441,6 +464,14 @@ class DncRepo:
     def is_blocked(self, phone: str) -> bool:
         query = select(DncEntry.id).where(self._active(check_phone(phone))).limit(1)
         return self.session.scalar(query) is not None
+
+    def blocked_among(self, phones: Sequence[str]) -> set[str]:
+        """The numbers of *phones* that have an active entry (one query for a whole batch)."""
+        if not phones:
+            return set()
+        return set(self.session.scalars(
+            select(DncEntry.phone).where(DncEntry.phone.in_(set(phones)),
+                                         DncEntry.removed_at.is_(None))))
 
     def active(self) -> Sequence[DncEntry]:
         return self.session.scalars(
@@ -495,6 +526,105 @@ class CallbackRepo:
         callback.status = status
         self.session.flush()
         return callback
+
+    def pending_for(self, contact_id: int, *, due_by: datetime | None = None,
+                    kinds: Sequence[str] | None = None) -> Sequence[Callback]:
+        """The contact's pending callbacks (due by *due_by*, of *kinds*), earliest first."""
+        query = select(Callback).where(Callback.contact_id == contact_id,
+                                       Callback.status == "pending")
+        if due_by is not None:
+            query = query.where(Callback.due_at <= due_by)
+        if kinds is not None:
+            query = query.where(Callback.kind.in_(list(kinds)))
+        return self.session.scalars(query.order_by(Callback.due_at, Callback.id)).all()
+
+    def cancel_pending(self, contact_id: int, kinds: Sequence[str] | None = None) -> int:
+        """Cancel the contact's pending callbacks (only of *kinds* if given); how many."""
+        callbacks = self.pending_for(contact_id, kinds=kinds)
+        for callback in callbacks:
+            callback.status = "cancelled"
+        self.session.flush()
+        return len(callbacks)
+
+
+class PhoneLockRepo:
+    """One live call per number across campaigns and gateways (table ``phone_locks``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def try_acquire(self, phone: str, call_id: str, gateway: str | None,
+                    expires_at: datetime) -> bool:
+        """Lock *phone* for *call_id* unless another call holds it; never waits for one.
+
+        On PostgreSQL a transaction-scoped advisory lock on the number is taken first without
+        waiting (``pg_try_advisory_xact_lock``): whoever holds it may be inserting the same
+        number, so we give up rather than queue behind them (which could deadlock with a
+        completion that releases the number).  Holding it, the plain read below sees every
+        committed lock.  SQLite has one writer at a time, so the read alone is enough.
+        """
+        check_phone(phone)
+        if self.session.get_bind().dialect.name == "postgresql":
+            got = self.session.scalar(text("SELECT pg_try_advisory_xact_lock(:ns, :k)"),
+                                      {"ns": PHONE_LOCK_NAMESPACE, "k": phone_lock_key(phone)})
+            if not got:
+                return False
+        if self.holder(phone) is not None:
+            return False
+        self.session.add(PhoneLock(phone=phone, call_id=call_id, gateway=gateway,
+                                   expires_at=expires_at))
+        self.session.flush()
+        return True
+
+    def holder(self, phone: str) -> PhoneLock | None:
+        return self.session.scalar(select(PhoneLock).where(PhoneLock.phone == phone))
+
+    def locked_among(self, phones: Sequence[str]) -> set[str]:
+        if not phones:
+            return set()
+        return set(self.session.scalars(
+            select(PhoneLock.phone).where(PhoneLock.phone.in_(set(phones)))))
+
+    def renew(self, call_ids: Sequence[str], expires_at: datetime) -> None:
+        for lock in self.session.scalars(
+                select(PhoneLock).where(PhoneLock.call_id.in_(list(call_ids)))):
+            lock.expires_at = expires_at
+        self.session.flush()
+
+    def release(self, call_id: str) -> None:
+        self.session.execute(delete(PhoneLock).where(PhoneLock.call_id == call_id))
+        self.session.flush()
+
+
+# Advisory locks on numbers use PostgreSQL's two-int4 key space, which never overlaps the
+# single-bigint one of the consent ledger's lock (ledger.py).
+PHONE_LOCK_NAMESPACE = int.from_bytes(b"WHPH", "big")
+
+
+def phone_lock_key(phone: str) -> int:
+    """A signed 32-bit key for a number; two numbers sharing one only makes a claim skip."""
+    return zlib.crc32(phone.encode("ascii")) - (1 << 31)
+
+
+class QaReviewRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, call_id: str, reviewer: str, compliant: bool, notes: str | None = None,
+            at: datetime | None = None) -> QaReview:
+        if self.session.get(Call, call_id) is None:
+            raise NotFound(f"call {call_id}")
+        if not reviewer.strip():
+            raise ValueError("a QA review needs the reviewer's name")
+        review = QaReview(call_id=call_id, reviewer=reviewer, compliant=compliant, notes=notes,
+                          created_at=at or utcnow())
+        self.session.add(review)
+        self.session.flush()
+        return review
+
+    def for_call(self, call_id: str) -> Sequence[QaReview]:
+        return self.session.scalars(
+            select(QaReview).where(QaReview.call_id == call_id).order_by(QaReview.id)).all()
 
 
 class EscalationRepo:
