@@ -57,16 +57,9 @@ def cmd_campaign_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bot.reports.figures import campaign_figures, format_figures
+    from bot.reports.command import run
 
-    with _database(args).session() as session:
-        campaign = CampaignRepo(session).by_name(args.campaign)
-        if campaign is None:
-            print(f"waihu report: no campaign named {args.campaign!r}", file=sys.stderr)
-            return 2
-        figures = campaign_figures(session, campaign)
-    _print_json(figures) if args.format == "json" else print(format_figures(figures))
-    return 0
+    return run(_database(args), args)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -119,9 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_campaign_create)
     with_json(csub.add_parser("list", help="list campaigns")).set_defaults(func=cmd_campaign_list)
 
-    report = sub.add_parser("report", help="the campaign figures")
-    report.add_argument("campaign")
-    report.add_argument("--format", choices=["json", "text"], default="text")
+    from bot.reports import command as report_command
+
+    report = sub.add_parser("report", help="campaign, daily and weekly reports (json, text, "
+                            "csv, xlsx, html, pdf)")
+    report_command.add_arguments(report)
     report.set_defaults(func=cmd_report)
 
     audit = sub.add_parser("audit", help="check the consent ledger")

@@ -1,0 +1,120 @@
+"""`waihu report`: campaign, daily and weekly reports in every export format.
+
+Kept out of bot/cli.py so the command line only wires the arguments; importing this module
+does not import matplotlib (only the file formats need it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.store import CampaignRepo, Database
+from bot.store.db import REPO_ROOT
+
+FORMATS = ("json", "text", "csv", "xlsx", "html", "pdf")
+PERIOD_CHOICES = ("campaign", "daily", "weekly")
+REPORTS_DIR = REPO_ROOT / "var" / "reports"
+
+
+class ReportError(ValueError):
+    """A report that cannot be made as asked; the message says why."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("campaign", nargs="?", help="campaign name (or --all)")
+    parser.add_argument("--all", action="store_true", dest="all_campaigns",
+                        help="every campaign together (with --period daily or weekly)")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--period", choices=PERIOD_CHOICES, default="campaign",
+                        help="the whole campaign (default), one local day, or the ISO week")
+    parser.add_argument("--date", type=_iso_date, metavar="YYYY-MM-DD",
+                        help="the day, or a day of the week (default: today in the time zone)")
+    parser.add_argument("--tz", metavar="ZONE", help="time zone of the days (default: the "
+                        "campaign's; with --all the campaigns' if they share one, else "
+                        "Asia/Shanghai)")
+    parser.add_argument("--output", type=Path, metavar="PATH",
+                        help="write the report here (default for csv/xlsx/html/pdf: "
+                        "var/reports/<campaign>-<period>.<ext>); prints the path")
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportError(f"unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.all_campaigns == bool(args.campaign):
+        raise ReportError("name one campaign, or use --all")
+    if args.all_campaigns and args.period == "campaign":
+        raise ReportError("--all needs --period daily or --period weekly")
+    if args.period == "campaign" and (args.date or args.tz):
+        raise ReportError("--date and --tz apply to --period daily and weekly")
+
+
+def make_figures(db: Database, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The figures asked for and the file-name stem of the report."""
+    from bot.reports.figures import DEFAULT_TIMEZONE, campaign_figures, campaign_zone
+    from bot.reports.period import period_bounds, period_figures, period_label
+
+    _check(args)
+    with db.session() as session:
+        repo = CampaignRepo(session)
+        campaign = None
+        if args.campaign:
+            campaign = repo.by_name(args.campaign)
+            if campaign is None:
+                raise ReportError(f"no campaign named {args.campaign!r}")
+        if args.period == "campaign":
+            assert campaign is not None  # _check: a campaign is named without --all
+            return campaign_figures(session, campaign), f"{campaign.name}-campaign"
+        if args.tz:
+            zone = _zone(args.tz)
+        elif campaign is not None:
+            zone = campaign_zone(campaign)
+        else:
+            zones = {campaign_zone(c).key for c in repo.list()}
+            zone = ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TIMEZONE)
+        day = args.date or datetime.now(zone).date()
+        start, end = period_bounds(args.period, day)
+        figures = period_figures(session, campaign=campaign, start=start, end=end, tz=zone)
+    name = campaign.name if campaign is not None else "all"
+    return figures, f"{name}-{args.period}-{period_label(start, end)}"
+
+
+def run(db: Database, args: argparse.Namespace) -> int:
+    """Print json/text (or write them with --output); write the file formats and print
+    their path.  Exit 2 with a message when the report cannot be made."""
+    from bot.reports import export
+
+    try:
+        figures, stem = make_figures(db, args)
+        if args.output is None and args.format in ("json", "text"):
+            print(export.render_json(figures) if args.format == "json"
+                  else export.render_text(figures))
+            return 0
+        path = args.output or REPORTS_DIR / f"{stem}.{args.format}"
+        from bot.reports.charts import NoCjkFont
+
+        try:
+            export.export(figures, args.format, path)
+        except NoCjkFont as exc:
+            raise ReportError(f"cannot draw the charts: {exc}") from None
+    except ReportError as exc:
+        print(f"waihu report: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

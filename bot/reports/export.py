@@ -1,0 +1,356 @@
+"""Report exports: json, text, csv, xlsx, html and pdf of campaign or period figures.
+
+``json`` and ``text`` are strings for the terminal; the other formats are files rendered
+from one :class:`~bot.reports.document.Report`, so they carry the same tables and charts:
+
+- csv: UTF-8 with BOM (Excel opens it as UTF-8), one section per table, rates as ``62.5%``;
+- xlsx: a summary sheet with the decline-reason pie, one sheet per table, a chart sheet;
+- html: one self-contained file (inline CSS, charts as inline SVG);
+- pdf: matplotlib pages (``PdfPages``): tables and charts with the fonts embedded as
+  TrueType, so the Chinese text is real text that can be searched and copied.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import unicodedata
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.reports.figures import format_figures
+from bot.reports.period import format_period
+
+FORMATS = ("json", "text", "csv", "xlsx", "html", "pdf")
+FILE_FORMATS = ("csv", "xlsx", "html", "pdf")
+
+
+def render_json(fig: dict[str, Any], indent: int | None = None) -> str:
+    return json.dumps(fig, ensure_ascii=False, indent=indent, default=str)
+
+
+def render_text(fig: dict[str, Any]) -> str:
+    return format_period(fig) if "days" in fig else format_figures(fig)
+
+
+def report_for(fig: dict[str, Any]) -> Any:
+    """The :class:`Report` of campaign figures or of period figures."""
+    from bot.reports.document import campaign_report, period_report
+
+    return period_report(fig) if "days" in fig else campaign_report(fig)
+
+
+def export(fig: dict[str, Any], fmt: str, path: Path) -> Path:
+    """Write *fig* in format *fmt* to *path* (folders are created); returns the path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        path.write_text(render_json(fig, indent=2) + "\n", encoding="utf-8")
+    elif fmt == "text":
+        path.write_text(render_text(fig) + "\n", encoding="utf-8")
+    else:
+        writers: dict[str, Callable[[Any, Path], None]] = {
+            "csv": write_csv, "xlsx": write_xlsx, "html": write_html, "pdf": write_pdf}
+        writers[fmt](report_for(fig), path)
+    return path
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two columns."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+# --- csv ----------------------------------------------------------------------------------
+
+
+def write_csv(report: Any, path: Path) -> None:
+    from bot.reports.document import format_value
+
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    out.writerow([report.title])
+    out.writerow([report.subtitle])
+    out.writerow([])
+    out.writerow(["汇总 Summary"])
+    out.writerow(["指标 Figure", "值 Value"])
+    for label, value, kind in report.summary:
+        out.writerow([label, format_value(value, kind)])
+    for table in report.tables:
+        out.writerow([])
+        out.writerow([table.title])
+        out.writerow([c.title for c in table.columns])
+        for row in table.rows:
+            out.writerow([format_value(v, c.kind) for v, c in zip(row, table.columns,
+                                                                 strict=True)])
+    # The BOM tells Excel the file is UTF-8 (it assumes the ANSI code page otherwise).
+    path.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+
+
+# --- xlsx ---------------------------------------------------------------------------------
+
+
+def sheet_name(title: str, taken: set[str]) -> str:
+    """The Chinese part of a table title, cut to Excel's 31 characters, made unique."""
+    base = "".join(ch for ch in title.split(" ")[0] if ch not in "[]:*?/\\")[:28] or "Sheet"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def write_xlsx(report: Any, path: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.drawing.image import Image
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    from bot.reports import charts
+
+    bold = Font(bold=True)
+    header_fill = PatternFill("solid", fgColor="DDEBF7")
+    formats = {"rate": "0.0%", "int": "0", "number": "0.0##"}
+
+    def fit(ws: Worksheet, widths: dict[int, int]) -> None:
+        for col, width in widths.items():
+            ws.column_dimensions[ws.cell(1, col).column_letter].width = min(60, width + 2)
+
+    def put(ws: Worksheet, row: int, col: int, value: Any, kind: str,
+            widths: dict[int, int]) -> None:
+        cell = ws.cell(row, col, value)
+        if kind in formats and isinstance(value, int | float):
+            cell.number_format = formats[kind]
+        widths[col] = max(widths.get(col, 0), _width(str(value if value is not None else "")))
+
+    book = Workbook()
+    summary = book.active
+    assert summary is not None  # a new workbook has its first sheet
+    summary.title = "汇总"
+    summary["A1"] = report.title
+    summary["A1"].font = Font(bold=True, size=14)
+    summary["A2"] = report.subtitle
+    widths: dict[int, int] = {1: 20}
+    for i, (label, value, kind) in enumerate(report.summary, start=4):
+        put(summary, i, 1, label, "text", widths)
+        put(summary, i, 2, value, kind, widths)
+    fit(summary, widths)
+    pictures = {chart.key: charts.render_png(chart.draw, chart.size) for chart in report.charts}
+    if report.charts:
+        first = report.charts[0]  # the decline-reason pie (campaign) or the days (period)
+        image = Image(io.BytesIO(pictures[first.key]))
+        image.width, image.height = image.width * 0.5, image.height * 0.5
+        summary.add_image(image, "D4")
+
+    taken = {"汇总", "图表"}
+    for table in report.tables:
+        ws = book.create_sheet(sheet_name(table.title, taken))
+        ws["A1"] = table.title
+        ws["A1"].font = Font(bold=True, size=12)
+        widths = {}
+        for col, column in enumerate(table.columns, start=1):
+            put(ws, 3, col, column.title, "text", widths)
+            ws.cell(3, col).font = bold
+            ws.cell(3, col).fill = header_fill
+            ws.cell(3, col).alignment = Alignment(wrap_text=True, vertical="center")
+        for r, row in enumerate(table.rows, start=4):
+            for col, (value, column) in enumerate(zip(row, table.columns, strict=True),
+                                                  start=1):
+                put(ws, r, col, value, column.kind, widths)
+        ws.freeze_panes = "A4"
+        fit(ws, widths)
+
+    if report.charts:
+        ws = book.create_sheet("图表")
+        row = 1
+        for chart in report.charts:
+            ws.cell(row, 1, chart.title).font = bold
+            image = Image(io.BytesIO(pictures[chart.key]))
+            image.width, image.height = image.width * 0.5, image.height * 0.5
+            ws.add_image(image, f"A{row + 1}")
+            row += int(image.height / 20) + 3  # default rows are 20 px high
+    book.properties.title = report.title
+    book.properties.creator = "waihu"
+    book.save(path)
+
+
+# --- html ---------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Micro Hei",
+       sans-serif; margin: 2em auto; max-width: 1000px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+.subtitle { color: #666; margin-top: 0; }
+.summary { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr));
+           gap: 0.6em; margin: 1.5em 0; }
+.summary div { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.8em; }
+.summary .label { color: #666; font-size: 0.85em; display: block; }
+.summary .value { font-size: 1.3em; font-weight: 600; }
+figure { margin: 1.5em 0; } figure svg { max-width: 100%; height: auto; }
+figcaption { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 1.5em 0; min-width: 50%; }
+caption { text-align: left; font-weight: 600; font-size: 1.1em; padding-bottom: 0.4em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; }
+th { background: #eef4fa; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+footer { color: #999; font-size: 0.8em; margin-top: 3em; }
+"""
+
+
+def write_html(report: Any, path: Path) -> None:
+    from bot.reports import charts
+    from bot.reports.document import format_value
+
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(report.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(report.title)}</h1>", f'<p class="subtitle">{e(report.subtitle)}</p>',
+        '<section class="summary">',
+    ]
+    parts += [f'<div><span class="label">{e(label)}</span>'
+              f'<span class="value">{e(format_value(value, kind))}</span></div>'
+              for label, value, kind in report.summary]
+    parts.append("</section>")
+    for chart in report.charts:
+        svg = charts.render_svg(chart.draw, chart.size, salt=chart.key)
+        parts.append(f'<figure id="chart-{e(chart.key)}" role="img" aria-label="'
+                     f'{e(chart.title)}">{svg}<figcaption>{e(chart.title)}</figcaption></figure>')
+    for table in report.tables:
+        parts.append(f'<table id="{e(table.key)}"><caption>{e(table.title)}</caption><thead><tr>')
+        parts += [f"<th>{e(c.title)}</th>" for c in table.columns]
+        parts.append("</tr></thead><tbody>")
+        for row in table.rows:
+            cells = [("<td>" if c.kind == "text" else '<td class="num">')
+                     + f"{e(format_value(v, c.kind))}</td>"
+                     for v, c in zip(row, table.columns, strict=True)]
+            parts.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append("</tbody></table>")
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append(f"<footer>waihu report · {made}</footer></body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+
+
+# --- pdf ----------------------------------------------------------------------------------
+
+PAGE_W, PAGE_H = 8.27, 11.69  # A4 portrait, inches
+MARGIN = 0.6
+ROW_H = 0.24
+
+
+class _PdfFlow:
+    """Stacks blocks down A4 pages, starting a new page when the next one does not fit."""
+
+    def __init__(self, pdf: Any) -> None:
+        self.pdf = pdf
+        self.figure: Any = None
+        self.y = 0.0  # inches from the bottom of the page, where the next block ends above
+        self.pages = 0
+
+    def room(self, height: float) -> None:
+        if self.figure is None or self.y - height < MARGIN:
+            self.flush()
+            from matplotlib.figure import Figure
+
+            self.figure = Figure(figsize=(PAGE_W, PAGE_H))
+            self.pages += 1
+            self.figure.text(1 - MARGIN / PAGE_W, 0.4 / PAGE_H, f"{self.pages}",
+                             ha="right", fontsize=8, color="#888888")
+            self.y = PAGE_H - MARGIN
+
+    def axes(self, height: float, width: float = PAGE_W - 2 * MARGIN,
+             left: float = MARGIN) -> Any:
+        self.room(height)
+        ax = self.figure.add_axes((left / PAGE_W, (self.y - height) / PAGE_H,
+                                   width / PAGE_W, height / PAGE_H))
+        self.y -= height
+        return ax
+
+    def text(self, text: str, size: float, height: float, **style: Any) -> None:
+        self.room(height)
+        self.figure.text(MARGIN / PAGE_W, (self.y - height * 0.75) / PAGE_H, text,
+                         fontsize=size, **style)
+        self.y -= height
+
+    def gap(self, height: float) -> None:
+        self.y -= height
+
+    def flush(self) -> None:
+        if self.figure is not None:
+            self.pdf.savefig(self.figure)
+            self.figure = None
+
+
+def _table_block(flow: _PdfFlow, title: str, headers: Sequence[str],
+                 rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> None:
+    """A table under its title, split over pages when long (the header is repeated)."""
+    wrapped = [h.replace(" ", "\n", 1) for h in headers]
+    header_h = ROW_H * max(h.count("\n") + 1 for h in wrapped)
+    widths = [max([_width(h) for h in wrapped[i].split("\n")]
+                  + [_width(r[i]) for r in rows] + [4]) for i in range(len(headers))]
+    fractions = [w / sum(widths) for w in widths]
+    table_w = min(PAGE_W - 2 * MARGIN, 0.075 * sum(widths) + 0.3 * len(headers))
+    remaining = list(rows) or [["-"] * len(headers)]
+    first = True
+    while remaining:
+        flow.room(0.35 + header_h + ROW_H * min(len(remaining), 3))
+        flow.text(title if first else f"{title}(续)", 11, 0.35, weight="bold")
+        fit = max(1, int((flow.y - MARGIN - header_h) / ROW_H))
+        chunk, remaining = remaining[:fit], remaining[fit:]
+        ax = flow.axes(header_h + ROW_H * len(chunk), width=table_w)
+        ax.set_axis_off()
+        table = ax.table(cellText=[list(r) for r in chunk], colLabels=wrapped,
+                         colWidths=fractions, bbox=(0, 0, 1, 1), cellLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(8)
+        for (r, c), cell in table.get_celld().items():
+            cell.set_edgecolor("#bbbbbb")
+            cell.set_linewidth(0.5)
+            if r == 0:
+                cell.set_facecolor("#eef4fa")
+                cell.set_height(header_h / (header_h + ROW_H * len(chunk)))
+                cell.get_text().set_fontweight("bold")
+            else:
+                cell.set_height(ROW_H / (header_h + ROW_H * len(chunk)))
+                if numeric[c]:
+                    cell.get_text().set_horizontalalignment("right")
+                    cell.PAD = 0.05
+        flow.gap(0.25)
+        first = False
+
+
+def write_pdf(report: Any, path: Path) -> None:
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from bot.reports import charts
+    from bot.reports.document import format_value
+
+    with charts.chart_style(for_pdf=True), PdfPages(path, metadata={
+            "Title": report.title, "Creator": "waihu", "Subject": report.subtitle}) as pdf:
+        flow = _PdfFlow(pdf)
+        flow.text(report.title, 16, 0.45, weight="bold")
+        flow.text(report.subtitle, 10, 0.3, color="#555555")
+        flow.gap(0.15)
+        _table_block(flow, "汇总 Summary", ["指标 Figure", "值 Value"],
+                     [[label, format_value(value, kind)] for label, value, kind in report.summary],
+                     [False, True])
+        for chart in report.charts:
+            # Room on the left and below the axes for tick labels; the title stays with it.
+            height = chart.size[1] * 0.75
+            flow.room(0.35 + height + 0.5)
+            flow.text(chart.title, 11, 0.35, weight="bold")
+            chart.draw(flow.axes(height, width=PAGE_W - 2 * MARGIN - 1.6, left=MARGIN + 0.9))
+            flow.gap(0.5)
+        for table in report.tables:
+            _table_block(flow, table.title, [c.title for c in table.columns],
+                         [[format_value(v, c.kind) for v, c in zip(row, table.columns,
+                                                                   strict=True)]
+                          for row in table.rows],
+                         [c.kind != "text" for c in table.columns])
+        flow.flush()
