@@ -7,11 +7,12 @@ import asyncio
 import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bot.campaigns.definition import CampaignFileError, load_definition
-from bot.store import CampaignRepo, ConsentLedger, Database, default_url
+from bot.store import CampaignRepo, ConsentLedger, Database, default_url, utcnow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,6 +61,201 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bot.reports.command import run
 
     return run(_database(args), args)
+
+
+def cmd_campaign_start(args: argparse.Namespace) -> int:
+    from bot.campaigns.registry import CampaignControlError, start_campaign
+
+    try:
+        result = start_campaign(_database(args), args.name, utcnow(), force=args.force)
+    except CampaignControlError as exc:
+        print(f"waihu campaign start: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(result.as_json())
+        return 0
+    print(f"campaign {result.name} is {result.status}")
+    if result.warning is not None:
+        print(f"{result.warning.level.upper()}: {result.warning.message}")
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_campaign_pause_resume(args: argparse.Namespace) -> int:
+    from bot.campaigns.registry import CampaignControlError, pause_campaign, resume_campaign
+
+    change = pause_campaign if args.action == "pause" else resume_campaign
+    try:
+        status = change(_database(args), args.name)
+    except CampaignControlError as exc:
+        print(f"waihu campaign {args.action}: {exc}", file=sys.stderr)
+        return 2
+    _print_json({"name": args.name, "status": status}) if args.json else print(
+        f"campaign {args.name} is {status}")
+    return 0
+
+
+def cmd_campaign_check(args: argparse.Namespace) -> int:
+    from bot.campaigns.dialer import check_campaign
+    from bot.store import NotFound
+
+    at = datetime.fromisoformat(args.at) if args.at else utcnow()
+    if at.tzinfo is None:
+        print("waihu campaign check: --at needs a time zone, e.g. 2030-05-06T10:00+08:00",
+              file=sys.stderr)
+        return 2
+    try:
+        result = check_campaign(_database(args), args.name, at)
+    except NotFound as exc:
+        print(f"waihu campaign check: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"campaign {result['campaign']} "
+          f"({result['type']}, {result['status']}) at {result['at']}: "
+          f"{result['contacts']} contacts, {result['would_dial']} would be dialled now")
+    for reason, count in result["skipped"].items():
+        if count:
+            print(f"  skipped {reason}: {count}")
+    if not result["in_window"]:
+        print(f"  outside the calling windows; next window starts {result['next_window_start']}")
+    if result["deadline"]:
+        print(f"  {result['deadline']['level'].upper()}: {result['deadline']['message']}")
+    return 0
+
+
+# --- dnc / qa -------------------------------------------------------------------------
+
+
+def _phone(text: str) -> str:
+    from bot.campaigns.phones import normalize_phone
+
+    return normalize_phone(text)
+
+
+def cmd_dnc_add(args: argparse.Namespace) -> int:
+    from bot.store import DncRepo
+
+    try:
+        phone = _phone(args.phone)
+    except ValueError as exc:
+        print(f"waihu dnc add: {exc}", file=sys.stderr)
+        return 2
+    with _database(args).session() as session:
+        entry = DncRepo(session).add(phone, args.kind, args.reason, "operator", args.by)
+        result = {"id": entry.id, "phone": phone, "kind": entry.kind, "reason": entry.reason,
+                  "added_by": entry.added_by}
+    _print_json(result) if args.json else print(
+        f"{phone} is on the {result['kind']} list (entry {result['id']})")
+    return 0
+
+
+def cmd_dnc_remove(args: argparse.Namespace) -> int:
+    from bot.store import DncRepo
+
+    try:
+        phone = _phone(args.phone)
+    except ValueError as exc:
+        print(f"waihu dnc remove: {exc}", file=sys.stderr)
+        return 2
+    with _database(args).session() as session:
+        removed = DncRepo(session).remove(phone, args.by, args.reason, kind=args.kind)
+    _print_json({"phone": phone, "removed": removed}) if args.json else print(
+        f"{phone}: {removed} entr{'y' if removed == 1 else 'ies'} removed")
+    return 0 if removed else 1
+
+
+_PHONE_HEADERS = ("phone", "mobile", "手机号", "手机号码", "手机", "电话", "电话号码", "号码")
+
+
+def cmd_dnc_import(args: argparse.Namespace) -> int:
+    import csv
+
+    from bot.store import DncRepo
+
+    try:
+        with args.file.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"waihu dnc import: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    header = [h.strip().lower() for h in (rows[0] if rows else [])]
+    column = next((header.index(h) for h in _PHONE_HEADERS if h in header), None)
+    if column is None:
+        print(f"waihu dnc import: {args.file} has no phone column "
+              f"({' / '.join(_PHONE_HEADERS)})", file=sys.stderr)
+        return 2
+    reason = args.reason or f"imported from {args.file.name}"
+    added = already = 0
+    rejected: list[dict[str, Any]] = []
+    with _database(args).session() as session:
+        repo = DncRepo(session)
+        active = {(e.phone, e.kind) for e in repo.active()}
+        for line, row in enumerate(rows[1:], start=2):
+            text = row[column].strip() if column < len(row) else ""
+            if not text:
+                continue
+            try:
+                phone = _phone(text)
+            except ValueError as exc:
+                rejected.append({"line": line, "reason": str(exc)})
+                continue
+            if (phone, args.kind) in active:
+                already += 1
+                continue
+            repo.add(phone, args.kind, reason, "import", args.by)
+            active.add((phone, args.kind))
+            added += 1
+    result = {"file": str(args.file), "kind": args.kind, "added": added,
+              "already_listed": already, "rejected": rejected}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{added} added, {already} already listed, {len(rejected)} rejected")
+        for item in rejected:
+            print(f"  line {item['line']}: {item['reason']}")
+    return 0
+
+
+def cmd_dnc_list(args: argparse.Namespace) -> int:
+    from bot.store import DncRepo
+
+    with _database(args).session() as session:
+        rows = [{"id": e.id, "phone": e.phone, "kind": e.kind, "source": e.source,
+                 "reason": e.reason, "added_by": e.added_by, "call_id": e.call_id,
+                 "created_at": e.created_at.isoformat()} for e in DncRepo(session).active()]
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['phone']:<14} {row['kind']:<12} {row['source']:<10} "
+                  f"{row['added_by']:<12} {row['reason']}")
+    return 0
+
+
+def cmd_qa_review(args: argparse.Namespace) -> int:
+    from bot.campaigns.dialer import record_qa_review
+    from bot.store import NotFound
+
+    try:
+        result = record_qa_review(_database(args), args.call_id, args.reviewer,
+                                  args.compliant, args.notes, now=utcnow())
+    except (NotFound, ValueError) as exc:
+        print(f"waihu qa review: {exc}", file=sys.stderr)
+        return 2
+    out = {"review_id": result.review_id, "call_id": args.call_id,
+           "compliant": args.compliant, "followup_callback_id": result.callback_id,
+           "note": result.note}
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"review {result.review_id} saved"
+              + (f"; QA follow-up call scheduled (callback {result.callback_id})"
+                 if result.callback_id else "")
+              + (f" ({result.note})" if result.note else ""))
+    return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -111,6 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("file", type=Path)
     create.set_defaults(func=cmd_campaign_create)
     with_json(csub.add_parser("list", help="list campaigns")).set_defaults(func=cmd_campaign_list)
+    start = with_json(csub.add_parser("start", help="start dialling (warns on a late notice)"))
+    start.add_argument("name")
+    start.add_argument("--force", action="store_true",
+                       help="start a notification even though its deadline has passed")
+    start.set_defaults(func=cmd_campaign_start)
+    for action, text in (("pause", "hand out no new calls (calls in progress finish)"),
+                         ("resume", "resume a paused campaign")):
+        control = with_json(csub.add_parser(action, help=text))
+        control.add_argument("name")
+        control.set_defaults(func=cmd_campaign_pause_resume)
+    check = with_json(csub.add_parser("check", help="dry run: who would be dialled, who not"))
+    check.add_argument("name")
+    check.add_argument("--at", help="evaluate at this ISO time with zone (default: now)")
+    check.set_defaults(func=cmd_campaign_check)
 
     from bot.reports import command as report_command
 
@@ -123,6 +333,40 @@ def build_parser() -> argparse.ArgumentParser:
     asub = audit.add_subparsers(dest="action", required=True)
     with_json(asub.add_parser("verify", help="recompute the hash chain")).set_defaults(
         func=cmd_audit_verify)
+
+    dnc = sub.add_parser("dnc", help="the do-not-call list and blacklist")
+    dsub = dnc.add_subparsers(dest="action", required=True)
+    kinds = ["do_not_call", "blacklist"]
+    dnc_add = with_json(dsub.add_parser("add", help="never call this number again"))
+    dnc_add.add_argument("phone")
+    dnc_add.add_argument("--reason", required=True)
+    dnc_add.add_argument("--by", required=True, help="who adds it")
+    dnc_add.add_argument("--kind", choices=kinds, default="do_not_call")
+    dnc_add.set_defaults(func=cmd_dnc_add)
+    dnc_remove = with_json(dsub.add_parser("remove", help="take a number off the lists"))
+    dnc_remove.add_argument("phone")
+    dnc_remove.add_argument("--reason", required=True)
+    dnc_remove.add_argument("--by", required=True, help="who removes it")
+    dnc_remove.add_argument("--kind", choices=kinds, help="only this list (default: both)")
+    dnc_remove.set_defaults(func=cmd_dnc_remove)
+    dnc_import = with_json(dsub.add_parser("import", help="add the numbers of a CSV file"))
+    dnc_import.add_argument("file", type=Path)
+    dnc_import.add_argument("--by", required=True, help="who imports it")
+    dnc_import.add_argument("--reason", help="default: imported from FILE")
+    dnc_import.add_argument("--kind", choices=kinds, default="do_not_call")
+    dnc_import.set_defaults(func=cmd_dnc_import)
+    with_json(dsub.add_parser("list", help="active entries")).set_defaults(func=cmd_dnc_list)
+
+    qa = sub.add_parser("qa", help="quality review of recorded calls")
+    qsub = qa.add_subparsers(dest="action", required=True)
+    review = with_json(qsub.add_parser("review", help="record a reviewer's verdict on a call"))
+    review.add_argument("call_id")
+    review.add_argument("--reviewer", required=True)
+    verdict = review.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--compliant", dest="compliant", action="store_true")
+    verdict.add_argument("--non-compliant", dest="compliant", action="store_false")
+    review.add_argument("--notes")
+    review.set_defaults(func=cmd_qa_review)
 
     chat = sub.add_parser("chat", help="talk to the bot as a customer, in the terminal")
     chat.add_argument("--campaign", type=Path, required=True, help="campaign YAML file")

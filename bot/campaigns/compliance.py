@@ -20,8 +20,8 @@ Reason = Literal["dnc", "done", "invalid", "attempts_exhausted", "in_progress", 
 # The order in which the reasons are tried: permanent ones first, so that a dry run's counts
 # say what would still stop a contact once the calling window opens.
 REASONS: tuple[Reason, ...] = ("campaign_not_running", "dnc", "done", "invalid",
-                               "attempts_exhausted", "in_progress", "retry_wait",
-                               "marketing_cap", "outside_window")
+                               "attempts_exhausted", "in_progress", "marketing_cap",
+                               "retry_wait", "outside_window")
 # Callbacks whose call is not a new marketing contact: the customer asked for it, or QA
 # requires it.  The cross-campaign marketing cap does not hold them back.
 CAP_EXEMPT_CALLBACKS = frozenset({"customer_request", "qa_followup"})
@@ -148,11 +148,11 @@ def block_reason(defn: CampaignDefinition, campaign_status: str, facts: ContactF
     active do-not-call/blacklist entry or the contact was closed as such; ``done``; ``invalid``
     (closed after an invalid number); ``attempts_exhausted`` (closed, or ``max_attempts``
     counted attempts made and no callback due: a customer-requested callback or a follow-up is
-    dialled even then); ``in_progress`` (the contact is on a call); ``retry_wait`` (not due
-    yet); ``marketing_cap`` (a marketing campaign's contact whose number had an answered call
-    from another marketing contact within ``marketing_cap_days``; customer-requested callbacks
-    and QA follow-ups are exempt); ``in_progress`` also when another live call holds the number;
-    ``outside_window``.
+    dialled even then); ``in_progress`` (the contact is on a call); ``marketing_cap`` (a
+    marketing campaign's contact whose number had an answered call from another marketing
+    contact within ``marketing_cap_days``; customer-requested callbacks and QA follow-ups are
+    exempt); ``retry_wait`` (not due yet); ``in_progress`` also when another live call holds
+    the number; ``outside_window``.
     """
     if campaign_status != "running":
         return "campaign_not_running"
@@ -164,14 +164,14 @@ def block_reason(defn: CampaignDefinition, campaign_status: str, facts: ContactF
         return "invalid" if facts.last_result == "invalid_number" else "attempts_exhausted"
     if facts.status == "in_progress":
         return "in_progress"
-    if facts.due_callback is None:
-        if facts.attempts >= defn.dialing.max_attempts:
-            return "attempts_exhausted"
-        if facts.next_attempt_at is not None and facts.next_attempt_at > now:
-            return "retry_wait"
+    if facts.due_callback is None and facts.attempts >= defn.dialing.max_attempts:
+        return "attempts_exhausted"
     if (defn.type == "marketing" and facts.due_callback not in CAP_EXEMPT_CALLBACKS
             and facts.marketing_cap_until is not None and facts.marketing_cap_until > now):
         return "marketing_cap"
+    if (facts.due_callback is None and facts.next_attempt_at is not None
+            and facts.next_attempt_at > now):
+        return "retry_wait"
     if facts.phone_locked:
         return "in_progress"
     if not in_window(defn, now):

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,10 +53,19 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One unit of work: commit when the block ends normally, roll back on any exception."""
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """One unit of work: commit when the block ends normally, roll back on any exception.
+
+        ``write=True`` is for units of work that read and then write rows other processes
+        write too (the dialer): on SQLite it takes the database write lock first
+        (``BEGIN IMMEDIATE``, waiting up to busy_timeout), because a WAL read snapshot that
+        another writer overtakes cannot be upgraded to a write and fails at once with
+        "database is locked".  PostgreSQL needs nothing here (row locks do the job).
+        """
         session = self._sessions()
         try:
+            if write and self.is_sqlite:
+                session.execute(text("BEGIN IMMEDIATE"))
             yield session
             session.commit()
         except BaseException:

@@ -553,15 +553,15 @@ class PhoneLockRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def try_acquire(self, phone: str, call_id: str, gateway: str | None,
-                    expires_at: datetime) -> bool:
-        """Lock *phone* for *call_id* unless another call holds it; never waits for one.
+    def available(self, phone: str) -> bool:
+        """Whether this transaction may lock *phone*: no live call holds it and, on PostgreSQL,
+        no concurrent transaction is locking it right now.  Never waits.
 
-        On PostgreSQL a transaction-scoped advisory lock on the number is taken first without
-        waiting (``pg_try_advisory_xact_lock``): whoever holds it may be inserting the same
-        number, so we give up rather than queue behind them (which could deadlock with a
-        completion that releases the number).  Holding it, the plain read below sees every
-        committed lock.  SQLite has one writer at a time, so the read alone is enough.
+        On PostgreSQL it takes a transaction-scoped advisory lock on the number without
+        waiting (``pg_try_advisory_xact_lock``) and keeps it to commit, so the :meth:`lock`
+        that follows cannot collide: whoever else holds it may be inserting the same number,
+        and queueing behind them could deadlock with a completion releasing the number.
+        SQLite has one writer at a time, so the read alone is enough there.
         """
         check_phone(phone)
         if self.session.get_bind().dialect.name == "postgresql":
@@ -569,12 +569,16 @@ class PhoneLockRepo:
                                       {"ns": PHONE_LOCK_NAMESPACE, "k": phone_lock_key(phone)})
             if not got:
                 return False
-        if self.holder(phone) is not None:
-            return False
-        self.session.add(PhoneLock(phone=phone, call_id=call_id, gateway=gateway,
-                                   expires_at=expires_at))
+        return self.holder(phone) is None
+
+    def lock(self, phone: str, call_id: str, gateway: str | None,
+             expires_at: datetime) -> PhoneLock:
+        """Lock *phone* for the attempt *call_id* (check :meth:`available` first)."""
+        lock = PhoneLock(phone=check_phone(phone), call_id=call_id, gateway=gateway,
+                         expires_at=expires_at)
+        self.session.add(lock)
         self.session.flush()
-        return True
+        return lock
 
     def holder(self, phone: str) -> PhoneLock | None:
         return self.session.scalar(select(PhoneLock).where(PhoneLock.phone == phone))
