@@ -580,7 +580,8 @@ class _Closer:
         contact.fields = fields
         due = confirm_due(defn, new, defn.follow_ups.confirm_days_before_end, self.now)
         self._new_round(contact, contact.campaign_id, due, "trial_extension",
-                        self.attempt.call_id, f"试用期延长: {old.isoformat()} -> {new.isoformat()}")
+                        self.attempt.call_id, f"试用期延长: {old.isoformat()} -> {new.isoformat()}",
+                        closing=True)
         self.follow_ups.append(f"trial_extension: trial ends {new.isoformat()}, "
                                f"call due {due.isoformat()}")
         log.info("followup.trial_extended call_id=%s contact=%d trial_end=%s due=%s",
@@ -588,18 +589,19 @@ class _Closer:
         return True
 
     def _new_round(self, contact: Contact, campaign_id: int, due: datetime, kind: str,
-                   call_id: str, text: str) -> None:
+                   call_id: str, text: str, *, closing: bool = False) -> None:
         self.callbacks.cancel_pending(contact.id, kinds=_TRIAL_CALLBACKS)
         self.callbacks.schedule(campaign_id, contact.id, due, kind, call_id=call_id,
                                 requested_text=text)
-        schedule_round(contact, due)
+        schedule_round(contact, due, closing=closing)
 
 
-def schedule_round(contact: Contact, due: datetime) -> None:
-    """A follow-up starts a new round of attempts for the contact, due at *due* (a contact
-    on a call keeps its status: completing that call finds the pending callback)."""
+def schedule_round(contact: Contact, due: datetime, *, closing: bool = False) -> None:
+    """A follow-up starts a new round of attempts for the contact, due at *due*.  A contact
+    on another call keeps its status (completing that call finds the pending callback);
+    *closing* is for the contact whose call is being closed right now."""
     contact.attempts = 0
-    if contact.status != "in_progress":
+    if closing or contact.status != "in_progress":
         contact.status = "pending"
         contact.next_attempt_at = due
 
