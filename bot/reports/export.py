@@ -287,40 +287,62 @@ class _PdfFlow:
             self.figure = None
 
 
+def _wrap_header(title: str, width: int = 12) -> str:
+    """Chinese part on the first line, the English words below, about *width* per line."""
+    head, _, rest = title.partition(" ")
+    lines = [head]
+    for word in rest.split():
+        if len(lines) > 1 and _width(lines[-1]) + 1 + _width(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+CHAR_W = 0.062  # inches per display column (half a CJK character) at 8 pt
+CELL_PAD = 0.14  # inches of padding per cell
+
+
 def _table_block(flow: _PdfFlow, title: str, headers: Sequence[str],
                  rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> None:
-    """A table under its title, split over pages when long (the header is repeated)."""
-    wrapped = [h.replace(" ", "\n", 1) for h in headers]
-    header_h = ROW_H * max(h.count("\n") + 1 for h in wrapped)
-    widths = [max([_width(h) for h in wrapped[i].split("\n")]
-                  + [_width(r[i]) for r in rows] + [4]) for i in range(len(headers))]
-    fractions = [w / sum(widths) for w in widths]
-    table_w = min(PAGE_W - 2 * MARGIN, 0.075 * sum(widths) + 0.3 * len(headers))
+    """A table under its title, split over pages when long (the header is repeated).
+
+    Columns are as wide as their longest line; a table too wide for the page gets a
+    smaller font (down to 5.5 pt) rather than cut text.
+    """
+    wrapped = [_wrap_header(h) for h in headers]
+    header_h = ROW_H * 0.85 * max(h.count("\n") + 1 for h in wrapped)
+    widths = [max([_width(line) for line in wrapped[i].split("\n")]
+                  + [_width(r[i]) for r in rows] + [3]) for i in range(len(headers))]
+    room = PAGE_W - 2 * MARGIN
+    need = CHAR_W * sum(widths) + CELL_PAD * len(widths)
+    scale = min(1.0, max(5.5 / 8, (room - CELL_PAD * len(widths)) / (CHAR_W * sum(widths))))
+    inches = [CHAR_W * scale * w + CELL_PAD for w in widths]
+    table_w = min(room, sum(inches)) if need > room else sum(inches)
+    fractions = [w / sum(inches) for w in inches]
     remaining = list(rows) or [["-"] * len(headers)]
     first = True
     while remaining:
         flow.room(0.35 + header_h + ROW_H * min(len(remaining), 3))
-        flow.text(title if first else f"{title}(续)", 11, 0.35, weight="bold")
+        flow.text(title if first else f"{title}（续）", 11, 0.35)
         fit = max(1, int((flow.y - MARGIN - header_h) / ROW_H))
         chunk, remaining = remaining[:fit], remaining[fit:]
-        ax = flow.axes(header_h + ROW_H * len(chunk), width=table_w)
+        height = header_h + ROW_H * len(chunk)
+        ax = flow.axes(height, width=table_w)
         ax.set_axis_off()
         table = ax.table(cellText=[list(r) for r in chunk], colLabels=wrapped,
                          colWidths=fractions, bbox=(0, 0, 1, 1), cellLoc="left")
         table.auto_set_font_size(False)
-        table.set_fontsize(8)
+        table.set_fontsize(8 * scale)
         for (r, c), cell in table.get_celld().items():
             cell.set_edgecolor("#bbbbbb")
             cell.set_linewidth(0.5)
+            cell.PAD = CELL_PAD / 2 / inches[c]
+            cell.set_height((header_h if r == 0 else ROW_H) / height)
             if r == 0:
                 cell.set_facecolor("#eef4fa")
-                cell.set_height(header_h / (header_h + ROW_H * len(chunk)))
-                cell.get_text().set_fontweight("bold")
-            else:
-                cell.set_height(ROW_H / (header_h + ROW_H * len(chunk)))
-                if numeric[c]:
-                    cell.get_text().set_horizontalalignment("right")
-                    cell.PAD = 0.05
+            elif numeric[c]:
+                cell.get_text().set_horizontalalignment("right")
         flow.gap(0.25)
         first = False
 
@@ -334,7 +356,7 @@ def write_pdf(report: Any, path: Path) -> None:
     with charts.chart_style(for_pdf=True), PdfPages(path, metadata={
             "Title": report.title, "Creator": "waihu", "Subject": report.subtitle}) as pdf:
         flow = _PdfFlow(pdf)
-        flow.text(report.title, 16, 0.45, weight="bold")
+        flow.text(report.title, 16, 0.45)
         flow.text(report.subtitle, 10, 0.3, color="#555555")
         flow.gap(0.15)
         _table_block(flow, "汇总 Summary", ["指标 Figure", "值 Value"],
@@ -343,8 +365,9 @@ def write_pdf(report: Any, path: Path) -> None:
         for chart in report.charts:
             # Room on the left and below the axes for tick labels; the title stays with it.
             height = chart.size[1] * 0.75
-            flow.room(0.35 + height + 0.5)
-            flow.text(chart.title, 11, 0.35, weight="bold")
+            flow.room(0.35 + 0.3 + height + 0.5)
+            flow.text(chart.title, 11, 0.35)
+            flow.gap(0.3)  # the chart's own title goes here
             chart.draw(flow.axes(height, width=PAGE_W - 2 * MARGIN - 1.6, left=MARGIN + 0.9))
             flow.gap(0.5)
         for table in report.tables:

@@ -1,0 +1,127 @@
+"""Daily and weekly figures on the seeded database (tests/unit/reports/seeding.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from bot.reports.period import format_period, period_bounds, period_figures, period_label
+from bot.store import CampaignRepo, Database
+
+from .seeding import Seeded, seed
+
+ZERO_COMPLAINTS = {"calls": 0, "escalated": 0, "blacklisted": 0}
+
+
+def period(db: Database, start: date, end: date, campaign: str | None = None,
+           tz: str = "Asia/Shanghai") -> dict[str, Any]:
+    with db.session() as session:
+        found = CampaignRepo(session).by_name(campaign) if campaign else None
+        return period_figures(session, campaign=found, start=start, end=end, tz=tz)
+
+
+@pytest.fixture
+def seeded(db: Database) -> Seeded:
+    return seed(db)
+
+
+def test_daily_figures_of_one_campaign(db: Database, seeded: Seeded) -> None:
+    fig = period(db, seeded.day, seeded.day, seeded.marketing)
+    assert (fig["period"], fig["label"], fig["campaign"]) == ("daily", "2026-11-18",
+                                                             "seed-marketing")
+    # The 18th: 21 attempts dialled, 13 answered; the ledger has m1's and m6's consents (m13's
+    # consented outcome is not in the ledger, so it is no valid sale).
+    assert fig["totals"] == {
+        "calls": 21, "in_progress": 0, "connected": 13, "connect_rate": 0.619,
+        "valid_sales": 2, "valid_sale_rate": 0.1538, "valid_sale_rate_over_dialled": 0.0952,
+        "escalations": 2, "complaints": {"calls": 1, "escalated": 1, "blacklisted": 1}}
+    assert fig["campaigns"] == [{"campaign": "seed-marketing", **fig["totals"]}]
+    assert fig["days"] == [{"date": "2026-11-18", **fig["totals"]}]
+
+
+def test_the_local_day_decides(db: Database, seeded: Seeded) -> None:
+    """m19's attempt at 00:30 on the 19th (16:30 UTC on the 18th) belongs to the 19th."""
+    fig = period(db, date(2026, 11, 19), date(2026, 11, 19), seeded.marketing)
+    assert fig["totals"] == {
+        "calls": 3, "in_progress": 1, "connected": 2, "connect_rate": 0.6667,
+        "valid_sales": 0, "valid_sale_rate": 0.0, "valid_sale_rate_over_dialled": 0.0,
+        "escalations": 0, "complaints": ZERO_COMPLAINTS}
+    utc = period(db, date(2026, 11, 18), date(2026, 11, 18), seeded.marketing, tz="UTC")
+    assert utc["totals"]["calls"] == 22  # 21 + m19's, in UTC all on the 18th
+
+
+def test_weekly_figures_of_one_campaign(db: Database, seeded: Seeded) -> None:
+    start, end = period_bounds("weekly", seeded.day)
+    fig = period(db, start, end, seeded.marketing)
+    assert (fig["period"], fig["label"], fig["start"], fig["end"]) == (
+        "weekly", "2026-W47", "2026-11-16", "2026-11-22")
+    # m20's busy attempt of the 13th is in the week before.
+    assert fig["totals"] == {
+        "calls": 24, "in_progress": 1, "connected": 15, "connect_rate": 0.625,
+        "valid_sales": 2, "valid_sale_rate": 0.1333, "valid_sale_rate_over_dialled": 0.0833,
+        "escalations": 2, "complaints": {"calls": 1, "escalated": 1, "blacklisted": 1}}
+    assert [(d["date"], d["calls"], d["connected"], d["valid_sales"]) for d in fig["days"]] == [
+        ("2026-11-16", 0, 0, 0), ("2026-11-17", 0, 0, 0), ("2026-11-18", 21, 13, 2),
+        ("2026-11-19", 3, 2, 0), ("2026-11-20", 0, 0, 0), ("2026-11-21", 0, 0, 0),
+        ("2026-11-22", 0, 0, 0)]
+
+
+def test_weekly_figures_of_all_campaigns(db: Database, seeded: Seeded) -> None:
+    start, end = period_bounds("weekly", date(2026, 11, 22))  # any day of the week
+    fig = period(db, start, end)
+    assert fig["campaign"] is None
+    assert fig["totals"] == {
+        "calls": 32, "in_progress": 1, "connected": 22, "connect_rate": 0.6875,
+        "valid_sales": 3, "valid_sale_rate": 0.1364, "valid_sale_rate_over_dialled": 0.0938,
+        "escalations": 2, "complaints": {"calls": 1, "escalated": 1, "blacklisted": 1}}
+    assert [(r["campaign"], r["calls"], r["connected"], r["valid_sales"],
+             r["complaints"]["calls"]) for r in fig["campaigns"]] == [
+        ("seed-confirm", 3, 3, 1, 0), ("seed-marketing", 24, 15, 2, 1),
+        ("seed-survey", 5, 4, 0, 0)]
+    assert [(d["date"], d["calls"], d["connected"], d["valid_sales"], d["connect_rate"])
+            for d in fig["days"] if d["calls"]] == [
+        ("2026-11-18", 26, 17, 2, 0.6538), ("2026-11-19", 3, 2, 0, 0.6667),
+        ("2026-11-20", 3, 3, 1, 1.0)]
+
+
+def test_a_quiet_day(db: Database, seeded: Seeded) -> None:
+    fig = period(db, date(2026, 11, 21), date(2026, 11, 21))
+    assert fig["campaigns"] == []
+    assert fig["totals"]["calls"] == 0 and fig["totals"]["connect_rate"] == 0.0
+    quiet = period(db, date(2026, 11, 21), date(2026, 11, 21), seeded.survey)
+    assert [r["campaign"] for r in quiet["campaigns"]] == ["seed-survey"]  # named: listed
+
+
+def test_text_report(db: Database, seeded: Seeded) -> None:
+    text = format_period(period(db, *period_bounds("weekly", seeded.day)))
+    assert text.splitlines()[0] == ("周报 2026-W47 (2026-11-16 – 2026-11-22, Asia/Shanghai): "
+                                    "全部活动 all campaigns")
+    assert ("合计 total: 拨打 32, 接通 22 (68.8%), 有效成交 3 (占接通 13.6%), "
+            "投诉 1 (转人工 1, 拉黑 1)") in text
+    assert "2026-11-20: 拨打 3, 接通 3 (100.0%), 有效成交 1" in text
+
+
+@pytest.mark.parametrize(("kind", "day", "bounds", "label"), [
+    ("daily", date(2026, 11, 18), (date(2026, 11, 18), date(2026, 11, 18)), "2026-11-18"),
+    ("weekly", date(2026, 11, 16), (date(2026, 11, 16), date(2026, 11, 22)), "2026-W47"),
+    ("weekly", date(2026, 11, 22), (date(2026, 11, 16), date(2026, 11, 22)), "2026-W47"),
+    ("weekly", date(2027, 1, 1), (date(2026, 12, 28), date(2027, 1, 3)), "2026-W53"),
+])
+def test_period_bounds_and_labels(kind: str, day: date, bounds: tuple[date, date],
+                                  label: str) -> None:
+    assert period_bounds(kind, day) == bounds
+    assert period_label(*bounds) == label
+
+
+def test_bad_periods() -> None:
+    with pytest.raises(ValueError, match="unknown period"):
+        period_bounds("monthly", date(2026, 11, 18))
+    assert period_label(date(2026, 11, 18), date(2026, 11, 20)) == "2026-11-18_2026-11-20"
+
+
+def test_end_before_start(db: Database) -> None:
+    with db.session() as session, pytest.raises(ValueError, match="before it starts"):
+        period_figures(session, start=date(2026, 11, 18), end=date(2026, 11, 17),
+                       tz="Asia/Shanghai")
