@@ -694,7 +694,8 @@ def record_qa_review(db: Database, call_id: str, reviewer: str, compliant: bool,
 
 def check_campaign(db: Database, name: str, now: datetime) -> dict[str, Any]:
     """What a claim at *now* would do with the campaign's contacts, as if it were running:
-    how many would be dialled and how many are skipped, by reason.  Changes nothing."""
+    how many would be dialled and how many are skipped, by reason.  Changes nothing.
+    Times are given in the campaign's time zone."""
     with db.session() as session:
         campaign = CampaignRepo(session).by_name(name)
         if campaign is None:
@@ -716,17 +717,21 @@ def check_campaign(db: Database, name: str, now: datetime) -> dict[str, Any]:
     warning = deadline_warning(defn, now.astimezone(defn.zone).date())
     window_open = in_window(defn, now)
     next_start = next_window_start(defn, now)
+
+    def local(t: datetime | None) -> str | None:
+        return t.astimezone(defn.zone).isoformat() if t is not None else None
+
     return {
         "campaign": campaign.name,
         "type": campaign.type,
         "status": campaign.status,
-        "at": now.isoformat(),
+        "at": local(now),
         "contacts": len(contacts),
         "would_dial": counts["would_dial"],
         "skipped": {r: counts[r] for r in REASONS if r != "campaign_not_running"},
         "in_window": window_open,
-        "next_window_start": next_start.isoformat() if next_start else None,
-        "next_retry_at": min(waits).isoformat() if waits else None,
+        "next_window_start": local(next_start),
+        "next_retry_at": local(min(waits) if waits else None),
         "concurrency": defn.dialing.concurrency,
         "live_calls": live,
         "deadline": warning.as_json() if warning else None,
