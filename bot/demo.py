@@ -1,8 +1,11 @@
 """Run sample campaigns with virtual customers (text mode) and report the figures.
 
-Each persona of a campaign's folder becomes one contact; its dial behaviour becomes the
-dial result and its turns are sent, as text, through the real Rasa server and action
-server. Until the voice gateway lands this is what `waihu demo` runs.
+Each persona of a campaign's folder becomes one contact.  The campaign is started and the
+real dialer works through one calling day on a virtual clock: it claims the due contacts
+under leases, each persona's dial behaviour becomes the dial result, its turns go as text
+through the real Rasa server and action server, and the dialer reschedules busy and
+unanswered numbers per the retry policy.  Until the voice gateway lands this is what
+`waihu demo` runs.
 """
 
 from __future__ import annotations
@@ -11,18 +14,22 @@ import asyncio
 import json
 import logging
 import sys
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import func, select
 
-from bot.campaigns.definition import load_definition
-from bot.campaigns.registry import save_campaign
+from bot.campaigns.compliance import next_window_start
+from bot.campaigns.definition import CampaignDefinition, load_definition
+from bot.campaigns.dialer import CallJob, Dialer
+from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
+from bot.reports.export import export, render_text
 from bot.reports.figures import campaign_figures
-from bot.store import ContactRepo, Database
-from bot.store.models import Campaign
+from bot.store import CallRepo, ContactRepo, Database
+from bot.store.models import Campaign, Contact
 from bot.textcall import RasaClient, TextCall, play_persona
 from voice.simphone.persona import Persona, load_personas
 
@@ -34,10 +41,13 @@ _NAMES = [("张伟", "male"), ("王芳", "female"), ("李娜", "female"), ("刘�
           ("陈静", "female"), ("杨洋", "male"), ("赵敏", "female"), ("黄磊", "male"),
           ("周杰", "male"), ("吴婷", "female"), ("徐明", "male"), ("孙丽", "female")]
 _REGIONS = ["北京", "上海", "广州", "成都", "武汉", "杭州"]
+_MAX_CLOCK_STEPS = 12  # retries and callbacks within one calling day
 
 
 @dataclass(frozen=True)
 class PersonaResult:
+    """A persona's last call of the day, and how many attempts the dialer made."""
+
     persona: str
     campaign: str
     call_id: str
@@ -46,6 +56,7 @@ class PersonaResult:
     decline_reason: str | None
     confirmation_result: str | None
     expect: dict[str, Any]
+    attempts: int = 1
 
     @property
     def observed(self) -> dict[str, Any]:
@@ -59,14 +70,19 @@ class PersonaResult:
 
     def as_json(self) -> dict[str, Any]:
         return {"persona": self.persona, "campaign": self.campaign, "call_id": self.call_id,
-                **self.observed, "expect": self.expect, "ok": self.ok}
+                **self.observed, "attempts": self.attempts, "expect": self.expect,
+                "ok": self.ok}
 
 
 def add_persona_contacts(db: Database, campaign_id: int, personas: list[Persona],
                          today: date) -> dict[int, Persona]:
-    """One contact per persona, with a made-up name, age and region."""
+    """One contact per persona, with a made-up name, age and region; contacts of a second
+    confirmation have a trial ending in 3 days."""
     by_contact: dict[int, Persona] = {}
     with db.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        trial = campaign.type == "second_confirmation"
         contacts = ContactRepo(session)
         for n, persona in enumerate(personas):
             name, gender = _NAMES[n % len(_NAMES)]
@@ -75,46 +91,109 @@ def add_persona_contacts(db: Database, campaign_id: int, personas: list[Persona]
                 campaign_id, phone, name=name, gender=gender, age=22 + (n * 7) % 50,
                 region=_REGIONS[n % len(_REGIONS)], id_last4=DEMO_ID_LAST4,
                 fields={"persona": persona.id,
-                        "trial_end": (today + timedelta(days=3)).isoformat()})
+                        **({"trial_end": (today + timedelta(days=3)).isoformat()}
+                           if trial else {})})
             by_contact[contact.id] = persona
     return by_contact
 
 
-async def run_personas(db: Database, rasa_url: str, campaign_id: int,
-                       by_contact: dict[int, Persona], concurrency: int = 4
-                       ) -> list[PersonaResult]:
-    """Dial every contact once and let its persona answer; results in contact order."""
-    gate = asyncio.Semaphore(concurrency)
+def calling_day(defn: CampaignDefinition, today: date) -> tuple[datetime, datetime]:
+    """The virtual day the demo dials on: from the first calling window after *today* to the
+    end of that local day.  A fixed day makes the demo's figures the same on every run."""
+    midnight = datetime.combine(today + timedelta(days=1), time(), tzinfo=defn.zone)
+    start = next_window_start(defn, midnight)
+    if start is None:
+        raise ValueError(f"campaign {defn.name}: the schedule has no calling window left")
+    local = start.astimezone(defn.zone)
+    end = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=defn.zone)
+    return start, end.astimezone(UTC)
+
+
+async def dial_campaign(db: Database, rasa_url: str, campaign_id: int,
+                        by_contact: dict[int, Persona], start: datetime, end: datetime,
+                        concurrency: int = 4) -> list[PersonaResult]:
+    """Let the dialer work through one calling day on a virtual clock: claim the due
+    contacts, let each persona answer (or not), complete the jobs, then move the clock to
+    the next retry or callback until the day ends.  Results in contact order."""
+    dialer = Dialer(db, "demo-text", lease_s=600)
     with db.session() as session:
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
         name = campaign.name
+    last: dict[int, PersonaResult] = {}
+    attempts: dict[int, int] = {}
 
-    async def one(client: RasaClient, contact_id: int, persona: Persona) -> PersonaResult:
-        async with gate:
-            call_id, call = TextCall.dial(client, db, campaign_id, contact_id,
-                                          persona.dial_result)
-            observed: dict[str, Any] = {"outcome": None, "decline_reason": None,
-                                        "confirmation_result": None}
-            if call is not None:
-                observed = await play_persona(call, persona)
-            return PersonaResult(persona.id, name, call_id, persona.dial_result,
-                                 observed["outcome"], observed["decline_reason"],
-                                 observed["confirmation_result"], dict(persona.expect))
+    async def one(client: RasaClient, job: CallJob) -> PersonaResult:
+        persona = by_contact[job.contact_id]
+        call = TextCall.connect(client, db, job.call_id, persona.dial_result)
+        observed: dict[str, Any] = {"outcome": None, "decline_reason": None,
+                                    "confirmation_result": None}
+        if call is not None:
+            observed = await play_persona(call, persona)
+        return PersonaResult(persona.id, name, job.call_id, persona.dial_result,
+                             observed["outcome"], observed["decline_reason"],
+                             observed["confirmation_result"], dict(persona.expect))
 
+    now = start
     async with aiohttp.ClientSession() as http:
         client = RasaClient(rasa_url, http)
-        return list(await asyncio.gather(
-            *(one(client, cid, p) for cid, p in sorted(by_contact.items()))))
+        for _ in range(_MAX_CLOCK_STEPS):
+            while jobs := dialer.claim(now, concurrency):
+                ours = [job for job in jobs if job.contact_id in by_contact]
+                for job in jobs:
+                    if job.contact_id not in by_contact:
+                        _nobody_answers(db, dialer, job, now)
+                results = await asyncio.gather(*(one(client, job) for job in ours))
+                for job, result in zip(ours, results, strict=True):
+                    dialer.complete(job.call_id, now)
+                    attempts[job.contact_id] = attempts.get(job.contact_id, 0) + 1
+                    last[job.contact_id] = replace(result, attempts=attempts[job.contact_id])
+            due = _next_due(db, campaign_id)
+            if due is None or due >= end:
+                break
+            now = max(due, now)
+    return [last[cid] for cid in sorted(last)]
+
+
+def _nobody_answers(db: Database, dialer: Dialer, job: CallJob, now: datetime) -> None:
+    """A job for a contact without a persona (a follow-up another campaign's call made)."""
+    with db.session() as session:
+        CallRepo(session).set_dial_result(job.call_id, "no_answer")
+    dialer.complete(job.call_id, now)
+
+
+def _next_due(db: Database, campaign_id: int) -> datetime | None:
+    with db.session() as session:
+        return session.scalar(select(func.min(Contact.next_attempt_at)).where(
+            Contact.campaign_id == campaign_id, Contact.status == "pending"))
+
+
+def load_sample(campaign_file: Path, today: date) -> CampaignDefinition:
+    """The campaign file, with a notification deadline that has passed moved to 10 days
+    from *today* (sample dates must not go stale)."""
+    defn = load_definition(campaign_file)
+    deadline = defn.script.deadline
+    if deadline is not None and deadline <= today + timedelta(days=defn.dialing.notify_lead_days):
+        script = defn.script.model_copy(update={"deadline": today + timedelta(days=10)})
+        defn = defn.model_copy(update={"script": script})
+    return defn
 
 
 async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
-                       personas_dir: Path) -> tuple[list[PersonaResult], dict[str, Any]]:
-    defn = load_definition(campaign_file)
+                       personas_dir: Path, today: date | None = None
+                       ) -> tuple[list[PersonaResult], dict[str, Any]]:
+    """Create the campaign, one contact per persona, start it, dial one calling day through
+    the dialer, pause it; then the campaign figures."""
+    today = today or date.today()
+    defn = load_sample(campaign_file, today)
     campaign_id = save_campaign(db, defn)
-    by_contact = add_persona_contacts(db, campaign_id, load_personas(personas_dir),
-                                      date.today())
-    results = await run_personas(db, rasa_url, campaign_id, by_contact)
+    by_contact = add_persona_contacts(db, campaign_id, load_personas(personas_dir), today)
+    start, end = calling_day(defn, today)
+    start_campaign(db, defn.name, start)
+    try:
+        results = await dial_campaign(db, rasa_url, campaign_id, by_contact, start, end)
+    finally:
+        pause_campaign(db, defn.name)  # so its follow-ups wait while other samples run
     with db.session() as session:
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
@@ -135,7 +214,6 @@ def demo(args: Any) -> int:
     Uses a fresh SQLite database (var/demo.db) unless --database is given. Exit code 1 if a
     persona's `expect` did not hold.
     """
-    from bot.reports.figures import format_figures
     from bot.services import RasaStack
 
     url = args.database or f"sqlite:///{EXAMPLES.parent / 'var' / 'demo.db'}"
@@ -146,27 +224,45 @@ def demo(args: Any) -> int:
     db = Database(url)
     db.upgrade()
     chosen = [(c, p) for c, p in sample_campaigns() if not args.only or c.stem == args.only]
+    today = date.today()
+    for campaign_file, _ in chosen:  # all first: marketing's follow-ups go to another one
+        save_campaign(db, load_sample(campaign_file, today))
     print("starting the Rasa server and the action server (about 30 s)…", file=sys.stderr)
     failures = 0
+    reports: list[Path] = []
     with RasaStack(url) as stack:
         for campaign_file, personas_dir in chosen:
             results, figures = asyncio.run(run_campaign(db, stack.rasa_url, campaign_file,
-                                                        personas_dir))
+                                                        personas_dir, today))
             failures += sum(not r.ok for r in results)
+            reports += write_reports(figures, EXAMPLES.parent / "var" / "reports")
             if args.json:
                 for result in results:
                     print(json.dumps(result.as_json(), ensure_ascii=False))
-                print(json.dumps({"report": figures}, ensure_ascii=False))
+                print(json.dumps({"report": figures}, ensure_ascii=False, default=str))
                 continue
-            print()
+            defn = load_sample(campaign_file, today)
+            start, _ = calling_day(defn, today)
+            print(f"\n{defn.name}: one calling day from "
+                  f"{start.astimezone(defn.zone):%Y-%m-%d %H:%M} {defn.timezone}"
+                  " on a virtual clock (that day's retries and callbacks included)")
             for r in results:
                 mark = "ok  " if r.ok else "FAIL"
-                print(f"{mark} {r.persona:<24} {r.dial_result:<15} {r.outcome or '-':<20} "
-                      f"{r.decline_reason or r.confirmation_result or ''}"
+                print(f"{mark} {r.persona:<24} {r.dial_result:<15} x{r.attempts} "
+                      f"{r.outcome or '-':<20} {r.decline_reason or r.confirmation_result or ''}"
                       + ("" if r.ok else f"   expected {r.expect}"))
             print()
-            print(format_figures(figures))
+            print(render_text(figures))
+    if not args.json:
+        print("\nreports: " + ", ".join(str(path) for path in reports))
     if failures:
         print(f"\n{failures} virtual customer(s) did not get the expected result",
               file=sys.stderr)
     return 1 if failures else 0
+
+
+def write_reports(figures: dict[str, Any], folder: Path) -> list[Path]:
+    """The campaign report as HTML and PDF (charts with Chinese labels) in *folder*."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [export(figures, fmt, folder / f"{figures['campaign']}.{fmt}")
+            for fmt in ("html", "pdf")]

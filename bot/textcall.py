@@ -87,13 +87,21 @@ class TextCall:
              dial_result: str = "answered") -> tuple[str, TextCall | None]:
         """Register the attempt with its dial result; a `TextCall` if it was answered."""
         with db.session() as session:
+            call_id = CallRepo(session).start_attempt(campaign_id, contact_id,
+                                                      gateway="text").call_id
+        return call_id, cls.connect(client, db, call_id, dial_result)
+
+    @classmethod
+    def connect(cls, client: RasaClient, db: Database, call_id: str,
+                dial_result: str = "answered") -> TextCall | None:
+        """Store the dial result of an attempt already made (by the dialer, or `dial`);
+        a `TextCall` if it was answered."""
+        with db.session() as session:
             calls = CallRepo(session)
-            attempt = calls.start_attempt(campaign_id, contact_id, gateway="text")
-            calls.set_dial_result(attempt.call_id, dial_result)
+            calls.set_dial_result(call_id, dial_result)
             if dial_result == "answered":
-                calls.open_call(attempt.call_id)
-            call_id = attempt.call_id
-        return call_id, cls(client, db, call_id) if dial_result == "answered" else None
+                calls.open_call(call_id)
+        return cls(client, db, call_id) if dial_result == "answered" else None
 
     async def start(self) -> BotTurn:
         with self.db.session() as session:
