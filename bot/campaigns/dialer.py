@@ -13,12 +13,16 @@ as ``failed`` and the contact retried per the campaign's policy for ``failed``. 
 whose attempt holds a live lease is never handed out again, and a completed attempt is never
 re-run, so a restarted dialer resumes where the old one stopped.
 
-Concurrency: on PostgreSQL each campaign row is locked (``FOR NO KEY UPDATE``) while its
-live calls are counted and its contacts claimed, the contacts themselves with
-``FOR UPDATE SKIP LOCKED``, and each number through :class:`PhoneLockRepo` (a non-waiting
-advisory lock, then the ``phone_locks`` row).  Campaigns are locked in one global order
-(priority, then id), so claimers never wait on each other in a cycle.  On SQLite every unit of
-work here takes the single write lock first (``Database.session(write=True)``).
+Concurrency: a claim works campaign by campaign, one unit of work each.  On PostgreSQL the
+campaign row is locked (``FOR NO KEY UPDATE``) while its live calls are counted and its
+contacts claimed, so ``dialing.concurrency`` holds exactly: claims of one campaign take turns
+(milliseconds each), claims of different campaigns run side by side.  Contacts are selected
+``FOR UPDATE SKIP LOCKED`` (a claimer never waits for a contact another transaction holds,
+e.g. a completion creating a second-confirmation contact), and each number goes through
+:class:`PhoneLockRepo` (a non-waiting advisory lock, then the ``phone_locks`` row).  The only
+lock a claimer waits for is one campaign row, held by another claimer that waits for nothing:
+no deadlock.  On SQLite every unit of work here takes the single write lock first
+(``Database.session(write=True)``).
 
 Rules chosen where the brief was silent (see also bot/campaigns/compliance.py):
 
@@ -49,6 +53,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from bot.campaigns.compliance import (
@@ -250,42 +255,57 @@ class Dialer:
         :func:`bot.campaigns.compliance.block_reason` holds.
         """
         self.reclaim_expired(now)
-        if capacity <= 0:
-            return []
         jobs: list[CallJob] = []
-        with self.db.session(write=True) as session:
-            for campaign, defn in self._running(session):
-                if len(jobs) >= capacity:
-                    break
-                if not in_window(defn, now) or not self._lock_campaign(session, campaign):
-                    continue
-                live = session.scalar(
-                    select(func.count()).select_from(CallAttempt).where(
-                        CallAttempt.campaign_id == campaign.id,
-                        CallAttempt.lease_expires_at.is_not(None))) or 0
-                room = min(defn.dialing.concurrency - live, capacity - len(jobs))
-                if room > 0:
-                    jobs += self._claim_in(session, campaign, defn, now, room)
-        for job in jobs:
-            log.info("dialer.claimed call_id=%s campaign=%s phone=%s kind=%s attempt=%d "
-                     "gateway=%s", job.call_id, job.campaign_name, mask_phone(job.phone),
-                     job.kind, job.attempt_no, self.gateway_id)
+        if capacity <= 0:
+            return jobs
+        with self.db.session() as session:
+            running = self._running(session)
+        for campaign_id, defn in running:
+            if len(jobs) >= capacity:
+                break
+            if not in_window(defn, now):
+                continue
+            try:
+                # One unit of work per campaign: it holds one campaign lock at a time, so
+                # claimers never wait on each other in a cycle.
+                with self.db.session(write=True) as session:
+                    got = self._claim_campaign(session, campaign_id, defn, now,
+                                               capacity - len(jobs))
+            except SQLAlchemyError:
+                if not jobs:
+                    raise
+                # Earlier campaigns' jobs are committed: hand them out rather than let
+                # their leases expire unused.
+                log.exception("dialer.claim_failed campaign_id=%d", campaign_id)
+                break
+            jobs += got
+            for job in got:
+                log.info("dialer.claimed call_id=%s campaign=%s phone=%s kind=%s attempt=%d "
+                         "gateway=%s", job.call_id, job.campaign_name, mask_phone(job.phone),
+                         job.kind, job.attempt_no, self.gateway_id)
         return jobs
 
     @staticmethod
-    def _running(session: Session) -> list[tuple[Campaign, CampaignDefinition]]:
+    def _running(session: Session) -> list[tuple[int, CampaignDefinition]]:
+        """Running campaigns with a usable definition, highest priority first."""
         campaigns = session.scalars(select(Campaign).where(Campaign.status == "running"))
-        pairs = [(c, d) for c in campaigns if (d := _definition_or_none(c)) is not None]
-        # One global order for every claimer: campaign locks are taken in it (no deadlock).
-        return sorted(pairs, key=lambda pair: (-pair[1].dialing.priority, pair[0].id))
+        pairs = [(c.id, d) for c in campaigns if (d := _definition_or_none(c)) is not None]
+        return sorted(pairs, key=lambda pair: (-pair[1].dialing.priority, pair[0]))
 
-    @staticmethod
-    def _lock_campaign(session: Session, campaign: Campaign) -> bool:
-        """Serialise claims per campaign (its live-call count) and re-read its status."""
-        status = session.scalar(
-            select(Campaign.status).where(Campaign.id == campaign.id)
-            .with_for_update(key_share=True))
-        return status == "running"
+    def _claim_campaign(self, session: Session, campaign_id: int, defn: CampaignDefinition,
+                        now: datetime, capacity: int) -> list[CallJob]:
+        # The campaign row lock serialises claims of one campaign, so that its live calls
+        # are counted exactly; FOR NO KEY UPDATE lets attempts that reference it be inserted.
+        campaign = session.scalar(select(Campaign).where(Campaign.id == campaign_id)
+                                  .with_for_update(key_share=True))
+        if campaign is None or campaign.status != "running":
+            return []  # paused (or removed) since it was listed
+        live = session.scalar(
+            select(func.count()).select_from(CallAttempt).where(
+                CallAttempt.campaign_id == campaign.id,
+                CallAttempt.lease_expires_at.is_not(None))) or 0
+        room = min(defn.dialing.concurrency - live, capacity)
+        return self._claim_in(session, campaign, defn, now, room) if room > 0 else []
 
     def _claim_in(self, session: Session, campaign: Campaign, defn: CampaignDefinition,
                   now: datetime, room: int) -> list[CallJob]:

@@ -495,12 +495,8 @@ def _claim_all(url: str, gateway: str, now_iso: str, barrier: Any, out: Any) -> 
         db.dispose()
 
 
-def _claim_from_processes(db: Database, workers: int = 4) -> None:
-    one = add_campaign(db, "one", "notification", dialing={"concurrency": 1000})
-    two = add_campaign(db, "two", "notification", dialing={"concurrency": 1000,
-                                                           "priority": 3})
-    add_contacts(db, one, phones(60))
-    add_contacts(db, two, phones(60, start=30))  # 30 numbers are in both campaigns
+def _in_processes(db: Database, workers: int = 4) -> list[list[tuple[int, str, str]]]:
+    """Every worker claims from *db* at once; the (contact, phone, call id) each claimed."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)
     out = ctx.Queue()
@@ -513,13 +509,23 @@ def _claim_from_processes(db: Database, workers: int = 4) -> None:
     for proc in procs:
         proc.join(timeout=30)
     assert [error for _, _, error in results if error] == []
-    claims = [c for _, got, _ in results for c in got]
+    return [got for _, got, _ in results]
+
+
+def _claim_from_processes(db: Database) -> None:
+    one = add_campaign(db, "one", "notification", dialing={"concurrency": 1000})
+    two = add_campaign(db, "two", "notification", dialing={"concurrency": 1000,
+                                                           "priority": 3})
+    add_contacts(db, one, phones(60))
+    add_contacts(db, two, phones(60, start=30))  # 30 numbers are in both campaigns
+    per_worker = _in_processes(db)
+    assert sum(1 for got in per_worker if got) >= 2  # the work was really shared
+    claims = [claim for got in per_worker for claim in got]
     contacts_claimed = Counter(contact_id for contact_id, _, _ in claims)
     phones_claimed = Counter(phone for _, phone, _ in claims)
     assert max(contacts_claimed.values()) == 1  # every contact at most once
     assert max(phones_claimed.values()) == 1  # no number on two calls
     assert len(phones_claimed) == 90  # every number was claimed
-    assert sum(1 for _, got, _ in results if got) >= 2  # the work was really shared
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(CallAttempt)) == 90
         assert session.scalar(select(func.count()).select_from(PhoneLock)) == 90
@@ -528,6 +534,13 @@ def _claim_from_processes(db: Database, workers: int = 4) -> None:
 @pytest.mark.postgres
 def test_processes_claim_concurrently_on_postgresql(pg_db: Database) -> None:
     _claim_from_processes(pg_db)
+
+
+@pytest.mark.postgres
+def test_processes_respect_the_campaign_concurrency_on_postgresql(pg_db: Database) -> None:
+    capped = add_campaign(pg_db, "capped", "notification", dialing={"concurrency": 7})
+    add_contacts(pg_db, capped, phones(40))
+    assert sum(len(got) for got in _in_processes(pg_db)) == 7
 
 
 def test_processes_claim_concurrently_on_sqlite(sqlite_db: Database) -> None:
