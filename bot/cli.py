@@ -54,6 +54,23 @@ def cmd_campaign_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- import ---------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bot.campaigns.importer import ContactImportError, import_contacts
+
+    try:
+        summary = import_contacts(_database(args), args.campaign, args.file,
+                                  rejects_path=args.rejects, encoding=args.encoding,
+                                  sheet=args.sheet)
+    except ContactImportError as exc:
+        print(f"waihu import: {exc}", file=sys.stderr)
+        return 2
+    _print_json(summary.as_json())  # always JSON; rejected rows are in the summary
+    return 0
+
+
 # --- report / audit -------------------------------------------------------------------
 
 
@@ -321,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.add_argument("--at", help="evaluate at this ISO time with zone (default: now)")
     check.set_defaults(func=cmd_campaign_check)
+
+    imp = with_json(sub.add_parser("import", help="import a contact list (CSV or XLSX)"))
+    imp.add_argument("campaign", help="campaign name")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--rejects", type=Path,
+                     help="rejected rows go here (default: <file>.rejects.csv beside the file)")
+    imp.add_argument("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030)")
+    imp.add_argument("--sheet", help="XLSX sheet name (default: the first sheet)")
+    imp.set_defaults(func=cmd_import)
 
     from bot.reports import command as report_command
 
