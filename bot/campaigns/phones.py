@@ -85,7 +85,12 @@ def _national(digits: str) -> str:
         return _mobile(digits)
     if len(digits) in (7, 8):
         raise ValueError("landline without area code (write it as 0XX-XXXXXXXX)")
-    raise ValueError(f"not a mainland phone number ({len(digits)} digits)")
+    try:
+        _landline("0" + digits)
+    except ValueError:
+        raise ValueError(f"not a mainland phone number ({len(digits)} digits)") from None
+    raise ValueError("a landline without the 0 of its area code (Excel drops leading zeros "
+                     "of numbers: format the column as text)")
 
 
 def _mobile(digits: str) -> str:

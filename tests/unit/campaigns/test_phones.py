@@ -87,7 +87,12 @@ def test_accepted(text: str, digits: str) -> None:
         ("020-08886666", "local numbers do not start with 0"),
         ("020-18886666", "local numbers do not start with 1"),
         ("862088886666", "not a mainland phone number"),  # 86 only before a mobile
-        ("8612345678", "not a mainland phone number"),
+        ("2088886666", "without the 0 of its area code"),  # an Excel number cell
+        ("75586668888", "without the 0 of its area code"),
+        ("2088886", "without area code"),
+        ("8612345678", "without the 0 of its area code"),  # 0861-2345678 is a landline shape
+        ("123456789012345", "mobile numbers have 11 digits, got 15"),
+        ("912345678901", "not a mainland phone number"),
         ("10086", "too short"),
         ("95588", "too short"),
         ("010-88886666转123", "unexpected character '转'"),
