@@ -26,7 +26,6 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
-import operator
 import re
 import time
 import unicodedata
@@ -337,7 +336,6 @@ _DATE = re.compile(
 _COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _ID18 = re.compile(r"\d{17}[\dX]")
 _LAST4 = re.compile(r"\d{3}[\dX]")
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _GENDERS = {"男": "male", "男性": "male", "先生": "male", "m": "male", "male": "male",
             "女": "female", "女性": "female", "女士": "female", "f": "female", "female": "female"}
@@ -399,16 +397,18 @@ def id_last4(value: Cell) -> str:
     (checked: format, check digit, birth date) or from the 4 characters alone.  Reasons never
     repeat the digits."""
     text = privacy.normalize_id_last4(_cell_text(value))
+    if len(text) == 18 and _ID18.fullmatch(text):
+        _check_id18(text)
+        return text[-4:]
+    if len(text) == 4 and _LAST4.fullmatch(text):
+        return text
     if _SCIENTIFIC.fullmatch(text):
         raise ValueError("stored as a number, Excel has already dropped digits: format the "
                          "column as text")
     if len(text) == 4:
-        if not _LAST4.fullmatch(text):
-            raise ValueError("the last 4 of an ID number are 3 digits then a digit or X")
-        return text
+        raise ValueError("the last 4 of an ID number are 3 digits then a digit or X")
     if len(text) == 18:
-        _check_id18(text)
-        return text[-4:]
+        raise ValueError("an 18-character ID number is 17 digits then a digit or X")
     if len(text) == 15 and text.isdigit():
         raise ValueError("15-digit first-generation ID number: give the 18-character number "
                          "or its last 4")
@@ -419,16 +419,17 @@ def id_last4(value: Cell) -> str:
 
 
 def _check_id18(text: str) -> None:
-    if not _ID18.fullmatch(text):
-        raise ValueError("an 18-character ID number is 17 digits then a digit or X")
-    total = sum(map(operator.mul, map(int, text[:17]), _ID_WEIGHTS))
-    if _ID_CHECK[total % 11] != text[17]:
+    """Check digit (GB 11643: sum of digit * 2^(17-i) mod 11) and birth date."""
+    # The weights 7, 9, 10, 5... are 2^17, 2^16... mod 11, and 13 = 2 mod 11: reading the 17
+    # digits as a base-13 number gives the weighted sum halved, mod 11, in one C call (this
+    # runs for every row of a million-row list).
+    if _ID_CHECK[2 * int(text[:17], 13) % 11] != text[17]:
         raise ValueError("ID number check digit does not match (a typo?)")
     try:
         born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
         raise ValueError("ID number holds no valid birth date") from None
-    if born.year < 1900 or born > date.today():
+    if born.year < 1900 or (born.year >= 2000 and born > date.today()):
         raise ValueError("ID number holds no valid birth date")
 
 
