@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -77,8 +77,28 @@ def _load(session: Session, call_id: str) -> tuple[Call, Campaign, Contact, Camp
     return call, campaign, contact, parse_definition(campaign.definition, campaign.name)
 
 
-def _now(defn: CampaignDefinition) -> datetime:
-    return datetime.now(ZoneInfo(defn.timezone))
+def _now(defn: CampaignDefinition, call: Call) -> datetime:
+    """The call's clock in the campaign's zone: the wall clock, shifted by the offset the
+    gateway gave at `/call_started` (metadata `now`; a simulation runs on a virtual clock, and
+    "明天上午十点" must mean the day after the simulated call, not after the real one)."""
+    offset = float((call.summary or {}).get("clock_offset_s") or 0.0)
+    return datetime.now(ZoneInfo(defn.timezone)) + timedelta(seconds=offset)
+
+
+def _clock_offset(meta: dict[str, Any]) -> float:
+    """Seconds between the gateway's `now` (ISO 8601 with a zone) and the wall clock."""
+    given = meta.get("now")
+    if not given:
+        return 0.0
+    try:
+        at = datetime.fromisoformat(str(given))
+    except ValueError:
+        log.warning("call.bad_clock now=%r", given)
+        return 0.0
+    if at.tzinfo is None:
+        log.warning("call.bad_clock now=%r (no time zone)", given)
+        return 0.0
+    return (at - datetime.now(UTC)).total_seconds()
 
 
 def script_hash(defn: CampaignDefinition, domain: dict[str, Any]) -> str:
@@ -122,7 +142,7 @@ class _CallAction(Action, ABC):
                     flow.FlowState.from_slot(tracker.get_slot("flow")),
                     check_id=lambda digits: bool(
                         ContactRepo(session).check_id_last4(contact, digits)),
-                    now=_now(defn),
+                    now=_now(defn, call),
                 )
                 step = self.decide(dialogue, tracker)
                 _apply(session, step, dialogue.state, call, contact, defn, tracker)
@@ -140,7 +160,8 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
     calls = CallRepo(session)
     calls.update_call(call.id, stage=state.stage, verified=state.verified,
                       pitched=state.pitched,
-                      summary={"product_questions": state.product_questions,
+                      summary={**(call.summary or {}),
+                               "product_questions": state.product_questions,
                                "objections": dict(state.objections)})
     for effect in step.effects:
         if isinstance(effect, flow.Outcome):
@@ -201,8 +222,11 @@ class ActionStartCall(_CallAction):
             with runtime.database().session() as session:
                 call = CallRepo(session).open_call(call_id)
                 _, _, contact, defn = _load(session, call.id)
+                CallRepo(session).update_call(call.id, summary={
+                    **(call.summary or {}), "clock_offset_s": _clock_offset(meta)})
                 slots = context.wording_slots(defn, name=contact.name, gender=contact.gender,
-                                              fields=contact.fields or {}, now=_now(defn))
+                                              fields=contact.fields or {},
+                                              now=_now(defn, call))
                 dialogue = flow.Dialogue(context.build_script(
                     defn, can_verify_id=bool(contact.id_last4_hash)), flow.FlowState())
                 step = dialogue.start()

@@ -470,8 +470,12 @@ class Dialogue:
         return self._repeat()
 
     def _identified(self) -> Step:
+        """The listener said they are the holder (or a family member who may decide).  With
+        ``verify_id`` that is verified only once the ID digits match; without, their word is
+        the verification the campaign asks for."""
         if self.script.verify_id and not self.state.verified:
             return self._goto("verify_id")
+        self.state.verified = True
         return self._begin_script()
 
     def _on_verify_id(self, reply: Reply) -> Step:

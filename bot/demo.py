@@ -125,7 +125,7 @@ async def dial_campaign(db: Database, rasa_url: str, campaign_id: int,
 
     async def one(client: RasaClient, job: CallJob) -> PersonaResult:
         persona = by_contact[job.contact_id]
-        call = TextCall.connect(client, db, job.call_id, persona.dial_result)
+        call = TextCall.connect(client, db, job.call_id, persona.dial_result, now=now)
         observed: dict[str, Any] = {"outcome": None, "decline_reason": None,
                                     "confirmation_result": None}
         if call is not None:
@@ -138,7 +138,10 @@ async def dial_campaign(db: Database, rasa_url: str, campaign_id: int,
     async with aiohttp.ClientSession() as http:
         client = RasaClient(rasa_url, http)
         for _ in range(_MAX_CLOCK_STEPS):
-            while jobs := dialer.claim(now, concurrency):
+            for _batch in range(len(by_contact) + 1):
+                jobs = dialer.claim(now, concurrency)
+                if not jobs:
+                    break
                 ours = [job for job in jobs if job.contact_id in by_contact]
                 for job in jobs:
                     if job.contact_id not in by_contact:
@@ -148,6 +151,9 @@ async def dial_campaign(db: Database, rasa_url: str, campaign_id: int,
                     dialer.complete(job.call_id, now)
                     attempts[job.contact_id] = attempts.get(job.contact_id, 0) + 1
                     last[job.contact_id] = replace(result, attempts=attempts[job.contact_id])
+            else:  # every contact was dialled once at this minute and some came back due
+                raise RuntimeError(f"campaign {name}: contacts due again at {now.isoformat()} "
+                                   "right after their call; the dialer should space them")
             due = _next_due(db, campaign_id)
             if due is None or due >= end:
                 break
@@ -225,7 +231,7 @@ def demo(args: Any) -> int:
     db.upgrade()
     chosen = [(c, p) for c, p in sample_campaigns() if not args.only or c.stem == args.only]
     today = date.today()
-    for campaign_file, _ in chosen:  # all first: marketing's follow-ups go to another one
+    for campaign_file, _ in sample_campaigns():  # all first: follow-ups go to another one
         save_campaign(db, load_sample(campaign_file, today))
     print("starting the Rasa server and the action server (about 30 s)…", file=sys.stderr)
     failures = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -75,10 +76,12 @@ class BotTurn:
 class TextCall:
     """One answered call in text mode. Use `start()`, then `say()`/`key()`/`silence()`."""
 
-    def __init__(self, client: RasaClient, db: Database, call_id: str) -> None:
+    def __init__(self, client: RasaClient, db: Database, call_id: str,
+                 now: datetime | None = None) -> None:
         self.client = client
         self.db = db
         self.call_id = call_id
+        self.now = now  # the call's clock when simulated (sent as `now` at /call_started)
         self.ended = False
         self.turns: list[BotTurn] = []
 
@@ -93,15 +96,16 @@ class TextCall:
 
     @classmethod
     def connect(cls, client: RasaClient, db: Database, call_id: str,
-                dial_result: str = "answered") -> TextCall | None:
+                dial_result: str = "answered", now: datetime | None = None
+                ) -> TextCall | None:
         """Store the dial result of an attempt already made (by the dialer, or `dial`);
-        a `TextCall` if it was answered."""
+        a `TextCall` if it was answered.  *now*: a virtual clock for the conversation."""
         with db.session() as session:
             calls = CallRepo(session)
             calls.set_dial_result(call_id, dial_result)
             if dial_result == "answered":
                 calls.open_call(call_id)
-        return cls(client, db, call_id) if dial_result == "answered" else None
+        return cls(client, db, call_id, now) if dial_result == "answered" else None
 
     async def start(self) -> BotTurn:
         with self.db.session() as session:
@@ -114,6 +118,8 @@ class TextCall:
             meta = {"call_id": self.call_id, "campaign_id": call.campaign_id,
                     "contact_id": call.contact_id, "campaign_type": campaign.type,
                     "input_mode": "text"}
+            if self.now is not None:
+                meta["now"] = self.now.isoformat()
             log.info("call.start call_id=%s phone=%s", self.call_id, mask_phone(contact.phone))
         return await self._exchange("/call_started", meta, speaker=None)
 

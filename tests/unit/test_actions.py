@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -113,8 +114,9 @@ def test_consent_goes_into_the_ledger_with_script_hash_and_disclosures(db: Datab
     assert conv.slots["question"] == "readback"
     conv.say("agree", "确认", metadata={"input_mode": "speech", "asr_confidence": 0.93})
     call = conv.call()
+    # no ID check in this campaign: "是我" is the verification it asks for
     assert (call.outcome, call.verified, call.pitched, call.script_completed) == (
-        "consented", False, True, True)
+        "consented", True, True, True)
     with db.session() as session:
         [consent] = session.scalars(select(Consent)).all()
         assert consent.call_id == conv.call_id and consent.contact_id == conv.contact_id
@@ -241,3 +243,22 @@ def test_unknown_call_ends_politely(db: Database) -> None:
                                            "metadata": {}}, [], False, None, None, None)
     events = act.ActionStartCall().run(CollectingDispatcher(), tracker, DOMAIN)
     assert SlotSet("lead", "end_goodbye") in events
+
+
+def test_callback_time_follows_the_call_clock_given_at_call_started(db: Database) -> None:
+    """A simulated call on a virtual clock: "明天" is the day after the call's `now`."""
+    conv = Conversation(db, "marketing")
+    conv.run(act.ActionStartCall(), "call_started", "/call_started",
+             metadata={"call_id": conv.call_id, "now": "2031-03-04T09:30:00+08:00"})
+    conv.say("busy_call_later", "明天上午十点再打")
+    with db.session() as session:
+        [callback] = session.scalars(select(Callback)).all()
+    local = callback.due_at.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert (local.date().isoformat(), local.hour) == ("2031-03-05", 10)
+
+
+def test_a_clock_without_time_zone_is_ignored(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.run(act.ActionStartCall(), "call_started", "/call_started",
+             metadata={"call_id": conv.call_id, "now": "2031-03-04T09:30:00"})
+    assert conv.call().summary["clock_offset_s"] == 0.0

@@ -292,8 +292,20 @@ def test_identity_is_verified_by_id_digits_with_two_tries() -> None:
 
     call = Call(script, check_id="1234")
     call.reply("affirm")
+    assert not call.state.verified  # saying "yes" is not enough when the ID is checked
     assert call.key("1234").question == "permission_confirm"
     assert call.state.verified
+
+
+def test_without_id_check_the_holder_s_word_verifies() -> None:
+    call = Call(Script("marketing"))
+    call.reply("affirm", "是我")
+    assert call.state.verified
+    family = Call(Script("marketing"))
+    family.reply("family_member", "我是他老婆")
+    assert not family.state.verified
+    family.reply("affirm", "我可以做主")
+    assert family.state.verified
 
 
 def test_second_confirmation_keep_cancel_undecided() -> None:
