@@ -56,14 +56,20 @@ def test_report_figures_match_the_personas(results: dict) -> None:
     persona_results, figures = results["marketing"]
     answered = [r for r in persona_results if r.dial_result == "answered"]
     consented = [r for r in answered if r.outcome == "consented"]
-    assert figures["dialled"] == len(persona_results)
-    assert figures["connected"] == len(answered)
+    # the dialer's day: busy, unanswered and silent numbers retried up to max_attempts (3)
+    attempts = {r.persona: r.attempts for r in persona_results}
+    assert attempts["line_busy"] == attempts["no_answer"] == attempts["silent"] == 3
+    assert attempts["empty_number"] == 1  # 空号: never again
+    assert attempts["busy_driving"] == 1  # the callback asked for is tomorrow
+    assert figures["dialled"] == sum(attempts.values())
+    assert figures["connected"] == sum(r.attempts for r in answered)
     assert figures["consents"] == len(consented) == 5
     assert figures["consent_rate_over_connected"] == round(len(consented) / len(answered), 4)
     assert figures["decline_reasons"] == {"distrust": 1, "too_expensive": 2,
                                           "not_needed": 1, "other": 2}
-    assert figures["dial_results"]["busy"] == 1
+    assert figures["dial_results"]["busy"] == 3
     assert figures["dial_results"]["invalid_number"] == 1
+    assert figures["grades"]["A"] == 5 and figures["funnel"][-1]["count"] == 5
 
 
 def test_ledger_holds_exactly_the_consents_and_verifies(results: dict, sqlite_url: str) -> None:
