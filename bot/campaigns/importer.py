@@ -37,7 +37,7 @@ from datetime import date, datetime
 from datetime import time as clock_time
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
@@ -136,8 +136,8 @@ def import_contacts(
         plan = _Plan.build(defn, table.headers)
         summary.encoding = table.encoding
         summary.ignored_columns = plan.ignored
-        rejects = _Rejects(rejects_file, table.headers, plan.masked)
-        with db.engine.connect() as connection, _bulk_settings(connection), rejects:
+        with _Rejects(rejects_file, table.headers, plan.masked) as rejects, \
+                db.engine.connect() as connection, _bulk_settings(connection):
             sink = _Sink(connection, campaign_id, batch_size)
             for number, cells in table.rows:
                 if _blank_row(cells):
@@ -219,7 +219,8 @@ def _csv_rows(reader: Any) -> Iterator[tuple[int, Row]]:
         for number, cells in enumerate(reader, start=2):  # noqa: B007 (read after the loop)
             yield number, cells
     except csv.Error as exc:
-        raise ContactImportError(f"row {number + 1}: unreadable CSV ({exc})") from None
+        raise ContactImportError(f"row {number + 1}: unreadable CSV ({exc}); the rows before "
+                                 "it are imported: fix the file and import it again") from None
 
 
 def _csv_encoding(path: Path, given: str | None, magic: bytes) -> str:
@@ -622,21 +623,27 @@ class _Plan:
 
 
 class _Rejects:
-    """``row, reason, <the original columns>`` in UTF-8 with a BOM (so Excel opens it right);
-    opened at the first rejected row.  ID numbers are masked."""
+    """``row, reason, <the original columns>`` in UTF-8 with a BOM (so Excel opens it right),
+    ID numbers masked.  Opened before the first row, so an unwritable path stops the import
+    before anything is written; removed again when no row was rejected, so a rejects file
+    beside a list always belongs to its last import."""
 
     def __init__(self, path: Path, headers: list[str], masked: set[int]) -> None:
         self.path = path
         self.headers = headers
         self.masked = masked
-        self._stream: IO[str] | None = None
-        self._writer: Any = None
+        self.count = 0
+
+    def __enter__(self) -> _Rejects:
+        try:
+            self._stream = self.path.open("w", encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise ContactImportError(f"cannot write the rejects file: {exc}") from None
+        self._writer = csv.writer(self._stream)
+        self._writer.writerow(["row", "reason", *self.headers])
+        return self
 
     def add(self, number: int, reasons: list[str], cells: Row) -> None:
-        if self._writer is None:
-            self._stream = self.path.open("w", encoding="utf-8-sig", newline="")
-            self._writer = csv.writer(self._stream)
-            self._writer.writerow(["row", "reason", *self.headers])
         texts = [_cell_text(c) for c in cells]
         texts += [""] * (len(self.headers) - len(texts))
         for i, text in enumerate(texts):
@@ -645,13 +652,12 @@ class _Rejects:
             elif len(text) >= 18:
                 texts[i] = _ID_IN_TEXT.sub(lambda m: mask_id(m[0]), text)
         self._writer.writerow([number, "; ".join(reasons) or "no phone", *texts])
-
-    def __enter__(self) -> _Rejects:
-        return self
+        self.count += 1
 
     def __exit__(self, *exc: object) -> None:
-        if self._stream is not None:
-            self._stream.close()
+        self._stream.close()
+        if not self.count and self.path.is_file():  # is_file(): never a device or a pipe
+            self.path.unlink()
 
 
 # --- writing contacts ----------------------------------------------------------------------

@@ -359,6 +359,35 @@ def test_rejects_file_rows_reasons_and_masked_ids(marketing: Database, tmp_path:
         assert secret not in text
 
 
+def test_rejects_file_always_belongs_to_the_last_import(marketing: Database,
+                                                        tmp_path: Path) -> None:
+    path = write(tmp_path / "list.csv", LIST + "4008001234,杨磊,男,25,武汉,,,\n")
+    assert import_contacts(marketing, "vas-call-alert", path).rejected == 1
+    assert len(rejects(tmp_path / "list.rejects.csv")) == 1
+    write(path, LIST)  # the bad row fixed (dropped)
+    summary = import_contacts(marketing, "vas-call-alert", path)
+    assert (summary.rejected, summary.rejects_file) == (0, None)
+    assert not (tmp_path / "list.rejects.csv").exists()
+
+
+def test_unwritable_rejects_file_stops_before_anything_is_written(marketing: Database,
+                                                                  tmp_path: Path) -> None:
+    path = write(tmp_path / "list.csv", LIST)
+    with pytest.raises(ContactImportError, match="cannot write the rejects file"):
+        import_contacts(marketing, "vas-call-alert", path,
+                        rejects_path=tmp_path / "no" / "such" / "folder.csv")
+    assert contacts(marketing) == {}
+
+
+def test_unreadable_csv_row_says_what_was_imported(marketing: Database, tmp_path: Path) -> None:
+    huge = "x" * (csv.field_size_limit() + 1)
+    path = write(tmp_path / "list.csv", LIST + f"13700002222,{huge},,,,,,\n")
+    with pytest.raises(ContactImportError, match="row 5: unreadable CSV .* the rows before it "
+                                                 "are imported"):
+        import_contacts(marketing, "vas-call-alert", path, batch_size=2)
+    assert "13812345678" in contacts(marketing)  # a full batch was committed
+
+
 def test_id_last4_column_and_values() -> None:
     assert id_last4(ID_A) == "456X"
     assert id_last4(ID_A.lower()) == "456X"
