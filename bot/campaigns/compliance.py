@@ -124,7 +124,8 @@ class ContactFacts:
     """What the database says about one contact, read by the dialer for :func:`block_reason`.
 
     ``due_callback`` is the kind of the contact's earliest pending callback that is due now
-    (None if there is none); ``marketing_cap_until`` the end of the cap set by the latest
+    (None if there is none); ``callback_calls`` how many customer-requested callbacks it has
+    had; ``marketing_cap_until`` the end of the cap set by the latest
     answered call to the number from another marketing contact; ``phone_locked`` whether
     another live call holds the number.
     """
@@ -135,8 +136,24 @@ class ContactFacts:
     last_result: str | None = None
     blocked: bool = False
     due_callback: str | None = None
+    callback_calls: int = 0
     marketing_cap_until: datetime | None = None
     phone_locked: bool = False
+
+    def callback(self, defn: CampaignDefinition) -> str | None:
+        """The due callback that lifts the attempt cap, if any: a customer-requested one only
+        while the contact has had fewer than ``max_attempts`` of them (someone who asks again
+        and again is not called forever), a follow-up always (it starts a new round)."""
+        if (self.due_callback == "customer_request"
+                and self.callback_calls >= defn.dialing.max_attempts):
+            return None
+        return self.due_callback
+
+
+def counts_against_cap(defn: CampaignDefinition, facts: ContactFacts) -> bool:
+    """Whether the next attempt counts against ``max_attempts``: not for a customer-requested
+    callback within its budget (see :meth:`ContactFacts.callback`)."""
+    return facts.callback(defn) != "customer_request"
 
 
 def block_reason(defn: CampaignDefinition, campaign_status: str, facts: ContactFacts,
@@ -147,12 +164,12 @@ def block_reason(defn: CampaignDefinition, campaign_status: str, facts: ContactF
     ``campaign_not_running`` unless the campaign is running; ``dnc`` when the number has an
     active do-not-call/blacklist entry or the contact was closed as such; ``done``; ``invalid``
     (closed after an invalid number); ``attempts_exhausted`` (closed, or ``max_attempts``
-    counted attempts made and no callback due: a customer-requested callback or a follow-up is
-    dialled even then); ``in_progress`` (the contact is on a call); ``marketing_cap`` (a
-    marketing campaign's contact whose number had an answered call from another marketing
-    contact within ``marketing_cap_days``; customer-requested callbacks and QA follow-ups are
-    exempt); ``retry_wait`` (not due yet); ``in_progress`` also when another live call holds
-    the number; ``outside_window``.
+    counted attempts made and no callback due: a follow-up, or a customer-requested callback
+    within its budget, is dialled even then); ``in_progress`` (the contact is on a call);
+    ``marketing_cap`` (a marketing campaign's contact whose number had an answered call from
+    another marketing contact within ``marketing_cap_days``; customer-requested callbacks and
+    QA follow-ups are exempt); ``retry_wait`` (not due yet); ``in_progress`` also when another
+    live call holds the number; ``outside_window``.
     """
     if campaign_status != "running":
         return "campaign_not_running"
@@ -164,13 +181,13 @@ def block_reason(defn: CampaignDefinition, campaign_status: str, facts: ContactF
         return "invalid" if facts.last_result == "invalid_number" else "attempts_exhausted"
     if facts.status == "in_progress":
         return "in_progress"
-    if facts.due_callback is None and facts.attempts >= defn.dialing.max_attempts:
+    callback = facts.callback(defn)
+    if callback is None and facts.attempts >= defn.dialing.max_attempts:
         return "attempts_exhausted"
-    if (defn.type == "marketing" and facts.due_callback not in CAP_EXEMPT_CALLBACKS
+    if (defn.type == "marketing" and callback not in CAP_EXEMPT_CALLBACKS
             and facts.marketing_cap_until is not None and facts.marketing_cap_until > now):
         return "marketing_cap"
-    if (facts.due_callback is None and facts.next_attempt_at is not None
-            and facts.next_attempt_at > now):
+    if callback is None and facts.next_attempt_at is not None and facts.next_attempt_at > now:
         return "retry_wait"
     if facts.phone_locked:
         return "in_progress"

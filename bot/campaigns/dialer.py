@@ -27,9 +27,11 @@ no deadlock.  On SQLite every unit of work here takes the single write lock firs
 Rules chosen where the brief was silent (see also bot/campaigns/compliance.py):
 
 - ``Contact.attempts`` counts the attempts of the current *round* against ``max_attempts``.
-  A customer-requested callback is not counted.  A follow-up (second confirmation, trial
-  extension, QA follow-up) starts a new round: the contact's count goes back to 0.  Every
-  attempt stays in ``call_attempts`` whatever the count says.
+  A customer-requested callback is not counted, and is dialled even after the last attempt,
+  for up to ``max_attempts`` such callbacks per contact; beyond that they count like any
+  attempt (a customer who keeps saying "call me later" is not called forever).  A follow-up
+  (second confirmation, trial extension, QA follow-up) starts a new round: the contact's
+  count goes back to 0.  Every attempt stays in ``call_attempts`` whatever the count says.
 - A contact with a pending callback after its call (asked for in the call, or scheduled by a
   follow-up) is due at the callback time moved into the calling windows.
 - Answered calls close the contact (``done``) except: ``callback_requested`` (the callback),
@@ -62,6 +64,7 @@ from bot.campaigns.compliance import (
     Reason,
     block_reason,
     clamp_to_window,
+    counts_against_cap,
     deadline_warning,
     in_window,
     next_attempt,
@@ -186,6 +189,17 @@ def _cap_until(session: Session, defn: CampaignDefinition, campaign_id: int,
             if last is not None}
 
 
+def _callback_calls(session: Session, campaign_id: int,
+                    contact_ids: Sequence[int] | None) -> dict[int, int]:
+    """How many customer-requested callbacks each contact has had."""
+    query = (select(CallAttempt.contact_id, func.count())
+             .where(CallAttempt.campaign_id == campaign_id, CallAttempt.kind == "callback")
+             .group_by(CallAttempt.contact_id))
+    if contact_ids is not None:
+        query = query.where(CallAttempt.contact_id.in_(list(contact_ids)))
+    return {contact_id: n for contact_id, n in session.execute(query)}
+
+
 def _blocked_contacts(session: Session, campaign_id: int,
                       contact_ids: Sequence[int] | None) -> set[int]:
     query = (select(Contact.id).join(DncEntry, DncEntry.phone == Contact.phone)
@@ -210,6 +224,7 @@ class _Facts:
     blocked: set[int]
     locked: set[int]
     callbacks: dict[int, Callback]
+    callback_calls: dict[int, int]
     cap: dict[int, datetime]
 
     @classmethod
@@ -218,6 +233,7 @@ class _Facts:
         return cls(_blocked_contacts(session, campaign_id, contact_ids),
                    _locked_contacts(session, campaign_id, contact_ids),
                    _due_callbacks(session, contact_ids, campaign_id, now),
+                   _callback_calls(session, campaign_id, contact_ids),
                    _cap_until(session, defn, campaign_id, contact_ids, now))
 
     def of(self, contact: Contact) -> ContactFacts:
@@ -227,6 +243,7 @@ class _Facts:
             next_attempt_at=contact.next_attempt_at, last_result=contact.last_result,
             blocked=contact.id in self.blocked,
             due_callback=callback.kind if callback else None,
+            callback_calls=self.callback_calls.get(contact.id, 0),
             marketing_cap_until=self.cap.get(contact.id),
             phone_locked=contact.id in self.locked)
 
@@ -346,7 +363,8 @@ class Dialer:
 
     def _try_contact(self, session: Session, campaign: Campaign, defn: CampaignDefinition,
                      contact: Contact, facts: _Facts, now: datetime) -> CallJob | None:
-        reason = block_reason(defn, campaign.status, facts.of(contact), now)
+        contact_facts = facts.of(contact)
+        reason = block_reason(defn, campaign.status, contact_facts, now)
         if reason is not None:
             self._note_skip(session, defn, contact, reason, facts, now)
             return None
@@ -360,7 +378,7 @@ class Dialer:
             campaign.id, contact.id, call_id=str(uuid.uuid4()), gateway=self.gateway_id,
             at=now, lease_expires_at=expires, kind=kind,
             callback_id=callback.id if callback else None,
-            counted=not (callback and callback.kind == "customer_request"))
+            counted=counts_against_cap(defn, contact_facts))
         locks.lock(contact.phone, attempt.call_id, self.gateway_id, expires)
         contact.status = "in_progress"
         session.flush()

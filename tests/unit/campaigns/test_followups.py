@@ -85,6 +85,23 @@ def test_callback_is_dialled_even_after_the_last_attempt(db: Database) -> None:
     assert contact(db, contact_id).status == "failed"  # and then the cap holds
 
 
+def test_a_customer_who_keeps_asking_is_not_called_forever(db: Database) -> None:
+    cid = add_campaign(db, dialing={"max_attempts": 2})
+    [contact_id] = add_contacts(db, cid, ["13812345678"])
+    dialer = Dialer(db, "gw")
+    kinds = []
+    # every call ends with "call me back", for a time that has already come
+    while jobs := dialer.claim(NOW, capacity=1):
+        [job] = jobs
+        kinds.append((job.kind, contact(db, contact_id).attempts))
+        request_callback(db, dialer, job.call_id, cid, contact_id, NOW - timedelta(minutes=1))
+        assert len(kinds) < 10, kinds
+    # the first dial, two free callbacks (max_attempts of them), then one that counts and
+    # uses up the attempts
+    assert kinds == [("first", 1), ("callback", 1), ("callback", 1), ("callback", 2)]
+    assert contact(db, contact_id).status == "failed"
+
+
 # --- second confirmation -----------------------------------------------------------------------
 
 
