@@ -64,7 +64,8 @@ def test_report_figures_match_the_personas(results: dict) -> None:
     assert figures["dialled"] == sum(attempts.values())
     assert figures["connected"] == sum(r.attempts for r in answered)
     assert figures["consents"] == len(consented) == 5
-    assert figures["consent_rate_over_connected"] == round(len(consented) / len(answered), 4)
+    assert figures["consent_rate_over_connected"] == round(
+        len(consented) / figures["connected"], 4)
     assert figures["decline_reasons"] == {"distrust": 1, "too_expensive": 2,
                                           "not_needed": 1, "other": 2}
     assert figures["dial_results"]["busy"] == 3
