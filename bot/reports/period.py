@@ -3,7 +3,8 @@ connect rate, valid-sale rate, complaints and how they were handled").
 
 A period is a range of local dates, both ends included, in one time zone.  An attempt (and
 the call it became) belongs to the day it was dialled; a valid sale to the day it entered
-the consent ledger.  Only ledger entries count as valid sales.  Attempts still being dialled
+the consent ledger.  Only ledger entries count as valid sales, and not those QA found
+non-compliant (the latest review of the call decides).  Attempts still being dialled
 are counted in ``in_progress``, not in ``calls``.
 """
 
@@ -15,10 +16,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bot.reports.figures import attempt_time, blacklisted_phones, pct, rate
-from bot.store.models import Call, CallAttempt, Campaign, Consent, Contact, Escalation
+from bot.store.models import (
+    Call,
+    CallAttempt,
+    Campaign,
+    Consent,
+    Contact,
+    Escalation,
+    QaReview,
+)
 
 PERIODS = ("daily", "weekly")
 
@@ -130,9 +139,15 @@ def period_figures(session: Session, *, campaign: Campaign | None = None, start:
     for campaign_id, created_at in session.execute(esc_query):
         add(campaign_id, day_of(created_at), "escalations")
 
-    # Valid sales: consent ledger entries made inside the period.
+    # Valid sales: consent ledger entries made inside the period, except those whose latest
+    # QA review found the sale non-compliant (DESIGN.md: such a sale is invalid).
+    later = aliased(QaReview)
+    failed_qa = select(QaReview.id).where(
+        QaReview.call_id == Consent.call_id, QaReview.compliant.is_(False),
+        ~select(later.id).where(later.call_id == QaReview.call_id,
+                                later.id > QaReview.id).exists())
     sale_query = select(Consent.campaign_id, Consent.created_at).where(
-        Consent.created_at >= lo, Consent.created_at < hi)
+        Consent.created_at >= lo, Consent.created_at < hi, ~failed_qa.exists())
     if campaign is not None:
         sale_query = sale_query.where(Consent.campaign_id == campaign.id)
     for campaign_id, created_at in session.execute(sale_query):

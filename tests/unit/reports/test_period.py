@@ -6,9 +6,11 @@ from datetime import date
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.reports.period import format_period, period_bounds, period_figures, period_label
 from bot.store import CampaignRepo, Database
+from bot.store.models import Consent, Contact, QaReview
 
 from .seeding import Seeded, seed
 
@@ -125,3 +127,18 @@ def test_end_before_start(db: Database) -> None:
     with db.session() as session, pytest.raises(ValueError, match="before it starts"):
         period_figures(session, start=date(2026, 11, 18), end=date(2026, 11, 17),
                        tz="Asia/Shanghai")
+
+
+def test_a_sale_qa_found_non_compliant_is_no_valid_sale(db: Database, seeded: Seeded) -> None:
+    with db.session() as session:
+        m1 = session.scalar(select(Consent.call_id).join(Contact, Contact.id == Consent.contact_id)
+                            .where(Contact.phone == seeded.phone("m1")))
+        m6 = session.scalar(select(Consent.call_id).join(Contact, Contact.id == Consent.contact_id)
+                            .where(Contact.phone == seeded.phone("m6")))
+        session.add_all([QaReview(call_id=m1, reviewer="李质检", compliant=False,
+                                  notes="未告知资费"),
+                         QaReview(call_id=m6, reviewer="李质检", compliant=False),
+                         QaReview(call_id=m6, reviewer="王主管", compliant=True,
+                                  notes="复核：合规")])
+    fig = period(db, seeded.day, seeded.day, seeded.marketing)
+    assert fig["totals"]["valid_sales"] == 1  # m6's later review overruled the first
