@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from bot import privacy
 from bot.store import (
     OUTCOMES,
     Call,
@@ -74,7 +77,11 @@ def test_contact_id_digits_are_only_stored_hashed(db: Database) -> None:
         with_id = contacts.add(campaign.id, "13800000001", id_last4="123x")
         without = contacts.add(campaign.id, "13800000002")
         assert with_id.id_last4_hash and with_id.id_salt
-        assert "123" not in with_id.id_last4_hash
+        # a 64-hex-digit hash keyed by the row's salt; "123" may occur in random hex, so check
+        # that the value is the keyed hash, not the digits or an unkeyed digest of them
+        assert re.fullmatch(r"[0-9a-f]{64}", with_id.id_last4_hash)
+        assert with_id.id_last4_hash == privacy.hash_secret("123X", with_id.id_salt)
+        assert with_id.id_last4_hash != hashlib.sha256(b"123X").hexdigest()
         assert contacts.check_id_last4(with_id, "123X") is True
         assert contacts.check_id_last4(with_id, "1234") is False
         assert contacts.check_id_last4(without, "1234") is None
