@@ -29,8 +29,9 @@ lint: ## ruff and mypy
 	.venv/bin/ruff check bot actions voice tests bench
 	.venv/bin/mypy
 
-bench: setup ## Rasa REST latency and throughput, training time, start-up (JSON)
+bench: setup ## Rasa REST latency and throughput, start-up; 1M-row list import (JSON)
 	$(PY) bench/nlu.py
+	$(PY) bench/import.py --rows 1000000
 
 chat: setup ## talk to the marketing bot in the terminal
 	$(PY) -m bot.cli chat --campaign examples/campaigns/marketing.yml
