@@ -1,0 +1,131 @@
+"""The Chinese TTS front end: numbers, dates, money, phones as spoken, then pinyin for espeak."""
+
+from __future__ import annotations
+
+import pytest
+
+from voice.tts.frontend import cardinal, digits, to_pinyin, to_speakable
+
+
+@pytest.mark.parametrize(
+    ("number", "spoken"),
+    [
+        (0, "零"),
+        (5, "五"),
+        (10, "十"),
+        (12, "十二"),
+        (20, "二十"),
+        (58, "五十八"),
+        (100, "一百"),
+        (101, "一百零一"),
+        (110, "一百一十"),
+        (1001, "一千零一"),
+        (1010, "一千零一十"),
+        (2026, "二千零二十六"),
+        (10000, "一万"),
+        (10086, "一万零八十六"),
+        (100010, "十万零一十"),
+        (120000, "十二万"),
+        (1000000, "一百万"),
+        (20000005, "二千万零五"),
+        (100000000, "一亿"),
+        (100001000, "一亿零一千"),
+        (-3, "负三"),
+    ],
+)
+def test_cardinal(number: int, spoken: str) -> None:
+    assert cardinal(number) == spoken
+
+
+def test_digits_with_and_without_yao() -> None:
+    assert digits("10010") == "一零零一零"
+    assert digits("10010", yao=True) == "幺零零幺零"
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        # Dates
+        ("2026-12-05", "二零二六年十二月五日"),
+        ("2026/1/5", "二零二六年一月五日"),
+        ("2026年12月5日", "二零二六年十二月五日"),
+        ("12月5日", "十二月五日"),
+        ("2月2号", "二月二号"),
+        ("试用到2027年1月31日", "试用到二零二七年一月三十一日"),
+        # Times
+        ("10:30", "十点三十分"),
+        ("9:05", "九点零五分"),
+        ("10:00", "十点整"),
+        ("2:15", "两点十五分"),
+        ("10点", "十点"),
+        ("上午10点到12点", "上午十点到十二点"),
+        # Money
+        ("每月5元", "每月五元"),
+        ("¥58.50", "五十八点五元"),
+        ("￥58.5元", "五十八点五元"),
+        ("58.5元", "五十八点五元"),
+        ("58.00元", "五十八元"),
+        ("10000元", "一万元"),
+        ("1,000元", "一千元"),
+        ("2元", "两元"),
+        # Percentages and decimals
+        ("15%", "百分之十五"),
+        ("2.5%", "百分之二点五"),
+        ("100％", "百分之一百"),
+        ("3.14", "三点一四"),
+        # Quantities
+        ("30天", "三十天"),
+        ("2个", "两个"),
+        ("第2次", "第二次"),
+        ("3-5天", "三到五天"),
+        ("12个月", "十二个月"),
+        # Phone numbers and hotlines: digit by digit, 幺 for 1
+        ("请拨打10010", "请拨打幺零零幺零"),
+        ("10086", "幺零零八六"),
+        ("95588", "九五五八八"),
+        ("4008001234", "四零零八零零幺二三四"),
+        ("13812345678", "幺三八幺二三四五六七八"),
+        ("010-12345678", "零幺零，幺二三四五六七八"),
+        ("400-800-1234", "四零零，八零零，幺二三四"),
+        ("号码是13812345678", "号码是幺三八幺二三四五六七八"),
+        # Codes and ID tails: digit by digit, 一 for 1
+        ("尾号1234", "尾号一二三四"),
+        ("身份证后四位是1357", "身份证后四位是一三五七"),
+        ("订单123456", "订单一二三四五六"),
+        # Fullwidth digits, text left alone
+        ("每月５元", "每月五元"),
+        ("您好，欢迎致电。", "您好，欢迎致电。"),
+        ("", ""),
+    ],
+)
+def test_to_speakable(text: str, spoken: str) -> None:
+    assert to_speakable(text) == spoken
+
+
+@pytest.mark.parametrize(
+    ("text", "pinyin"),
+    [
+        ("您好，每月5元。", "nin2 hao3, mei3 yue4 wu3 yuan2."),
+        ("你好吗？我很好！", "ni2 hao3 ma5. wo3 hen3 hao3."),
+        ("谢谢", "xie4 xie4"),
+        ("30天", "san1 shi2 tian1"),
+        ("58.5元", "wu3 shi2 ba1 dian3 wu3 yuan2"),
+        ("拨打10010", "bo1 da3 yao1 ling2 ling2 yao1 ling2"),
+        ("QXLDTX", "kiu1 ai2 ke4 si1 ai2 le5 di4 ti4 ai2 ke4 si1"),
+        ("qq", "kiu1 kiu1"),
+        ("开通5G套餐", "kai1 tong1 wu3 ji4 tao4 can1"),
+        ("好的、明白：对", "hao3 de5, ming2 bai2, dui4"),
+        ("好，，。", "hao3."),
+        ("（注意）", "zhu4 yi4"),
+        ("  ", ""),
+    ],
+)
+def test_to_pinyin(text: str, pinyin: str) -> None:
+    assert to_pinyin(text) == pinyin
+
+
+def test_pinyin_has_no_hanzi_or_digits_outside_tones() -> None:
+    out = to_pinyin("尊敬的张先生，您的套餐2026-12-05到期，¥58.50/月，详询10010。")
+    assert all(ch.isascii() for ch in out)
+    for word in out.replace(",", " ").replace(".", " ").split():
+        assert word[:-1].isalpha() and word[-1] in "12345", word
