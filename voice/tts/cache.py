@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypedDict
 
-from voice.tts.espeak import SAMPLE_RATE, Synthesizer, read_wav, resample, write_wav
+from voice.audio.frames import resample_linear
+from voice.tts.espeak import SAMPLE_RATE, Synthesizer, read_wav, write_wav
 
 log = logging.getLogger("waihu.tts")
 
@@ -76,7 +77,7 @@ class PromptCache:
             recorded = self.recorded_path(response)
             if recorded is not None and recorded.exists():
                 rate, pcm = read_wav(recorded)
-                return resample(pcm, rate, SAMPLE_RATE)
+                return resample_linear(pcm, rate, SAMPLE_RATE)
         cached = self._read_cached(text)
         if cached is not None:
             return cached
@@ -125,7 +126,7 @@ class PromptCache:
         except (wave.Error, EOFError, ValueError) as exc:
             log.warning("tts.cache_corrupt path=%s error=%s", path.name, exc)
             return None
-        return resample(pcm, rate, SAMPLE_RATE)
+        return resample_linear(pcm, rate, SAMPLE_RATE)
 
     def _synthesize(self, text: str) -> tuple[bytes, float]:
         start = self._clock()

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from array import array
 from pathlib import Path
 
+from voice.audio.frames import resample_linear
 from voice.tts.frontend import to_pinyin
 
 SAMPLE_RATE = 8000
@@ -66,7 +67,7 @@ class EspeakSynthesizer(Synthesizer):
             rate, pcm = read_wav(path)
         if not pcm:
             raise RuntimeError(f"espeak-ng produced no audio for {text!r}")
-        return resample(pcm, rate, SAMPLE_RATE)
+        return resample_linear(pcm, rate, SAMPLE_RATE)
 
     def _speak_to_file(self, pinyin: str, path: Path) -> None:
         import pyttsx3  # imported here: its init probes drivers, which tests without espeak skip
@@ -109,38 +110,3 @@ def write_wav(path: Path, pcm: bytes, rate: int = SAMPLE_RATE) -> None:
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(pcm)
-
-
-# TODO: switch to voice.audio.frames.resample_linear once the audio layer has it.
-def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
-    """16-bit mono PCM from ``src_rate`` to ``dst_rate``: moving-average low-pass when
-    downsampling (keeps espeak's hiss above 4 kHz from folding back), then linear interpolation.
-    """
-    samples = array("h", pcm)
-    if src_rate == dst_rate or not samples:
-        return samples.tobytes()
-    if dst_rate < src_rate:
-        width = max(1, round(src_rate / dst_rate))
-        if width > 1:
-            half = width // 2
-            padded = [samples[0]] * half + list(samples) + [samples[-1]] * (width - half - 1)
-            acc = sum(padded[:width])
-            smoothed = [acc / width]
-            for i in range(width, len(padded)):
-                acc += padded[i] - padded[i - width]
-                smoothed.append(acc / width)
-        else:
-            smoothed = [float(s) for s in samples]
-    else:
-        smoothed = [float(s) for s in samples]
-    n_out = len(samples) * dst_rate // src_rate
-    step = src_rate / dst_rate
-    last = len(smoothed) - 1
-    out = array("h")
-    for k in range(n_out):
-        pos = k * step
-        i = int(pos)
-        frac = pos - i
-        value = smoothed[i] if i >= last else smoothed[i] + (smoothed[i + 1] - smoothed[i]) * frac
-        out.append(max(-32768, min(32767, round(value))))
-    return out.tobytes()

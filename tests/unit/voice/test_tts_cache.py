@@ -95,8 +95,9 @@ def test_recorded_prompt_wins_and_is_resampled(tmp_path: Path, fake: FakeSynthes
     write_wav(prompts / "utter_greet.wav", array("h", [1000] * 1600).tobytes(), rate=16000)
     cache = PromptCache(tmp_path / "cache", fake, recorded_dir=prompts)
 
-    pcm = cache.get("您好，我是客服。", response="utter_greet")
-    assert pcm == array("h", [1000] * 800).tobytes()
+    pcm = array("h", cache.get("您好，我是客服。", response="utter_greet"))
+    assert len(pcm) == 800
+    assert all(abs(v - 1000) <= 1 for v in pcm[100:700])  # the low-pass only touches the ends
     assert fake.calls == []
     # No recording for this response, or no response given: synthesis.
     cache.get("您好，我是客服。", response="utter_goodbye")
