@@ -10,6 +10,12 @@ PCM is 16-bit signed little-endian mono; codec data is one byte per sample.
   the position of the top bit, result bit-inverted. Silence encodes to 0xFF; full scale to
   0x80 (+) / 0x00 (-). µ-law has two zeros: 0x7F ("negative zero") also decodes to 0.
 
+Checked once by hand against CPython's `audioop` (not used here: deprecated, removed in 3.13):
+A-law encode and both decoders agree for every input; µ-law encode differs by one code for 381
+negative inputs (e.g. -1 → 0x7F here, 0x7E there), because `audioop`/Sun `g711.c` first truncate
+to 14 bits with an arithmetic shift, which rounds negative values away from zero. Both are
+within the standard's quantisation; this module uses the 16-bit bias/clip formulation.
+
 Decoding uses 256-entry tables; encoding uses 65536-entry tables indexed by the sample's
 unsigned 16-bit pattern. Both are built once at import (~50 ms).
 """
