@@ -159,3 +159,15 @@ def test_stereo_recorder_empty_and_deterministic(tmp_path: Path) -> None:
         return rec
 
     assert make().write(tmp_path / "a.wav") == make().write(tmp_path / "b.wav")
+
+
+def test_stereo_recorder_places_unaligned_timestamps_in_their_slot(tmp_path: Path) -> None:
+    rec = StereoRecorder()
+    rec.add_caller(Frame(const(5, 160), 39))  # slot 1 (20–40 ms)
+    rec.add_caller(Frame(const(6, 160), 25))  # same slot: replaces
+    assert rec.duration_ms == 40
+    rec.write(tmp_path / "x.wav")
+    _, data = _read_wav(tmp_path / "x.wav")
+    left = frames.samples(data)[0::2]
+    assert set(left[:160]) == {0}
+    assert set(left[160:]) == {6}

@@ -250,3 +250,22 @@ def test_real_speech_from_espeak(tmp_path: Path) -> None:
     assert 1000 + speech_ms - 400 <= ended.at_ms <= 1000 + speech_ms
     assert 300 <= ended.duration_ms <= speech_ms
     assert len(ended.audio) >= BYTES_PER_MS * ended.duration_ms
+
+
+@pytest.mark.parametrize("codec", ["alaw", "ulaw"])
+def test_detection_survives_a_g711_round_trip(codec: str) -> None:
+    from voice.audio import g711
+
+    encode, decode = {
+        "alaw": (g711.alaw_encode, g711.alaw_decode),
+        "ulaw": (g711.ulaw_encode, g711.ulaw_decode),
+    }[codec]
+    pcm = silence(500) + tone(700) + silence(800) + tone(400) + silence(1000)
+
+    def timeline(audio: bytes) -> list[tuple[str, int, int]]:
+        return [
+            (type(e).__name__, e.at_ms, getattr(e, "duration_ms", 0)) for e in events(Vad(), audio)
+        ]
+
+    assert timeline(decode(encode(pcm))) == timeline(pcm)
+    assert len(timeline(pcm)) == 4
