@@ -662,3 +662,16 @@ class EscalationRepo:
         escalation.status = status
         self.session.flush()
         return escalation
+
+    def mark_for_call(self, call_id: str, status: str) -> Escalation | None:
+        """Set the status of the call's latest pending escalation (the gateway reached an
+        agent, or could not); None if the call has none pending."""
+        require(status, ESCALATION_STATUSES, "escalation status")
+        escalation = self.session.scalar(
+            select(Escalation).where(Escalation.call_id == call_id,
+                                     Escalation.status == "pending")
+            .order_by(Escalation.id.desc()).limit(1))
+        if escalation is not None:
+            escalation.status = status
+            self.session.flush()
+        return escalation

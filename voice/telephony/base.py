@@ -198,6 +198,8 @@ class DialRequest:
     call_id: str  # ours, for logs; also sent as X-Waihu-Call-Id
     caller_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    username: str | None = None  # digest credentials of the trunk, if it asks (401/407)
+    password: str | None = None
 
 
 class Telephony(ABC):
