@@ -4,6 +4,12 @@ Keyed by sha256(voice id + normalised text), so changing the voice, its settings
 front end's readings (``FRONTEND_VERSION`` is in the espeak voice id) makes new entries instead
 of serving stale audio. A recorded human prompt, ``<recorded_dir>/<response name>.wav``, wins
 over synthesis for that response.
+
+The gateway only knows the text of a bot reply (Rasa's REST channel sends no response name):
+``warm`` given ``{text: response}`` remembers which response says each text, so ``get`` and
+``lookup`` of the text alone still find the recorded prompt. Decoded PCM is kept in memory
+(least recently used first out, bounded by bytes), so a warmed prompt is a dict lookup on the
+call's hot path; ``lookup`` never synthesises.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import re
 import tempfile
 import time
 import wave
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypedDict
 
@@ -37,9 +44,46 @@ class WarmReport(TypedDict):
     errors: dict[str, str]  # text → error message
 
 
+DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024
+"""About 70 minutes of 8 kHz audio: every fixed prompt of several campaigns."""
+
+
 def normalise(text: str) -> str:
     """The cache's view of a prompt: surrounding and repeated whitespace do not matter."""
     return " ".join(text.split())
+
+
+class PcmMemory:
+    """Decoded PCM by key, least recently used evicted first once over ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: str) -> bytes | None:
+        pcm = self._items.get(key)
+        if pcm is not None:
+            self._items.move_to_end(key)
+        return pcm
+
+    def put(self, key: str, pcm: bytes) -> None:
+        if len(pcm) > self.max_bytes:
+            return  # would evict everything else and then itself
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old)
+        self._items[key] = pcm
+        self.bytes += len(pcm)
+        while self.bytes > self.max_bytes:
+            _, evicted = self._items.popitem(last=False)
+            self.bytes -= len(evicted)
 
 
 class PromptCache:
@@ -50,11 +94,25 @@ class PromptCache:
         *,
         recorded_dir: Path | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
     ) -> None:
         self.folder = Path(folder)
         self.synthesizer = synthesizer
         self.recorded_dir = recorded_dir
         self._clock = clock
+        self.memory = PcmMemory(memory_bytes)
+        self._responses: dict[str, str] = {}  # normalised text → response name
+
+    def response_for(self, text: str) -> str | None:
+        """The response that says ``text``, as recorded by ``warm``/``remember_responses``."""
+        return self._responses.get(normalise(text))
+
+    def remember_responses(self, texts: Mapping[str, str]) -> None:
+        """Record which response says each text (so a recorded prompt can override it)."""
+        for text, response in texts.items():
+            if self.recorded_dir is not None:
+                self.recorded_path(response)  # refuse a bad name now, not on a call
+            self._responses[normalise(text)] = response
 
     def key(self, text: str) -> str:
         data = f"{self.synthesizer.voice_id}\n{normalise(text)}".encode()
@@ -71,24 +129,61 @@ class PromptCache:
         return self.recorded_dir / f"{response}.wav"
 
     def get(self, text: str, response: str | None = None) -> bytes:
-        """8 kHz 16-bit mono PCM for ``text``: the recorded prompt of ``response`` if there is
-        one, else the cached synthesis, else a new synthesis (stored for next time)."""
-        if response is not None:
-            recorded = self.recorded_path(response)
-            if recorded is not None and recorded.exists():
-                rate, pcm = read_wav(recorded)
-                return resample_linear(pcm, rate, SAMPLE_RATE)
-        cached = self._read_cached(text)
-        if cached is not None:
-            return cached
+        """8 kHz 16-bit mono PCM for ``text``: the recorded prompt of ``response`` (or of the
+        response ``warm`` recorded for this text) if there is one, else the cached synthesis,
+        else a new synthesis (stored for next time). Blocking on a miss: not for the event
+        loop (``voice.tts.worker.TtsWorker`` is)."""
+        pcm = self.lookup(text, response)
+        if pcm is not None:
+            return pcm
         pcm, _ = self._synthesize(text)
+        self.memory.put(self.key(text), pcm)
         return pcm
 
-    def warm(self, texts: Iterable[str]) -> WarmReport:
+    def lookup(self, text: str, response: str | None = None) -> bytes | None:
+        """Like ``get`` but never synthesises: memory, the recorded prompt, the disk cache,
+        else ``None``. A warmed prompt is a dict lookup."""
+        response = response if response is not None else self.response_for(text)
+        recorded = self.recorded_path(response) if response is not None else None
+        if recorded is not None:
+            pcm = self.memory.get(f"recorded:{response}")
+            if pcm is not None:
+                return pcm
+            pcm = self._read_recorded(recorded)
+            if pcm is not None:
+                self.memory.put(f"recorded:{response}", pcm)
+                return pcm
+        key = self.key(text)
+        pcm = self.memory.get(key)
+        if pcm is not None:
+            return pcm
+        pcm = self._read_cached(text)
+        if pcm is not None:
+            self.memory.put(key, pcm)
+        return pcm
+
+    def remember(self, text: str, pcm: bytes) -> None:
+        """Keep ``text``'s PCM in memory (synthesised elsewhere, e.g. in a worker process that
+        has written the disk entry already)."""
+        self.memory.put(self.key(text), pcm)
+
+    def is_recorded(self, text: str, response: str | None = None) -> bool:
+        """A recorded prompt exists for ``text`` (through ``response`` or the text index)."""
+        response = response if response is not None else self.response_for(text)
+        recorded = self.recorded_path(response) if response is not None else None
+        return recorded is not None and recorded.exists()
+
+    def warm(self, texts: Iterable[str] | Mapping[str, str], *,
+             load: bool = True) -> WarmReport:
         """Synthesise every text not cached yet (ahead of a campaign, never on a call).
 
+        ``texts`` may map each text to the response that says it: the index is kept, and a
+        text whose response has a recorded prompt is not synthesised (it counts as cached).
+        With ``load`` every prompt ends up in memory, ready for the hot path.
         A failing text is reported in ``errors`` and the others still get done.
         """
+        if isinstance(texts, Mapping):
+            self.remember_responses(texts)
         start = self._clock()
         report = WarmReport(total=0, cached=0, synthesised=0, failed=0, seconds=0.0,
                             slowest_seconds=0.0, errors={})
@@ -99,11 +194,15 @@ class PromptCache:
                 continue
             seen.add(key)
             report["total"] += 1
-            if self.path(text).exists():
+            if key in self.memory or self.is_recorded(text) or self.path(text).exists():
                 report["cached"] += 1
+                if load:
+                    self.lookup(text)
                 continue
             try:
-                _, seconds = self._synthesize(text)
+                pcm, seconds = self._synthesize(text)
+                if load:
+                    self.memory.put(key, pcm)
             except Exception as exc:  # one bad prompt must not stop the warm-up
                 report["failed"] += 1
                 report["errors"][text] = f"{type(exc).__name__}: {exc}"
@@ -116,6 +215,18 @@ class PromptCache:
                  report["total"], report["cached"], report["synthesised"], report["failed"],
                  report["seconds"])
         return report
+
+    @staticmethod
+    def _read_recorded(path: Path) -> bytes | None:
+        try:
+            rate, pcm = read_wav(path)
+        except FileNotFoundError:
+            return None
+        except (wave.Error, EOFError, ValueError) as exc:
+            # A broken recording must not silence the prompt: synthesis takes over.
+            log.warning("tts.recorded_unreadable path=%s error=%s", path.name, exc)
+            return None
+        return resample_linear(pcm, rate, SAMPLE_RATE)
 
     def _read_cached(self, text: str) -> bytes | None:
         path = self.path(text)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voice.tts.cache import PromptCache, normalise
+from voice.tts.cache import PcmMemory, PromptCache, normalise
 from voice.tts.espeak import EspeakSynthesizer, Synthesizer, read_wav, write_wav
 
 
@@ -167,3 +167,83 @@ def test_real_espeak_through_the_cache(tmp_path: Path) -> None:
     assert (report["synthesised"], report["failed"]) == (2, 0)
     pcm = cache.get("好的，再见。")
     assert 0.5 < len(pcm) / 2 / 8000 < 5.0
+
+
+# --- memory, the text → response index, lookup ------------------------------------------
+
+
+def test_memory_evicts_least_recently_used_by_bytes() -> None:
+    memory = PcmMemory(max_bytes=10)
+    memory.put("a", b"1234")
+    memory.put("b", b"1234")
+    assert memory.get("a") == b"1234"  # a is now the most recently used
+    memory.put("c", b"1234")
+    assert ("a" in memory, "b" in memory, "c" in memory) == (True, False, True)
+    assert memory.bytes == 8
+    memory.put("a", b"12")  # replacing counts the new size only
+    assert memory.bytes == 6
+    memory.put("huge", b"x" * 11)  # larger than the whole budget: not kept, nothing evicted
+    assert "huge" not in memory and len(memory) == 2
+
+
+def test_second_get_is_served_from_memory(tmp_path: Path, fake: FakeSynthesizer) -> None:
+    cache = PromptCache(tmp_path, fake)
+    first = cache.get("您好")
+    cache.path("您好").unlink()  # gone from disk: memory still has it
+    assert cache.get("您好") == first
+    assert fake.calls == ["您好"]
+    assert cache.memory.bytes == len(first)
+
+
+def test_lookup_never_synthesises(tmp_path: Path, fake: FakeSynthesizer) -> None:
+    cache = PromptCache(tmp_path, fake)
+    assert cache.lookup("您好") is None
+    assert fake.calls == []
+    pcm = cache.get("您好")
+    assert PromptCache(tmp_path, fake).lookup(" 您好 ") == pcm  # from disk, then memory
+    assert fake.calls == ["您好"]
+
+
+def test_warm_with_responses_lets_the_text_alone_find_the_recording(
+        tmp_path: Path, fake: FakeSynthesizer) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    recorded = array("h", [1234] * 800).tobytes()
+    write_wav(prompts / "utter_greet.wav", recorded)
+    cache = PromptCache(tmp_path / "cache", fake, recorded_dir=prompts)
+
+    report = cache.warm({"您好，我是客服。": "utter_greet", "再见。": "utter_bye"})
+    assert fake.calls == ["再见。"]  # the recorded prompt is not synthesised
+    assert (report["total"], report["cached"], report["synthesised"]) == (2, 1, 1)
+    assert cache.response_for(" 您好，我是客服。") == "utter_greet"
+    # The gateway knows only the text:
+    assert cache.get("您好，我是客服。") == recorded
+    assert cache.lookup("您好，我是客服。") == recorded
+    assert cache.lookup("再见。") == fake.synthesize("再见。")
+    assert cache.is_recorded("您好，我是客服。") and not cache.is_recorded("再见。")
+
+
+def test_warm_loads_every_prompt_into_memory(tmp_path: Path, fake: FakeSynthesizer) -> None:
+    PromptCache(tmp_path, fake).warm(["一", "二"])
+    cache = PromptCache(tmp_path, fake)
+    cache.warm(["一", "二", "三"])
+    assert len(cache.memory) == 3
+    for path in tmp_path.glob("*.wav"):
+        path.unlink()
+    assert cache.lookup("一") is not None and cache.lookup("三") is not None
+    assert PromptCache(tmp_path, fake).warm(["四"], load=False)["synthesised"] == 1
+
+
+def test_warm_refuses_a_bad_response_name_up_front(tmp_path: Path,
+                                                   fake: FakeSynthesizer) -> None:
+    cache = PromptCache(tmp_path, fake, recorded_dir=tmp_path)
+    with pytest.raises(ValueError, match="bad response name"):
+        cache.warm({"好的": "../x"})
+    assert fake.calls == []
+
+
+def test_unreadable_recording_falls_back_to_synthesis(tmp_path: Path,
+                                                      fake: FakeSynthesizer) -> None:
+    (tmp_path / "utter_x.wav").write_bytes(b"not a wav")
+    cache = PromptCache(tmp_path / "c", fake, recorded_dir=tmp_path)
+    assert cache.get("好的", "utter_x") == fake.synthesize("好的")
