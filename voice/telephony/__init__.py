@@ -1,0 +1,45 @@
+"""The telephony leg: our own small interface (`base`) and an in-memory fake (`fake`).
+
+The real implementation, `voice.telephony.baresip_leg.BaresipTelephony`, is imported from its
+module on purpose: importing this package does not load the baresip C library.
+"""
+
+from voice.telephony.base import (
+    DIAL_RESULTS,
+    Answered,
+    DialOutcome,
+    DialRequest,
+    Direction,
+    Dtmf,
+    EarlyMedia,
+    FrameListener,
+    Hangup,
+    HangupBy,
+    Leg,
+    LegEvent,
+    Ringing,
+    Telephony,
+    classify_failure,
+)
+from voice.telephony.fake import FakeLeg, FakeTelephony, FarEnd
+
+__all__ = [
+    "DIAL_RESULTS",
+    "Answered",
+    "DialOutcome",
+    "DialRequest",
+    "Direction",
+    "Dtmf",
+    "EarlyMedia",
+    "FakeLeg",
+    "FakeTelephony",
+    "FarEnd",
+    "FrameListener",
+    "Hangup",
+    "HangupBy",
+    "Leg",
+    "LegEvent",
+    "Ringing",
+    "Telephony",
+    "classify_failure",
+]
