@@ -1,0 +1,163 @@
+"""From an engine's raw words to what the bot may act on: normalise, then snap or extract.
+
+Pure functions shared by every engine (FINDINGS.md, "ASR"):
+
+- ``normalize``: traditional → simplified (Whisper often answers in traditional script),
+  full-width → ASCII, punctuation and spaces removed, runs of a repeated clause collapsed
+  (a short encoder window sometimes loops: "三分，三分，三分").
+- ``snap``: the hint phrase nearest by toneless pinyin edit distance, normalised by the
+  longer string; above ``threshold`` there is no match.  Pinyin rather than characters,
+  because the engine's errors are mostly homophones and near-homophones (是/事, 需/虚).
+  A reply and a phrase that disagree on negation (不/没/别…) never match.
+- ``interpret``: what one utterance means under the bot's ``Hints``: digits for
+  ``digits``, "1".."5" for ``score``, the snapped phrase for ``yes_no`` with hints, the
+  text itself for ``free``; ``unclear`` when nothing usable is left.
+
+A snapped transcript is a guess steered by the prompt: ``Interpretation.distance`` says how
+far it was, and the engines lower their confidence with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.textnorm import digits_in, parse_score
+from voice.asr.base import Hints
+
+SNAP_THRESHOLD = 0.4
+"""Normalised pinyin distance above which a reply matches no hint (FINDINGS: 0 of 5
+out-of-list phrases accepted at 0.4, 13 of 15 in-list phrases right)."""
+
+_CLAUSE_SPLIT = re.compile(r"[\s,.;:!?，。；：！？、…·\"'“”‘’()（）\[\]【】<>《》~～-]+")
+_KEEP = re.compile(r"[^0-9A-Za-z\u3400-\u9fff]")  # hanzi, ASCII letters and digits
+# A reply and a phrase that disagree on negation never snap together, however close they
+# sound: "我不同意" is 0.41 from "好的我同意", and a consent must not come from a "不".
+_NEGATIONS = frozenset("不没别甭勿")
+
+
+@functools.cache
+def _t2s() -> object:
+    from opencc import OpenCC  # imported lazily: it reads its dictionaries on first use
+
+    return OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    converter = _t2s()
+    return str(converter.convert(text))  # type: ignore[attr-defined]  # opencc has no stubs
+
+
+def clauses(text: str) -> list[str]:
+    """``text`` split at punctuation and spaces, consecutive repeats dropped."""
+    out: list[str] = []
+    for clause in _CLAUSE_SPLIT.split(text):
+        if clause and (not out or out[-1] != clause):
+            out.append(clause)
+    return out
+
+
+def normalize(text: str) -> str:
+    """Simplified script, ASCII digits, no punctuation or spaces, repeats collapsed.
+
+    >>> normalize("好的，我同意。")
+    '好的我同意'
+    """
+    text = to_simplified(unicodedata.normalize("NFKC", text))
+    return _KEEP.sub("", "".join(clauses(text)))
+
+
+@functools.lru_cache(maxsize=4096)
+def pinyin_key(text: str) -> str:
+    """Toneless pinyin, syllables separated by one space: 是的我是 → "shi de wo shi"."""
+    from pypinyin import Style, lazy_pinyin
+
+    syllables = lazy_pinyin(normalize(text), style=Style.NORMAL, errors="default")
+    return " ".join(s.strip().lower() for s in syllables if s.strip())
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insert, delete, substitute: cost 1 each)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def pinyin_distance(a: str, b: str) -> float:
+    """0 (same reading) … 1 (nothing in common), by edit distance over toneless pinyin."""
+    ka, kb = pinyin_key(a), pinyin_key(b)
+    if not ka and not kb:
+        return 0.0
+    return edit_distance(ka, kb) / max(len(ka), len(kb))
+
+
+def negates(text: str) -> bool:
+    return any(ch in _NEGATIONS for ch in normalize(text))
+
+
+@dataclass(frozen=True)
+class Snap:
+    phrase: str | None  # None: nothing within the threshold
+    distance: float  # to the nearest phrase (1.0 when there are no phrases)
+    nearest: str | None = None  # the nearest phrase even when it was too far
+
+
+def snap(text: str, phrases: Sequence[str], threshold: float = SNAP_THRESHOLD) -> Snap:
+    """The phrase of ``phrases`` nearest to ``text``, if within ``threshold``."""
+    best: tuple[float, str] | None = None
+    negated = negates(text)
+    for phrase in phrases:
+        distance = pinyin_distance(text, phrase)
+        if negates(phrase) != negated:
+            distance = 1.0
+        if best is None or distance < best[0]:
+            best = (distance, phrase)
+    if best is None or not normalize(text):
+        return Snap(None, 1.0, best[1] if best else None)
+    distance, phrase = best
+    return Snap(phrase if distance <= threshold else None, distance, phrase)
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    text: str  # what the bot gets ("" when unclear)
+    normalized: str  # the engine's text after normalize()
+    unclear: bool
+    snapped: bool = False
+    distance: float = 0.0  # snap distance (0 when not snapped)
+
+
+def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD) -> Interpretation:
+    """What an utterance means for the bot, given what the bot expected."""
+    text = normalize(raw)
+    if not text:
+        return Interpretation("", "", unclear=True)
+    if hints.expect == "digits":
+        digits = digits_in(text)
+        return Interpretation(digits, text, unclear=not digits)
+    if hints.expect == "score":
+        score = parse_score(text)
+        if score is None and hints.phrases:
+            near = snap(text, hints.phrases, threshold)
+            score = parse_score(near.phrase) if near.phrase else None
+            if score is not None:
+                return Interpretation(str(score), text, unclear=False, snapped=True,
+                                      distance=near.distance)
+        return Interpretation(str(score) if score else "", text, unclear=score is None)
+    if hints.expect == "free" or not hints.phrases:
+        return Interpretation(text, text, unclear=False)
+    near = snap(text, hints.phrases, threshold)
+    if near.phrase is None:
+        return Interpretation("", text, unclear=True, distance=near.distance)
+    return Interpretation(near.phrase, text, unclear=False, snapped=near.phrase != text,
+                          distance=near.distance)

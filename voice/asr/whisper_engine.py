@@ -1,0 +1,189 @@
+"""Whisper base through faster-whisper / CTranslate2: a batch engine with a hint prompt.
+
+The recogniser only collects audio; ``finish`` decodes the utterance in one go:
+
+1. 8 kHz → 16 kHz by linear interpolation (numpy; telephone audio has nothing above
+   4 kHz for a better filter to keep);
+2. log-mel features padded to a *short window* — ``window_s`` (10 s), not Whisper's 30 s.
+   The CTranslate2 encoder accepts fewer frames, and encoding 1000 frames instead of 3000
+   cuts a decode about threefold with the same transcripts (FINDINGS.md).  faster-whisper's
+   ``transcribe`` always pads to 3000 frames (its ``chunk_length`` only changes how audio
+   is split), so this engine calls the model's ``encode`` / ``generate`` itself, with the
+   same prompt layout and token suppression ``transcribe`` uses;
+3. one beam search at temperature 0 with the hint phrases as the previous-text
+   prompt, no timestamps, and ``max_length`` bounded by the longest hint (a short window
+   can loop: "三分，三分，三分…");
+4. ``snap.interpret``: simplified script, digits, nearest hint phrase or unclear.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voice.asr import snap
+from voice.asr.base import AsrEngine, Hints, Recognizer, Transcript
+
+log = logging.getLogger("waihu.asr.whisper")
+
+SAMPLE_RATE_IN = 8000
+SAMPLE_RATE_MODEL = 16000
+FRAMES_PER_SECOND = 100  # log-mel frames (hop 160 at 16 kHz)
+MAX_FRAMES = 3000  # Whisper's full 30 s window
+
+# Prompts for replies that have no phrase list: the vocabulary the reply is written in.
+_DIGITS_PROMPT = "一二三四五六七八九零"
+_SCORE_PROMPT = "一分，二分，三分，四分，五分，非常满意，满意，一般，不满意"
+
+
+@dataclass(frozen=True)
+class WhisperSettings:
+    model_path: Path
+    cpu_threads: int = 1  # per decode; the worker runs one decode at a time
+    compute_type: str = "int8"
+    beam_size: int = 5  # beam 1 misread 2 of 15 test phrases that beam 5 got right
+    window_s: float = 10.0  # encoder window; 30.0 is stock Whisper
+    snap_threshold: float = snap.SNAP_THRESHOLD
+    no_speech_threshold: float = 0.6  # with a low logprob: silence or noise → unclear
+    logprob_threshold: float = -1.0
+
+
+class WhisperEngine(AsrEngine):
+    name = "whisper"
+    streaming = False
+
+    def __init__(self, settings: WhisperSettings) -> None:
+        self.settings = settings
+        self._model: Any = None  # faster_whisper.WhisperModel, loaded on first use
+        self._tokenizer: Any = None
+        self._suppress: list[int] = []
+
+    def describe(self) -> str:
+        s = self.settings
+        return (f"whisper model={s.model_path} {s.compute_type} threads={s.cpu_threads} "
+                f"beam={s.beam_size} window={s.window_s:g}s")
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        started = time.perf_counter()
+        model = WhisperModel(str(self.settings.model_path), device="cpu",
+                             compute_type=self.settings.compute_type,
+                             cpu_threads=self.settings.cpu_threads)
+        self._tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="zh")
+        self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
+        self._model = model
+        log.info("asr.whisper.loaded ms=%.0f %s", (time.perf_counter() - started) * 1000,
+                 self.describe())
+
+    def warm_up(self) -> None:
+        self.load()
+        self.decode(np.zeros(SAMPLE_RATE_MODEL // 2, dtype=np.float32), Hints())
+
+    def open(self, hints: Hints) -> Recognizer:
+        self.load()
+        return WhisperRecognizer(self, hints)
+
+    # -- decoding (blocking; called from the worker thread) --------------------------------
+
+    def prompt_text(self, hints: Hints) -> str | None:
+        if hints.phrases:
+            return "，".join(hints.phrases)
+        if hints.expect == "digits":
+            return _DIGITS_PROMPT
+        if hints.expect == "score":
+            return _SCORE_PROMPT
+        return None
+
+    def max_new_tokens(self, hints: Hints, seconds: float) -> int:
+        """Room for the longest hint, or for fast speech when any reply is possible."""
+        by_audio = int(seconds * 8 * 2) + 8  # ~8 syllables/s, up to 2 tokens each
+        longest = max((len(self._tokenizer.encode(p)) for p in hints.phrases), default=0)
+        if hints.expect in ("yes_no", "score") and longest:
+            return min(by_audio, 2 * longest + 4)  # a little slack for "嗯，" and the like
+        return by_audio
+
+    def decode(self, audio: np.ndarray, hints: Hints) -> tuple[str, float, float]:
+        """16 kHz float audio → (raw text, average log-probability, no-speech probability)."""
+        model, tokenizer = self._model, self._tokenizer
+        features = model.feature_extractor(audio)
+        frames = features.shape[-1]
+        window = max(1, round(self.settings.window_s * FRAMES_PER_SECOND))
+        padded = min(MAX_FRAMES, window * max(1, math.ceil(frames / window)))
+        if frames < padded:
+            features = np.pad(features, ((0, 0), (0, padded - frames)))
+        else:
+            features = features[:, :padded]
+        encoded = model.encode(features)
+
+        prompt_text = self.prompt_text(hints)
+        previous = tokenizer.encode(" " + prompt_text) if prompt_text else []
+        prompt = model.get_prompt(tokenizer, previous[-200:], without_timestamps=True)
+        new_tokens = self.max_new_tokens(hints, frames / FRAMES_PER_SECOND)
+        result = model.model.generate(
+            encoded, [prompt], beam_size=self.settings.beam_size,
+            max_length=min(448, len(prompt) + new_tokens), return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=self._suppress,
+        )[0]
+        tokens = result.sequences_ids[0]
+        # ctranslate2 scores are length-normalised; recover the average log-probability
+        # the way faster-whisper does (length_penalty 1).
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return tokenizer.decode(tokens).strip(), float(avg_logprob), float(result.no_speech_prob)
+
+    def transcript(self, pcm: bytes, hints: Hints) -> Transcript:
+        started = time.perf_counter()
+        audio = upsample(pcm)
+        if len(audio) < SAMPLE_RATE_MODEL // 10:  # under 100 ms: nothing to decode
+            return Transcript("", 0.0, self.name, unclear=True)
+        raw, avg_logprob, no_speech = self.decode(audio, hints)
+        meaning = snap.interpret(raw, hints, self.settings.snap_threshold)
+        silent = (no_speech > self.settings.no_speech_threshold
+                  and avg_logprob < self.settings.logprob_threshold)
+        acoustic = math.exp(min(0.0, avg_logprob)) * (1.0 - no_speech)
+        confidence = 0.0 if meaning.unclear or silent else acoustic * (1.0 - meaning.distance)
+        elapsed = (time.perf_counter() - started) * 1000
+        log.debug("asr.whisper.decode raw=%r text=%r logprob=%.2f no_speech=%.2f ms=%.0f",
+                  raw, meaning.text, avg_logprob, no_speech, elapsed)
+        return Transcript(
+            text="" if silent else meaning.text, confidence=round(confidence, 3),
+            engine=self.name, raw=raw, snapped=meaning.snapped,
+            unclear=meaning.unclear or silent, decode_ms=elapsed,
+        )
+
+
+class WhisperRecognizer(Recognizer):
+    def __init__(self, engine: WhisperEngine, hints: Hints) -> None:
+        self.engine = engine
+        self.hints = hints
+        self._chunks: list[bytes] = []
+
+    def feed(self, pcm: bytes) -> None:
+        self._chunks.append(pcm)
+
+    def finish(self) -> Transcript:
+        pcm = b"".join(self._chunks)
+        self._chunks.clear()
+        return self.engine.transcript(pcm, self.hints)
+
+
+def upsample(pcm: bytes) -> np.ndarray:
+    """8 kHz s16 PCM → 16 kHz float32 in [-1, 1] by linear interpolation."""
+    x = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    if not len(x):
+        return x
+    out = np.empty(2 * len(x), dtype=np.float32)
+    out[0::2] = x
+    out[1:-1:2] = (x[:-1] + x[1:]) / 2
+    out[-1] = x[-1]
+    return out
