@@ -1,0 +1,457 @@
+"""SIP messages (RFC 3261) and SDP offer/answer (RFC 3264) for the simphone, parsing only.
+
+Pure dataclasses: `SipRequest.parse` / `SipResponse.parse` / `parse_message` read one UDP
+datagram and raise `ValueError` with a precise message; `bytes(msg)` writes it back. Header
+names and order are kept as received, so `bytes(parse(x)) == x` for a message written in the
+usual `Name: value` form. Compact header names (`v`, `f`, `t`, `i`, …) are understood.
+No transactions or sockets here: those live in `voice.simphone.phone`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+SIP_VERSION = "SIP/2.0"
+BRANCH_MAGIC = "z9hG4bK"
+
+COMPACT = {
+    "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
+    "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding",
+}
+
+REASONS = {
+    100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
+    400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist", 486: "Busy Here",
+    487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
+    501: "Not Implemented", 603: "Decline",
+}
+
+_TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
+
+
+def canonical(name: str) -> str:
+    """The lower-case long form of a header name (`v` → `via`)."""
+    low = name.strip().lower()
+    return COMPACT.get(low, low)
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_branch() -> str:
+    return BRANCH_MAGIC + secrets.token_hex(8)
+
+
+def _split_head(data: bytes) -> tuple[list[str], bytes]:
+    end = data.find(b"\r\n\r\n")
+    sep = 4
+    if end < 0:  # tolerate bare LF line ends (RFC 3261 §7.5 asks parsers to)
+        end, sep = data.find(b"\n\n"), 2
+    if end < 0:
+        raise ValueError("SIP message has no blank line ending the headers (truncated?)")
+    try:
+        head = data[:end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"SIP headers are not UTF-8: {exc}") from None
+    return head.replace("\r\n", "\n").split("\n"), data[end + sep:]
+
+
+def _parse_headers(lines: Sequence[str]) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for n, line in enumerate(lines, start=2):
+        if not line:
+            raise ValueError(f"SIP header line {n} is empty")
+        if line[0] in " \t":  # folded continuation of the previous header
+            if not headers:
+                raise ValueError("SIP header continuation before any header")
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip()}")
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not _TOKEN.match(name.strip()):
+            raise ValueError(f"SIP header line {n} is not `Name: value`: {line[:60]!r}")
+        headers.append((name.strip(), value.strip()))
+    return headers
+
+
+def _body(headers: Sequence[tuple[str, str]], rest: bytes) -> bytes:
+    length = next((v for k, v in headers if canonical(k) == "content-length"), None)
+    if length is None:
+        return rest  # UDP: the body is the rest of the datagram
+    if not length.isdigit():
+        raise ValueError(f"Content-Length is not a number: {length!r}")
+    size = int(length)
+    if size > len(rest):
+        raise ValueError(f"SIP body truncated: Content-Length {size}, {len(rest)} bytes present")
+    return rest[:size]
+
+
+class _Headers:
+    """Header access shared by requests and responses (`headers` is a list of pairs)."""
+
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def get(self, name: str, default: str = "") -> str:
+        key = canonical(name)
+        return next((v for k, v in self.headers if canonical(k) == key), default)
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of a header, comma-separated lists split (Via, Record-Route, Route)."""
+        key = canonical(name)
+        out: list[str] = []
+        for k, v in self.headers:
+            if canonical(k) == key:
+                out += split_list(v)
+        return out
+
+    @property
+    def call_id(self) -> str:
+        return self.get("call-id")
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        value = self.get("cseq")
+        number, _, method = value.partition(" ")
+        if not number.isdigit() or not method.strip():
+            raise ValueError(f"bad CSeq {value!r}")
+        return int(number), method.strip().upper()
+
+    @property
+    def branch(self) -> str:
+        vias = self.get_all("via")
+        return header_param(vias[0], "branch") if vias else ""
+
+    @property
+    def from_tag(self) -> str:
+        return header_param(self.get("from"), "tag")
+
+    @property
+    def to_tag(self) -> str:
+        return header_param(self.get("to"), "tag")
+
+    def _head_bytes(self, start: str) -> bytes:
+        lines = [start, *(f"{k}: {v}" for k, v in self.headers)]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
+
+
+@dataclass
+class SipRequest(_Headers):
+    method: str
+    uri: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    @classmethod
+    def parse(cls, data: bytes) -> SipRequest:
+        lines, rest = _split_head(data)
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or parts[2] != SIP_VERSION or not _TOKEN.match(parts[0]):
+            raise ValueError(f"not a SIP request line: {lines[0][:80]!r}")
+        headers = _parse_headers(lines[1:])
+        return cls(parts[0], parts[1], headers, _body(headers, rest))
+
+    def __bytes__(self) -> bytes:
+        return self._head_bytes(f"{self.method} {self.uri} {SIP_VERSION}")
+
+
+@dataclass
+class SipResponse(_Headers):
+    status: int
+    reason: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    @classmethod
+    def parse(cls, data: bytes) -> SipResponse:
+        lines, rest = _split_head(data)
+        version, _, tail = lines[0].partition(" ")
+        code, _, reason = tail.partition(" ")
+        if version != SIP_VERSION or len(code) != 3 or not code.isdigit():
+            raise ValueError(f"not a SIP status line: {lines[0][:80]!r}")
+        if not 100 <= int(code) <= 699:
+            raise ValueError(f"SIP status {code} is out of range")
+        headers = _parse_headers(lines[1:])
+        return cls(int(code), reason, headers, _body(headers, rest))
+
+    def __bytes__(self) -> bytes:
+        return self._head_bytes(f"{SIP_VERSION} {self.status} {self.reason}")
+
+
+SipMessage = SipRequest | SipResponse
+
+
+def parse_message(data: bytes) -> SipMessage:
+    if not data.strip():
+        raise ValueError("empty SIP datagram")
+    if data.startswith(SIP_VERSION.encode() + b" "):
+        return SipResponse.parse(data)
+    return SipRequest.parse(data)
+
+
+# --- header values ----------------------------------------------------------------------
+
+
+def split_list(value: str) -> list[str]:
+    """Split a comma-separated header value, ignoring commas inside <…> and "…"."""
+    items: list[str] = []
+    depth, quoted, start = 0, False, 0
+    for i, ch in enumerate(value):
+        if ch == '"' and (i == 0 or value[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth -= 1
+        elif not quoted and depth == 0 and ch == ",":
+            items.append(value[start:i].strip())
+            start = i + 1
+    items.append(value[start:].strip())
+    return [item for item in items if item]
+
+
+def _params_part(value: str) -> str:
+    """The `;param` tail of a name-addr / Via value, outside the <…> URI."""
+    close = value.rfind(">")
+    if close >= 0:
+        return value[close + 1:]
+    semi = value.find(";")
+    return value[semi:] if semi >= 0 else ""
+
+
+def header_param(value: str, name: str) -> str:
+    """A header parameter such as `tag` or `branch` ('' when absent)."""
+    for part in _params_part(value).split(";"):
+        key, _, val = part.strip().partition("=")
+        if key.lower() == name.lower():
+            return val.strip()
+    return ""
+
+
+def with_tag(value: str, tag: str) -> str:
+    return value if header_param(value, "tag") else f"{value};tag={tag}"
+
+
+def addr_uri(value: str) -> str:
+    """The URI of a name-addr (`"x" <sip:a@b>;tag=1` → `sip:a@b`) or addr-spec."""
+    lt = value.find("<")
+    if lt >= 0:
+        gt = value.find(">", lt)
+        if gt < 0:
+            raise ValueError(f"unclosed <…> in {value!r}")
+        return value[lt + 1:gt].strip()
+    return value.split(";", 1)[0].strip()
+
+
+@dataclass(frozen=True)
+class SipUri:
+    user: str
+    host: str
+    port: int | None
+    params: str = ""  # ';lr;transport=udp' as written
+
+    @classmethod
+    def parse(cls, uri: str) -> SipUri:
+        scheme, colon, rest = uri.partition(":")
+        if not colon or scheme.lower() not in ("sip", "sips"):
+            raise ValueError(f"not a sip: URI: {uri!r}")
+        rest = rest.split("?", 1)[0]
+        hostport, _, params = rest.partition(";")
+        user, at, host = hostport.rpartition("@")
+        if not at:
+            user, host = "", hostport
+        if host.startswith("["):
+            close = host.find("]")
+            name, port_text = host[1:close], host[close + 2:]
+        else:
+            name, _, port_text = host.partition(":")
+        if not name:
+            raise ValueError(f"sip: URI without a host: {uri!r}")
+        if port_text and not port_text.isdigit():
+            raise ValueError(f"bad port in {uri!r}")
+        user = user.split(":", 1)[0]  # drop a password
+        return cls(user, name, int(port_text) if port_text else None,
+                   f";{params}" if params else "")
+
+    @property
+    def loose_route(self) -> bool:
+        return any(p.split("=", 1)[0].lower() == "lr" for p in self.params.split(";") if p)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port or 5060
+
+
+def response_to(request: SipRequest, status: int, reason: str | None = None, *,
+                to_tag: str = "", headers: Iterable[tuple[str, str]] = (),
+                body: bytes = b"", content_type: str = "application/sdp") -> SipResponse:
+    """A response to `request` (RFC 3261 §8.2.6): Via, From, Call-ID and CSeq copied, the To
+    tag added (except on 100), and the Record-Route of a dialog-creating INVITE response."""
+    out: list[tuple[str, str]] = [("Via", v) for v in request.get_all("via")]
+    to = request.get("to")
+    out += [("From", request.get("from")),
+            ("To", with_tag(to, to_tag) if to_tag and status > 100 else to),
+            ("Call-ID", request.call_id), ("CSeq", request.get("cseq"))]
+    if request.method == "INVITE" and 100 < status < 300:
+        out += [("Record-Route", rr) for rr in request.get_all("record-route")]
+    out += list(headers)
+    if body:
+        out.append(("Content-Type", content_type))
+    out.append(("Content-Length", str(len(body))))
+    return SipResponse(status, reason or REASONS.get(status, "Unknown"), out, body)
+
+
+# --- SDP (RFC 4566 subset) and offer/answer (RFC 3264) ----------------------------------
+
+STATIC_CODECS = {0: "PCMU", 8: "PCMA"}
+
+
+@dataclass(frozen=True)
+class SdpMedia:
+    media: str
+    port: int
+    proto: str
+    formats: tuple[int, ...]
+    rtpmap: dict[int, str] = field(default_factory=dict)  # pt → 'PCMA/8000'
+    fmtp: dict[int, str] = field(default_factory=dict)
+    direction: str = "sendrecv"
+    connection: str = ""  # media-level c= address, overrides the session one
+
+    def codec(self, pt: int) -> str:
+        """`NAME/RATE` of a payload type (static types need no rtpmap)."""
+        if pt in self.rtpmap:
+            return self.rtpmap[pt]
+        return f"{STATIC_CODECS[pt]}/8000" if pt in STATIC_CODECS else ""
+
+
+@dataclass(frozen=True)
+class Sdp:
+    connection: str
+    media: tuple[SdpMedia, ...]
+    origin: str = ""
+
+    @classmethod
+    def parse(cls, data: bytes) -> Sdp:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"SDP is not UTF-8: {exc}") from None
+        lines = [ln.strip() for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
+        if not lines or lines[0] != "v=0":
+            raise ValueError("SDP must start with v=0")
+        connection, origin = "", ""
+        media: list[dict[str, object]] = []
+        for line in lines[1:]:
+            kind, eq, value = line.partition("=")
+            if not eq or len(kind) != 1:
+                raise ValueError(f"bad SDP line {line[:60]!r}")
+            current = media[-1] if media else None
+            if kind == "o":
+                origin = value
+            elif kind == "c":
+                parts = value.split()
+                if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+                    raise ValueError(f"bad SDP connection line {line!r}")
+                if current is None:
+                    connection = parts[2].split("/")[0]
+                else:
+                    current["connection"] = parts[2].split("/")[0]
+            elif kind == "m":
+                parts = value.split()
+                if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
+                    raise ValueError(f"bad SDP media line {line!r}")
+                formats = tuple(int(f) for f in parts[3:] if f.isdigit())
+                media.append({"media": parts[0], "port": int(parts[1].split("/")[0]),
+                              "proto": parts[2], "formats": formats, "rtpmap": {}, "fmtp": {},
+                              "direction": "sendrecv", "connection": ""})
+            elif kind == "a" and current is not None:
+                attr, _, arg = value.partition(":")
+                if attr in ("rtpmap", "fmtp"):
+                    pt_text, _, spec = arg.partition(" ")
+                    if not pt_text.isdigit():
+                        raise ValueError(f"bad SDP {attr} line {line!r}")
+                    table = current[attr]
+                    assert isinstance(table, dict)
+                    table[int(pt_text)] = spec.strip()
+                elif attr in ("sendrecv", "sendonly", "recvonly", "inactive"):
+                    current["direction"] = attr
+        return cls(connection, tuple(SdpMedia(**m) for m in media),  # type: ignore[arg-type]
+                   origin)
+
+    def audio(self) -> SdpMedia:
+        for m in self.media:
+            if m.media == "audio" and m.port:
+                return m
+        raise ValueError("SDP offer has no active audio stream")
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """What an answer agreed: the remote RTP address, one G.711 codec, telephone-event."""
+
+    remote_host: str
+    remote_port: int
+    payload_type: int  # 8 PCMA or 0 PCMU
+    codec: str  # 'PCMA' | 'PCMU'
+    dtmf_payload_type: int | None  # the offer's telephone-event/8000, if any
+    media_index: int = 0
+
+    @property
+    def remote(self) -> tuple[str, int]:
+        return self.remote_host, self.remote_port
+
+
+def negotiate(offer: Sdp) -> Negotiated:
+    """Choose PCMA if offered, else PCMU, plus the offer's telephone-event/8000.
+
+    Raises ValueError when no G.711 codec is offered (answer 488 Not Acceptable Here).
+    """
+    audio = offer.audio()
+    index = offer.media.index(audio)
+    host = audio.connection or offer.connection
+    if not host:
+        raise ValueError("SDP offer has no connection address")
+    chosen: tuple[int, str] | None = None
+    for wanted in ("PCMA", "PCMU"):
+        for pt in audio.formats:
+            if audio.codec(pt).upper() == f"{wanted}/8000":
+                chosen = (pt, wanted)
+                break
+        if chosen:
+            break
+    if chosen is None:
+        raise ValueError(f"no PCMA/PCMU in the offer's formats {list(audio.formats)}")
+    dtmf = next((pt for pt in audio.formats
+                 if audio.codec(pt).lower() == "telephone-event/8000"), None)
+    return Negotiated(host, audio.port, chosen[0], chosen[1], dtmf, index)
+
+
+def build_answer(offer: Sdp, negotiated: Negotiated, local_host: str, local_port: int, *,
+                 session_id: int, version: int = 1, direction: str = "sendrecv") -> bytes:
+    """The SDP answer for `negotiate(offer)`: the chosen audio stream with ptime 20; every
+    other m-line of the offer is refused with port 0, in the offer's order (RFC 3264 §6)."""
+    lines = [
+        "v=0",
+        f"o=simphone {session_id} {version} IN IP4 {local_host}",
+        "s=simphone",
+        f"c=IN IP4 {local_host}",
+        "t=0 0",
+    ]
+    dtmf = negotiated.dtmf_payload_type
+    for index, media in enumerate(offer.media):
+        if index != negotiated.media_index:
+            first = media.formats[0] if media.formats else 0
+            lines.append(f"m={media.media} 0 {media.proto} {first}")
+            continue
+        pts = [negotiated.payload_type] + ([dtmf] if dtmf is not None else [])
+        lines += [f"m=audio {local_port} RTP/AVP {' '.join(map(str, pts))}",
+                  f"a=rtpmap:{negotiated.payload_type} {negotiated.codec}/8000"]
+        if dtmf is not None:
+            lines += [f"a=rtpmap:{dtmf} telephone-event/8000", f"a=fmtp:{dtmf} 0-15"]
+        lines += ["a=ptime:20", f"a={direction}"]
+    return ("\r\n".join(lines) + "\r\n").encode()
