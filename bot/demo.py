@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -109,55 +110,66 @@ def calling_day(defn: CampaignDefinition, today: date) -> tuple[datetime, dateti
     return start, end.astimezone(UTC)
 
 
-async def dial_campaign(db: Database, rasa_url: str, campaign_id: int,
-                        by_contact: dict[int, Persona], start: datetime, end: datetime,
-                        concurrency: int = 4) -> list[PersonaResult]:
-    """Let the dialer work through one calling day on a virtual clock: claim the due
-    contacts, let each persona answer (or not), complete the jobs, then move the clock to
-    the next retry or callback until the day ends.  Results in contact order."""
-    dialer = Dialer(db, "demo-text", lease_s=600)
-    with db.session() as session:
-        campaign = session.get(Campaign, campaign_id)
-        assert campaign is not None
-        name = campaign.name
-    last: dict[int, PersonaResult] = {}
-    attempts: dict[int, int] = {}
+Placer = Callable[[CallJob, datetime], Awaitable[PersonaResult]]
 
-    async def one(client: RasaClient, job: CallJob) -> PersonaResult:
+
+def text_placer(db: Database, client: RasaClient, dialer: Dialer,
+                by_contact: dict[int, Persona], campaign: str) -> Placer:
+    """Each job as a text-mode call: the persona's dial behaviour is the dial result and its
+    turns go to Rasa as text; the job is completed at the call's virtual time."""
+    async def place(job: CallJob, now: datetime) -> PersonaResult:
         persona = by_contact[job.contact_id]
         call = TextCall.connect(client, db, job.call_id, persona.dial_result, now=now)
         observed: dict[str, Any] = {"outcome": None, "decline_reason": None,
                                     "confirmation_result": None}
         if call is not None:
             observed = await play_persona(call, persona)
-        return PersonaResult(persona.id, name, job.call_id, persona.dial_result,
+        dialer.complete(job.call_id, now)
+        return PersonaResult(persona.id, campaign, job.call_id, persona.dial_result,
                              observed["outcome"], observed["decline_reason"],
                              observed["confirmation_result"], dict(persona.expect))
+    return place
 
+
+async def dial_campaign(db: Database, dialer: Dialer, campaign_id: int,
+                        by_contact: dict[int, Persona], start: datetime, end: datetime,
+                        place: Placer, concurrency: int = 4) -> list[PersonaResult]:
+    """Let the dialer work through one calling day on a virtual clock: keep up to
+    *concurrency* calls going (each placed and completed by *place*), then move the clock
+    to the next retry or callback until the day ends.  Results in contact order."""
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        name = campaign.name
+    last: dict[int, PersonaResult] = {}
+    attempts: dict[int, int] = {}
     now = start
-    async with aiohttp.ClientSession() as http:
-        client = RasaClient(rasa_url, http)
-        for _ in range(_MAX_CLOCK_STEPS):
-            for _batch in range(len(by_contact) + 1):
-                jobs = dialer.claim(now, concurrency)
-                if not jobs:
-                    break
-                ours = [job for job in jobs if job.contact_id in by_contact]
-                for job in jobs:
-                    if job.contact_id not in by_contact:
-                        _nobody_answers(db, dialer, job, now)
-                results = await asyncio.gather(*(one(client, job) for job in ours))
-                for job, result in zip(ours, results, strict=True):
-                    dialer.complete(job.call_id, now)
-                    attempts[job.contact_id] = attempts.get(job.contact_id, 0) + 1
-                    last[job.contact_id] = replace(result, attempts=attempts[job.contact_id])
-            else:  # every contact was dialled once at this minute and some came back due
-                raise RuntimeError(f"campaign {name}: contacts due again at {now.isoformat()} "
-                                   "right after their call; the dialer should space them")
-            due = _next_due(db, campaign_id)
-            if due is None or due >= end:
+    for _ in range(_MAX_CLOCK_STEPS):
+        in_flight: dict[asyncio.Task[PersonaResult], CallJob] = {}
+        claims = 0
+        while True:
+            free = concurrency - len(in_flight)
+            for job in dialer.claim(now, free) if free > 0 else []:
+                claims += 1
+                if job.contact_id not in by_contact:
+                    _nobody_answers(db, dialer, job, now)
+                    continue
+                in_flight[asyncio.create_task(place(job, now))] = job
+            if claims > 2 * len(by_contact) + 4:
+                raise RuntimeError(f"campaign {name}: contacts due again at "
+                                   f"{now.isoformat()} right after their call; the dialer "
+                                   "should space them")
+            if not in_flight:
                 break
-            now = max(due, now)
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                job = in_flight.pop(task)
+                attempts[job.contact_id] = attempts.get(job.contact_id, 0) + 1
+                last[job.contact_id] = replace(task.result(), attempts=attempts[job.contact_id])
+        due = _next_due(db, campaign_id)
+        if due is None or due >= end:
+            break
+        now = max(due, now)
     return [last[cid] for cid in sorted(last)]
 
 
@@ -196,8 +208,12 @@ async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
     by_contact = add_persona_contacts(db, campaign_id, load_personas(personas_dir), today)
     start, end = calling_day(defn, today)
     start_campaign(db, defn.name, start)
+    dialer = Dialer(db, "demo-text", lease_s=600)
     try:
-        results = await dial_campaign(db, rasa_url, campaign_id, by_contact, start, end)
+        async with aiohttp.ClientSession() as http:
+            place = text_placer(db, RasaClient(rasa_url, http), dialer, by_contact, defn.name)
+            results = await dial_campaign(db, dialer, campaign_id, by_contact, start, end,
+                                          place)
     finally:
         pause_campaign(db, defn.name)  # so its follow-ups wait while other samples run
     with db.session() as session:

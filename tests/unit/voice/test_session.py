@@ -1,0 +1,386 @@
+"""CallSession between the in-memory telephony leg and fakes of Rasa, ASR and TTS.
+
+The leg paces 20 ms frames in real time, so the timings asserted here (barge-in, greeting)
+are what the session really does on the event loop; the database is real (SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import wave
+from array import array
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.store import CallRepo, Database, EscalationRepo
+from bot.store.models import Call
+from tests.conftest import seed_call
+from voice.asr.base import AsrEngine, AsrWorker, Hints, Recognizer, Transcript
+from voice.audio.frames import FRAME_MS, SAMPLE_RATE, SILENCE_FRAME
+from voice.session import BotReply, CallSession, SessionConfig
+from voice.telephony.base import DialRequest
+from voice.telephony.fake import FakeTelephony, FarEnd
+
+
+def tone(ms: int, freq: float = 440.0, level: float = 0.3) -> bytes:
+    n = SAMPLE_RATE * ms // 1000
+    return array("h", (int(level * 32767 * math.sin(2 * math.pi * freq * i / SAMPLE_RATE))
+                       for i in range(n))).tobytes()
+
+
+class ScriptedRasa:
+    """Answers each message with the next scripted reply; records what it was sent."""
+
+    def __init__(self, *replies: list[dict[str, Any]], fail_at: int | None = None) -> None:
+        self.replies = list(replies)
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.fail_at = fail_at
+
+    async def send(self, sender: str, message: str,
+                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.sent.append((message, dict(metadata or {})))
+        if self.fail_at is not None and len(self.sent) > self.fail_at:
+            raise ConnectionError("rasa went away")
+        return self.replies.pop(0) if self.replies else [{"custom": {"hangup": True}}]
+
+
+class ScriptedAsr(AsrEngine):
+    name = "scripted"
+
+    def __init__(self, *transcripts: Transcript) -> None:
+        self.transcripts = list(transcripts)
+        self.hints: list[Hints] = []
+        self.audio_ms: list[int] = []
+
+    def open(self, hints: Hints) -> Recognizer:
+        self.hints.append(hints)
+        engine = self
+
+        class _Rec(Recognizer):
+            def __init__(self) -> None:
+                self.audio = bytearray()
+
+            def feed(self, pcm: bytes) -> None:
+                self.audio += pcm
+
+            def finish(self) -> Transcript:
+                engine.audio_ms.append(len(self.audio) // 2 * 1000 // SAMPLE_RATE)
+                return engine.transcripts.pop(0) if engine.transcripts else Transcript(
+                    "", 0.0, "scripted", unclear=True)
+        return _Rec()
+
+
+class ToneSpeech:
+    """TTS stand-in: each text is a tone of `ms_per_char` per character."""
+
+    def __init__(self, ms_per_char: int = 40) -> None:
+        self.ms_per_char = ms_per_char
+        self.said: list[str] = []
+
+    async def speech(self, text: str) -> bytes:
+        self.said.append(text)
+        return tone(max(200, len(text) * self.ms_per_char), 600)
+
+
+def said(text: str, confidence: float = 0.9, snapped: bool = False) -> Transcript:
+    return Transcript(text, confidence, "scripted", raw=text, snapped=snapped)
+
+
+def listen(expect: str = "yes_no", timeout_s: float = 3, dtmf_max: int = 0,
+           hints: tuple[str, ...] = ("是的", "不是")) -> dict[str, Any]:
+    return {"custom": {"listen": {"expect": expect, "hints": list(hints),
+                                  "dtmf_max": dtmf_max, "timeout_s": timeout_s}}}
+
+
+HANGUP = {"custom": {"hangup": True}}
+
+
+async def start(db: Database, far: FarEnd, rasa: ScriptedRasa, asr: AsrEngine,
+                tmp_path: Path, tts: ToneSpeech | None = None,
+                agent: FarEnd | None = None, **config: Any
+                ) -> tuple[CallSession, asyncio.Task[Any]]:
+    call = seed_call(db)
+    telephony = FakeTelephony()
+    await telephony.start()
+    telephony.prepare(far)
+    if agent is not None:
+        telephony.prepare(agent)
+    leg = await telephony.dial(DialRequest("sip:13812345678@trunk", call.id))
+    assert (await leg.wait_answer(2)).result == "answered"
+    session = CallSession(
+        call_id=call.id, leg=leg, dialogue=rasa, asr=AsrWorker(asr), tts=tts or ToneSpeech(),
+        db=db, metadata={"call_id": call.id}, telephony=telephony,
+        config=SessionConfig(recordings_dir=tmp_path, **config))
+    return session, asyncio.create_task(session.run())
+
+
+async def wait_bot_quiet(far: FarEnd, quiet_ms: int = 200, timeout: float = 10) -> None:
+    """Until the bot has spoken and then been silent for *quiet_ms*."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        voiced = far.heard_voiced()
+        if voiced and far.heard[-1].timestamp_ms - voiced[-1].timestamp_ms >= quiet_ms:
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the bot never went quiet")
+
+
+def test_reply_parsing_marks_disclosures_and_controls() -> None:
+    reply = BotReply.parse([
+        {"text": "价格是每月十元。"}, {"custom": {"barge_in": False, "disclosure": ["price"]}},
+        {"text": "您同意吗？"}, listen()["custom"] and {"custom": listen()["custom"]},
+    ])
+    assert [s.disclosure for s in reply.segments] == [("price",), ()]
+    assert reply.listen is not None and reply.listen["expect"] == "yes_no"
+    assert not reply.ends_call
+    assert BotReply.parse([{"text": "再见"}, HANGUP]).ends_call
+
+
+async def test_greeting_starts_at_answer_and_speech_goes_to_rasa(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "您好，请问您是张先生本人吗？"}, listen()],
+                        [{"text": "好的，再见。"}, HANGUP])
+    asr = ScriptedAsr(said("是的", 0.93, snapped=True))
+    session, task = await start(sqlite_db, far, rasa, asr, tmp_path)
+    await wait_bot_quiet(far)
+    far.say(tone(600))
+    result = await asyncio.wait_for(task, 15)
+
+    assert result.ended_by == "bot"
+    assert result.first_audio_ms is not None and result.first_audio_ms < 150
+    assert rasa.sent[0][0] == "/call_started"
+    message, meta = rasa.sent[1]
+    assert message == "是的"
+    assert meta["input_mode"] == "speech" and meta["asr_confidence"] == 0.93
+    assert meta["asr_snapped"] is True
+    assert asr.hints[0].expect == "yes_no" and "是的" in asr.hints[0].phrases
+    assert 500 <= asr.audio_ms[0] <= 1200  # the utterance with pre- and post-roll
+    assert far.hung_up_by == "local"
+    with sqlite_db.session() as s:
+        turns = CallRepo(s).turns(session.call_id)
+        spoken = [t for t in turns if t.speaker == "customer"]
+        assert [(t.text, t.input_mode, t.asr_confidence) for t in spoken] == [
+            ("是的", "speech", 0.93)]
+        assert [t.text for t in turns if t.speaker == "bot"] == [
+            "您好，请问您是张先生本人吗？", "好的，再见。"]
+        call = s.get(Call, session.call_id)
+        assert call is not None and call.recording_sha256 == result.recording_sha256
+
+
+async def test_barge_in_stops_the_bot_within_100_ms(sqlite_db: Database,
+                                                     tmp_path: Path) -> None:
+    far = FarEnd()
+    long_text = "这是一段很长的介绍" * 10  # 3.6 s of tone
+    rasa = ScriptedRasa([{"text": long_text}, listen(timeout_s=5)], [{"text": "好"}, HANGUP])
+    asr = ScriptedAsr(said("多少钱"))
+    session, task = await start(sqlite_db, far, rasa, asr, tmp_path)
+    while not far.heard_voiced():
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    assert far.leg is not None
+    speech_at = far.leg.now_ms()
+    far.say(tone(800))
+    result = await asyncio.wait_for(task, 15)
+
+    voiced = [f.timestamp_ms for f in far.heard_voiced()]
+    during = [t for t in voiced if t < speech_at + 1000]
+    assert during, "the bot said nothing"
+    assert max(during) - speech_at <= 100, f"bot kept talking {max(during) - speech_at} ms"
+    assert rasa.sent[1][0] == "多少钱"
+    assert result.barge_in_stops_ms
+    with sqlite_db.session() as s:
+        bot = [t.text for t in CallRepo(s).turns(session.call_id) if t.speaker == "bot"]
+    assert bot[0].endswith("（被打断）")
+
+
+async def test_disclosure_plays_through_talk_over_and_is_repeated(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    disclosure = "本产品每月十元，可随时取消。"  # 14 chars → 1.4 s at 100 ms per char
+    rasa = ScriptedRasa(
+        [{"text": disclosure}, {"custom": {"barge_in": False, "disclosure": ["price"]}},
+         listen(timeout_s=0.4)],
+        [{"text": "再见"}, HANGUP])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path,
+                                tts=ToneSpeech(ms_per_char=100))
+    while not far.heard_voiced():
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    far.say(tone(400))  # talks over the disclosure once
+    result = await asyncio.wait_for(task, 15)
+
+    voiced_ms = len(far.heard_voiced()) * FRAME_MS
+    assert voiced_ms >= 2 * 1400 - 100, "the disclosure was cut or not repeated"
+    assert rasa.sent[1][0] == "/silence_timeout"  # the talk-over was not an answer
+    assert "disclosures_interrupted" not in rasa.sent[1][1]
+    assert result.ended_by == "bot"
+    with sqlite_db.session() as s:
+        texts = [t.text for t in CallRepo(s).turns(session.call_id)]
+    assert "客户插话，重复声明" in texts
+
+
+async def test_talking_over_the_repeat_tells_rasa(sqlite_db: Database,
+                                                  tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa(
+        [{"text": "声明" * 5}, {"custom": {"barge_in": False, "disclosure": ["price"]}},
+         listen(timeout_s=0.4)], [HANGUP])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path,
+                                tts=ToneSpeech(ms_per_char=100))
+    while not far.heard_voiced():
+        await asyncio.sleep(0.02)
+    far.say(tone(2600, level=0.2))  # over the first play and into the repeat
+    await asyncio.wait_for(task, 15)
+    assert rasa.sent[1][1]["disclosures_interrupted"] == ["price"]
+
+
+async def test_silence_unclear_and_keyed_digits(sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa(
+        [{"text": "请说"}, listen(timeout_s=0.3)],
+        [{"text": "请再说一遍"}, listen(timeout_s=3)],
+        [{"text": "请输入后四位"}, listen("digits", timeout_s=3, dtmf_max=4)],
+        [{"text": "请按井号结束"}, listen("digits", timeout_s=3, dtmf_max=6)],
+        [{"text": "再见"}, HANGUP])
+    asr = ScriptedAsr(Transcript("", 0.2, "scripted", raw="嗯啊", unclear=True))
+    session, task = await start(sqlite_db, far, rasa, asr, tmp_path)
+    while len(rasa.sent) < 2:
+        await asyncio.sleep(0.02)
+    await wait_bot_quiet(far)
+    far.say(tone(500))
+    while len(rasa.sent) < 3:
+        await asyncio.sleep(0.02)
+    await wait_bot_quiet(far)
+    far.key("1234")
+    while len(rasa.sent) < 4:
+        await asyncio.sleep(0.02)
+    await wait_bot_quiet(far)
+    far.key("56#")
+    await asyncio.wait_for(task, 15)
+
+    messages = [m for m, _ in rasa.sent]
+    assert messages[1] == "/silence_timeout"
+    assert messages[2] == "/asr_unclear"
+    assert messages[3] == "/dtmf" + json.dumps({"digits": "1234"})
+    assert messages[4] == "/dtmf" + json.dumps({"digits": "56"})
+    assert rasa.sent[3][1]["input_mode"] == "dtmf"
+    with sqlite_db.session() as s:
+        turns = [(t.text, t.input_mode) for t in CallRepo(s).turns(session.call_id)
+                 if t.speaker == "customer"]
+    assert turns == [("[听不清] 嗯啊", "speech"), ("[按键 1234]", "dtmf"),
+                     ("[按键 56]", "dtmf")]
+
+
+async def test_caller_hangs_up_mid_turn_keeps_recording_and_transcript(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "您好，这是一段介绍" * 3}, listen()])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path)
+    far.say(tone(300))
+    while not far.heard_voiced():
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.4)
+    far.hang_up()
+    result = await asyncio.wait_for(task, 10)
+
+    assert result.ended_by == "caller"
+    with sqlite_db.session() as s:
+        call = s.get(Call, session.call_id)
+        assert call is not None
+        assert call.outcome == "hung_up_early" and call.ended_at is not None
+        assert call.recording_path and Path(call.recording_path).exists()
+        texts = [t.text for t in CallRepo(s).turns(session.call_id)]
+    assert texts[-1] == "客户挂机"
+    with wave.open(call.recording_path) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, SAMPLE_RATE)
+        stereo = array("h", wav.readframes(wav.getnframes()))
+    left, right = stereo[0::2], stereo[1::2]
+    assert max(abs(v) for v in left) > 5000  # the caller's tone
+    assert max(abs(v) for v in right) > 5000  # the bot's speech
+
+
+async def test_dialogue_failure_keeps_recording_and_says_sorry(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "您好"}, listen(timeout_s=0.3)], fail_at=1)
+    tts = ToneSpeech()
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path, tts=tts)
+    result = await asyncio.wait_for(task, 15)
+
+    assert result.ended_by == "failure" and "ConnectionError" in (result.error or "")
+    assert tts.said[-1] == SessionConfig().failure_text
+    assert result.recording_path and Path(result.recording_path).exists()
+    with sqlite_db.session() as s:
+        call = s.get(Call, session.call_id)
+        assert call is not None and call.recording_sha256 == result.recording_sha256
+        assert call.summary.get("interrupted", "").startswith("ConnectionError")
+        assert any(t.text.startswith("系统故障") for t in CallRepo(s).turns(session.call_id))
+
+
+async def test_transfer_bridges_to_the_agent_and_recording_goes_on(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far, agent = FarEnd(), FarEnd(answer_after_ms=100)
+    rasa = ScriptedRasa([{"text": "正在为您转接人工"},
+                         {"custom": {"transfer": {"reason": "request_human"}}}])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path, agent=agent,
+                                agent_uri="sip:agent@127.0.0.1")
+    with sqlite_db.session() as s:
+        call = s.get(Call, session.call_id)
+        assert call is not None
+        EscalationRepo(s).add(call.id, call.campaign_id, call.contact_id, "request_human", {})
+    while agent.leg is None or agent.leg.hangup_event is not None or not agent.heard:
+        await asyncio.sleep(0.02)
+    agent.say(tone(600, 1000))  # the agent speaks to the customer
+    far.say(tone(600, 300))  # and the customer to the agent
+    await asyncio.sleep(1.0)
+    far.hang_up()
+    result = await asyncio.wait_for(task, 10)
+
+    assert result.ended_by == "bridge_ended"
+    assert agent.leg.request.headers["X-Waihu-Call-Id"] == session.call_id
+    assert len(agent.heard_voiced()) >= 20  # the customer's voice reached the agent
+    assert agent.hung_up_by == "local"
+    with sqlite_db.session() as s:
+        assert EscalationRepo(s).pending() == []
+        texts = [t.text for t in CallRepo(s).turns(session.call_id)]
+    assert "已接通坐席" in texts
+    assert result.recording_path is not None
+    with wave.open(result.recording_path) as wav:
+        stereo = array("h", wav.readframes(wav.getnframes()))
+    right = stereo[1::2]
+    tail = right[-SAMPLE_RATE * 2:]  # the agent's voice is on the bot channel
+    assert max(abs(v) for v in tail) > 5000
+
+
+async def test_no_agent_apologises_and_marks_the_escalation_failed(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "正在为您转接"},
+                         {"custom": {"transfer": {"reason": "complaint"}}}])
+    tts = ToneSpeech()
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path, tts=tts,
+                                agent=FarEnd(fail=486), agent_uri="sip:agent@127.0.0.1")
+    with sqlite_db.session() as s:
+        call = s.get(Call, session.call_id)
+        assert call is not None
+        escalation = EscalationRepo(s).add(call.id, call.campaign_id, call.contact_id,
+                                           "complaint", {})
+        escalation_id = escalation.id
+    result = await asyncio.wait_for(task, 15)
+    assert result.ended_by == "bot"
+    assert tts.said[-1] == SessionConfig().no_agent_text
+    with sqlite_db.session() as s:
+        from bot.store.models import Escalation
+        row = s.get(Escalation, escalation_id)
+        assert row is not None and row.status == "failed"
+
+
+@pytest.mark.parametrize("frame", [SILENCE_FRAME])
+def test_silence_frame_is_not_voiced(frame: bytes) -> None:
+    assert not any(frame)

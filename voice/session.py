@@ -1,0 +1,617 @@
+"""CallSession: one answered call between a telephony leg and the Rasa dialogue.
+
+Audio frames come in from the leg, go through the VAD/endpointing state machine
+(`voice.audio.vad`) and, while the caller speaks, into an ASR recogniser (off the event
+loop).  A finished utterance, a keyed entry, a silence timeout or an unclear utterance
+becomes one message to Rasa (sender = call id); the bot's replies are spoken from the
+prompt cache and their `custom` payloads obeyed (DESIGN.md, "Contracts"):
+
+- `listen` sets the next turn's ASR hints, DTMF length and silence timeout;
+- `barge_in: false` marks a disclosure: the caller cannot cut it off; if they talk over
+  it, it is said again at once, and if they talk over the repeat too, Rasa is told
+  (`disclosures_interrupted`) so that no consent can rest on it;
+- anything else the caller interrupts stops within one or two frames (`stop_playback`);
+- `hangup` ends the call after the words are out, `transfer` hands it to an agent (a
+  two-leg bridge by default, so the recording goes on; or a blind REFER).
+
+Every frame in and out goes into a `StereoRecorder` (caller left, bot right), written
+with its sha256 when the call ends however it ends; every turn goes into the transcript
+with its offset on the call timeline, ASR confidence and input mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from bot.store import CallRepo, Database, EscalationRepo
+from bot.store.models import Call
+from voice.asr.base import AsrWorker, Hints, Recognizer, Transcript
+from voice.audio.frames import FRAME_MS, Frame, StereoRecorder
+from voice.audio.vad import SpeechEnded, SpeechStarted, UtteranceTooShort, Vad, VadParams
+from voice.telephony.base import DialRequest, Direction, Dtmf, Hangup, Leg, Telephony
+
+log = logging.getLogger("waihu.session")
+
+InputKind = Literal["speech", "dtmf", "silence", "unclear"]
+
+
+class Dialogue(Protocol):
+    """The Rasa REST channel (bot.textcall.RasaClient)."""
+
+    async def send(self, sender: str, message: str,
+                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+
+class Speech(Protocol):
+    """Text → 8 kHz PCM (voice.tts.worker.TtsWorker): cached prompts at once, others off
+    the loop."""
+
+    async def speech(self, text: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    vad: VadParams = field(default_factory=lambda: VadParams(
+        min_speech_ms=60, end_silence_ms=600, min_utterance_ms=200, max_utterance_s=12.0))
+    listen_timeout_s: float = 6.0  # when the bot's `listen` gives none
+    dtmf_interdigit_s: float = 3.0
+    max_call_s: float = 300.0
+    agent_uri: str | None = None  # where `transfer` goes; None: no agents, say sorry
+    transfer_mode: Literal["bridge", "refer"] = "bridge"
+    agent_answer_s: float = 20.0
+    no_agent_text: str = "抱歉，现在坐席繁忙，我们会尽快给您回电，再见。"
+    failure_text: str = "抱歉，系统繁忙，我们稍后再联系您，再见。"
+    recordings_dir: Path = Path("var/recordings")
+
+
+@dataclass
+class BotSegment:
+    text: str
+    disclosure: tuple[str, ...] = ()  # ids; non-empty = `barge_in: false`
+
+
+@dataclass
+class BotReply:
+    """One Rasa answer: what to say and the control that goes with it."""
+
+    segments: list[BotSegment] = field(default_factory=list)
+    listen: dict[str, Any] | None = None
+    hangup: bool = False
+    transfer: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, replies: list[dict[str, Any]]) -> BotReply:
+        """Rasa's REST channel sends a response's text and its `custom` as two messages, the
+        custom one after its text: a `barge_in: false` marks the text just before it."""
+        reply = cls()
+        for message in replies:
+            if message.get("text"):
+                reply.segments.append(BotSegment(str(message["text"])))
+            custom = message.get("custom") or {}
+            if custom.get("hangup"):
+                reply.hangup = True
+            if "transfer" in custom:
+                reply.transfer = dict(custom["transfer"] or {})
+            if "listen" in custom:
+                reply.listen = dict(custom["listen"] or {})
+            if custom.get("barge_in") is False and reply.segments:
+                ids = tuple(str(d) for d in custom.get("disclosure") or ()) or ("unnamed",)
+                reply.segments[-1].disclosure = ids
+        return reply
+
+    @property
+    def ends_call(self) -> bool:
+        return self.hangup or self.transfer is not None
+
+
+@dataclass(frozen=True)
+class CallerInput:
+    kind: InputKind
+    text: str = ""
+    transcript: Transcript | None = None
+    at_ms: int = 0  # call timeline: when the caller started
+    end_ms: int = 0
+
+
+@dataclass
+class SessionResult:
+    call_id: str
+    ended_by: str  # bot | caller | transfer | bridge_ended | failure | timeout
+    turns: int
+    recording_path: str | None
+    recording_sha256: str | None
+    duration_ms: int
+    # measurements (ms on the call timeline), for the benchmark and logs
+    first_audio_ms: float | None = None  # answer → first bot audio frame written
+    response_gaps_ms: list[float] = field(default_factory=list)  # caller end → bot audio
+    barge_in_stops_ms: list[float] = field(default_factory=list)  # speech start → stop
+    error: str | None = None
+
+
+class CallSession:
+    """Run with `await CallSession(...).run()` once the leg is answered."""
+
+    def __init__(self, *, call_id: str, leg: Leg, dialogue: Dialogue, asr: AsrWorker,
+                 tts: Speech, db: Database, metadata: dict[str, Any],
+                 config: SessionConfig | None = None, telephony: Telephony | None = None,
+                 call_start: datetime | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.call_id = call_id
+        self.leg = leg
+        self.dialogue = dialogue
+        self.asr = asr
+        self.tts = tts
+        self.db = db
+        self.metadata = metadata
+        self.config = config or SessionConfig()
+        self.telephony = telephony
+        self.call_start = call_start or datetime.now(UTC)  # the call's (maybe virtual) clock
+        self._clock = clock
+        self._t0 = clock()
+        self.vad = Vad(self.config.vad)
+        self.recorder = StereoRecorder()
+        self.inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
+        self.hints = Hints()
+        self.dtmf_max = 0
+        self._digits = ""
+        self._digit_timer: asyncio.TimerHandle | None = None
+        self._speaking: BotSegment | None = None  # segment going out now
+        self._talked_over = False  # caller spoke during the current disclosure
+        self._barged = asyncio.Event()
+        self._caller_speaking = False
+        self._speech_start_ms = 0
+        self._recognizer: Recognizer | None = None
+        self._feed: asyncio.Queue[bytes | None] | None = None
+        self._feeder: asyncio.Task[Transcript | None] | None = None
+        self._pre_roll: deque[bytes] = deque(maxlen=max(1, self.config.vad.pre_roll_ms // FRAME_MS))
+        self._accept_input = False  # False while a disclosure plays
+        self._last_caller_end_ms: float | None = None
+        self._listen_timeout = self.config.listen_timeout_s
+        self._pending_interrupted: list[str] = []
+        self._utterance_hints = self.hints
+        self._decoding = 0  # utterances in ASR
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._audio_task: asyncio.Task[None] | None = None
+        self._turns = 0
+        self.result = SessionResult(call_id, "bot", 0, None, None, 0)
+        leg.on_frame(self._record)
+
+    # -- timeline ------------------------------------------------------------------
+    def now_ms(self) -> float:
+        return (self._clock() - self._t0) * 1000.0
+
+    def _at(self, ms: float) -> datetime:
+        return self.call_start + timedelta(milliseconds=ms)
+
+    def _record(self, direction: Direction, frame: Frame) -> None:
+        if direction == "rx":
+            self.recorder.add_caller(frame)
+        else:
+            self.recorder.add_bot(frame)
+            if self.result.first_audio_ms is None and any(frame.pcm):
+                self.result.first_audio_ms = self.now_ms()
+            if self._last_caller_end_ms is not None and any(frame.pcm):
+                self.result.response_gaps_ms.append(self.now_ms() - self._last_caller_end_ms)
+                self._last_caller_end_ms = None
+
+    # -- the call ------------------------------------------------------------------
+    async def run(self) -> SessionResult:
+        log.info("call.session_started call_id=%s", self.call_id)
+        self._audio_task = asyncio.create_task(self._audio_in(), name=f"in-{self.call_id}")
+        workers = [self._audio_task,
+                   asyncio.create_task(self._leg_events(), name=f"events-{self.call_id}")]
+        try:
+            await asyncio.wait_for(self._converse(), self.config.max_call_s)
+        except TimeoutError:
+            self.result.ended_by = "timeout"
+            log.warning("call.max_duration call_id=%s", self.call_id)
+            self._system_turn("通话超过最长时长，系统挂机")
+        except _CallerHungUp:
+            self.result.ended_by = "caller"
+        except Exception as exc:  # keep recording, transcript and outcome whatever failed
+            self.result.ended_by = "failure"
+            self.result.error = f"{type(exc).__name__}: {exc}"
+            log.exception("call.session_failed call_id=%s", self.call_id)
+            self._system_turn(f"系统故障：{type(exc).__name__}")
+            await self._say_failure()
+        finally:
+            for task in [*workers, *self._tasks]:
+                task.cancel()
+            await self._stop_asr()
+            if not self.leg.closed.is_set():
+                await self.leg.hangup()
+            self._finish()
+        return self.result
+
+    async def _converse(self) -> None:
+        meta = {**self.metadata, "input_mode": "speech"}
+        reply = await self._ask("/call_started", meta)
+        while True:
+            await self._speak(reply)
+            if reply.transfer is not None:
+                await self._handoff(reply.transfer)
+                return
+            if reply.hangup:
+                self.result.ended_by = "bot"
+                return
+            message, meta = self._message(await self._listen(reply.listen))
+            reply = await self._ask(message, meta)
+
+    async def _ask(self, message: str, metadata: dict[str, Any]) -> BotReply:
+        if self.leg.closed.is_set():
+            raise _CallerHungUp
+        self._turns += 1
+        started = self._clock()
+        replies = await self.dialogue.send(self.call_id, message, metadata)
+        reply = BotReply.parse(replies)
+        log.info("rasa.reply call_id=%s message=%s segments=%d ms=%.0f", self.call_id,
+                 message if message.startswith("/") else "<speech>", len(reply.segments),
+                 (self._clock() - started) * 1000)
+        return reply
+
+    # -- speaking ------------------------------------------------------------------
+    async def _speak(self, reply: BotReply) -> None:
+        """Say the segments in order; returns early if the caller barges in."""
+        if reply.listen is not None:  # the hints are known before the caller can answer
+            self._set_listen(reply.listen)
+        interrupted: list[str] = []
+        for segment in reply.segments:
+            if self.leg.closed.is_set():
+                raise _CallerHungUp
+            pcm = await self.tts.speech(segment.text)
+            start_ms = self.now_ms()
+            if segment.disclosure:
+                talked_over = await self._play(segment, pcm)
+                if talked_over:  # said again once; a second talk-over goes to Rasa
+                    self._system_turn("客户插话，重复声明")
+                    if await self._play(segment, pcm):
+                        interrupted.extend(segment.disclosure)
+            elif await self._play(segment, pcm):
+                self._bot_turn(segment.text + "（被打断）", start_ms)
+                break
+            self._bot_turn(segment.text, start_ms)
+        self._pending_interrupted = interrupted
+
+    async def _play(self, segment: BotSegment, pcm: bytes) -> bool:
+        """Play one segment to its end.  True if the caller barged in (an ordinary segment
+        is then cut off) or talked over it (a disclosure, which plays on)."""
+        self._speaking = segment
+        self._talked_over = False
+        self._accept_input = not segment.disclosure
+        self._barged.clear()
+        self.leg.play(pcm)
+        try:
+            while self.leg.playing and not self.leg.closed.is_set():
+                if segment.disclosure and self._caller_speaking:
+                    self._talked_over = True
+                if self._barged.is_set() and not segment.disclosure:
+                    return True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._barged.wait(), FRAME_MS / 1000)
+            return self._talked_over or self._barged.is_set()
+        finally:
+            self._speaking = None
+            self._accept_input = True
+
+    def _barge_in(self, why: str) -> None:
+        segment = self._speaking
+        if segment is None:
+            return
+        if segment.disclosure:
+            self._talked_over = True
+            return
+        started = self.now_ms()
+        self.leg.stop_playback()
+        self._barged.set()
+        self.result.barge_in_stops_ms.append(self.now_ms() - started)
+        log.info("call.barge_in call_id=%s by=%s", self.call_id, why)
+
+    async def _say_failure(self) -> None:
+        if self.leg.closed.is_set():
+            return
+        with contextlib.suppress(Exception):
+            pcm = await self.tts.speech(self.config.failure_text)
+            self.leg.play(pcm)
+            for _ in range(int(30_000 / FRAME_MS)):
+                if not self.leg.playing or self.leg.closed.is_set():
+                    break
+                await asyncio.sleep(FRAME_MS / 1000)
+
+    # -- listening -----------------------------------------------------------------
+    def _set_listen(self, listen: dict[str, Any]) -> None:
+        self.hints = Hints.from_listen(listen)
+        self.dtmf_max = int(listen.get("dtmf_max") or 0)
+        self._listen_timeout = float(listen.get("timeout_s") or self.config.listen_timeout_s)
+
+    def _busy(self) -> bool:
+        """The caller is saying or keying something: the silence timer waits."""
+        return (self._caller_speaking or self._feeder is not None or self._decoding > 0
+                or bool(self._digits))
+
+    async def _listen(self, listen: dict[str, Any] | None) -> CallerInput:
+        """The caller's next input, or `silence` after the turn's timeout of nothing (the
+        timer runs only while the caller is neither speaking nor keying)."""
+        if listen is None:
+            self._set_listen({})
+        timeout = self._listen_timeout
+        deadline = self._clock() + timeout
+        while True:
+            if self.leg.closed.is_set():
+                raise _CallerHungUp
+            if self._busy():
+                deadline = self._clock() + timeout
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return CallerInput("silence", at_ms=int(self.now_ms()))
+            try:
+                return await asyncio.wait_for(self.inputs.get(), min(remaining, 0.05))
+            except TimeoutError:
+                continue
+
+    def _message(self, got: CallerInput) -> tuple[str, dict[str, Any]]:
+        meta: dict[str, Any] = {"input_mode": "speech"}
+        if self._pending_interrupted:
+            meta["disclosures_interrupted"] = self._pending_interrupted
+        at = self._at(got.at_ms)
+        end = self._at(got.end_ms or got.at_ms)
+        if got.kind == "dtmf":
+            meta["input_mode"] = "dtmf"
+            self._customer_turn(f"[按键 {got.text}]", "dtmf", None, at, end)
+            return "/dtmf" + json.dumps({"digits": got.text}), meta
+        if got.kind == "silence":
+            self._system_turn("客户无应答", at)
+            return "/silence_timeout", meta
+        transcript = got.transcript
+        confidence = transcript.confidence if transcript else None
+        if got.kind == "unclear":
+            shown = f"[听不清] {transcript.raw}" if transcript and transcript.raw else "[听不清]"
+            self._customer_turn(shown, "speech", confidence, at, end)
+            return "/asr_unclear", meta
+        meta["asr_confidence"] = confidence
+        meta["asr_snapped"] = bool(transcript and transcript.snapped)
+        self._customer_turn(got.text, "speech", confidence, at, end)
+        return got.text, meta
+
+    # -- audio in: VAD, barge-in, ASR ----------------------------------------------
+    async def _audio_in(self) -> None:
+        while True:
+            frame = await self.leg.rx.get()
+            for event in self.vad.feed(frame.pcm):
+                if isinstance(event, SpeechStarted):
+                    await self._on_speech_started(event)
+                elif isinstance(event, SpeechEnded):
+                    await self._on_speech_ended(event)
+                elif isinstance(event, UtteranceTooShort):
+                    self._caller_speaking = False
+                    await self._stop_asr()
+            if self._feed is not None:
+                self._feed.put_nowait(frame.pcm)
+            else:
+                self._pre_roll.append(frame.pcm)
+
+    async def _on_speech_started(self, event: SpeechStarted) -> None:
+        self._caller_speaking = True
+        self._speech_start_ms = event.at_ms
+        self._barge_in("speech")
+        if not self._accept_input:
+            return  # a disclosure is playing: this utterance is not an answer
+        await self._stop_asr()
+        self._utterance_hints = self.hints
+        if self.asr.engine.streaming:  # decode while the caller speaks
+            self._feed = asyncio.Queue()
+            for pcm in self._pre_roll:
+                self._feed.put_nowait(pcm)
+            self._feeder = asyncio.create_task(self._stream(self._feed, self.hints))
+        self._pre_roll.clear()
+
+    async def _stream(self, feed: asyncio.Queue[bytes | None], hints: Hints
+                      ) -> Transcript | None:
+        recognizer = await self.asr.open(hints)
+        pending: list[bytes] = []
+        while True:
+            pcm = await feed.get()
+            if pcm is None:
+                break
+            pending.append(pcm)
+            if feed.empty():  # batch up whatever queued while the last feed ran
+                await self.asr.feed(recognizer, b"".join(pending))
+                pending.clear()
+        if pending:
+            await self.asr.feed(recognizer, b"".join(pending))
+        return await self.asr.finish(recognizer)
+
+    async def _on_speech_ended(self, event: SpeechEnded) -> None:
+        self._caller_speaking = False
+        if not self._accept_input and self._feeder is None:
+            return  # said over a disclosure
+        feeder, feed = self._feeder, self._feed
+        self._feeder = self._feed = None
+        if feeder is not None and feed is not None:
+            feed.put_nowait(None)
+            result: Awaitable[Transcript | None] = feeder
+        else:  # a batch engine gets the utterance with its pre- and post-roll at once
+            result = self.asr.transcribe(event.audio, self._utterance_hints)
+        self._last_caller_end_ms = self.now_ms()
+        self._decoding += 1
+        task = asyncio.create_task(self._deliver(result, self._speech_start_ms, event.at_ms))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, result: Awaitable[Transcript | None], start_ms: int,
+                       end_ms: int) -> None:
+        try:
+            transcript = await result
+        except Exception:
+            log.exception("asr.failed call_id=%s", self.call_id)
+            transcript = None
+        finally:
+            self._decoding -= 1
+        kind: InputKind = ("unclear" if transcript is None or transcript.unclear
+                           or not transcript.text else "speech")
+        log.info("asr.final call_id=%s engine=%s unclear=%s confidence=%.2f decode_ms=%.0f",
+                 self.call_id, transcript.engine if transcript else "-", kind == "unclear",
+                 transcript.confidence if transcript else 0.0,
+                 transcript.decode_ms if transcript else 0.0)
+        self.inputs.put_nowait(CallerInput(kind, transcript.text if transcript else "",
+                                           transcript, start_ms, end_ms))
+
+    async def _stop_asr(self) -> None:
+        feeder, feed = self._feeder, self._feed
+        self._feeder = self._feed = None
+        if feeder is not None and feed is not None:
+            feed.put_nowait(None)
+            feeder.cancel()
+            with contextlib.suppress(BaseException):
+                await feeder
+
+    # -- control events: DTMF and hang-up -----------------------------------------
+    async def _leg_events(self) -> None:
+        while True:
+            event = await self.leg.events.get()
+            if isinstance(event, Dtmf):
+                self._on_digit(event.digit)
+            elif isinstance(event, Hangup):
+                log.info("call.hangup call_id=%s by=%s reason=%s", self.call_id, event.by,
+                         event.reason)
+                return
+
+    def _on_digit(self, digit: str) -> None:
+        self._barge_in("dtmf")
+        if not self._accept_input:
+            return
+        if self._digit_timer is not None:
+            self._digit_timer.cancel()
+        self._digit_timer = None
+        if digit == "#":
+            self._flush_digits()
+            return
+        self._digits += digit
+        if self.dtmf_max <= 1 or len(self._digits) >= self.dtmf_max:
+            self._flush_digits()
+        else:
+            loop = asyncio.get_running_loop()
+            self._digit_timer = loop.call_later(self.config.dtmf_interdigit_s,
+                                                self._flush_digits)
+
+    def _flush_digits(self) -> None:
+        if self._digits:
+            now = int(self.now_ms())
+            self.inputs.put_nowait(CallerInput("dtmf", self._digits, None, now, now))
+            self._last_caller_end_ms = self.now_ms()
+        self._digits = ""
+        self._digit_timer = None
+
+    # -- transfer to an agent -------------------------------------------------------
+    async def _handoff(self, transfer: dict[str, Any]) -> None:
+        reason = str(transfer.get("reason") or "request_human")
+        uri = self.config.agent_uri
+        if uri is None or self.telephony is None:
+            await self._no_agent(reason, "no agent configured")
+            return
+        headers = {"X-Waihu-Call-Id": self.call_id, "X-Waihu-Reason": reason}
+        if self.config.transfer_mode == "refer":
+            ok = await self.leg.transfer(uri)
+            self._set_escalation("connected" if ok else "failed")
+            self._system_turn(f"转接坐席（{'成功' if ok else '失败'}，REFER）")
+            self.result.ended_by = "transfer" if ok else "bot"
+            if not ok:
+                await self._no_agent(reason, "REFER refused")
+            return
+        agent = await self.telephony.dial(DialRequest(uri, f"{self.call_id}-agent",
+                                                      headers=headers))
+        outcome = await agent.wait_answer(self.config.agent_answer_s)
+        if outcome.result != "answered":
+            await agent.hangup()
+            await self._no_agent(reason, f"agent {outcome.result}")
+            return
+        self._set_escalation("connected")
+        self._system_turn("已接通坐席")
+        log.info("call.bridged call_id=%s", self.call_id)
+        self._accept_input = False
+        if self._audio_task is not None:
+            self._audio_task.cancel()  # the bridge reads the caller's frames from now on
+        await self.leg.bridge(agent)
+        self.result.ended_by = "bridge_ended"
+
+    async def _no_agent(self, reason: str, why: str) -> None:
+        log.warning("call.no_agent call_id=%s reason=%s why=%s", self.call_id, reason, why)
+        self._set_escalation("failed")
+        self._system_turn(f"转接失败：{why}")
+        pcm = await self.tts.speech(self.config.no_agent_text)
+        await self._play(BotSegment(self.config.no_agent_text), pcm)
+        self._bot_turn(self.config.no_agent_text, self.now_ms())
+        self.result.ended_by = "bot"
+
+    def _set_escalation(self, status: str) -> None:
+        with self.db.session() as session:
+            EscalationRepo(session).mark_for_call(self.call_id, status)
+
+    # -- transcript and recording -------------------------------------------------
+    def _bot_turn(self, text: str, start_ms: float) -> None:
+        with self.db.session() as session:
+            CallRepo(session).add_turn(self.call_id, "bot", text, started_at=self._at(start_ms),
+                                       ended_at=self._at(self.now_ms()))
+
+    def _customer_turn(self, text: str, mode: str, confidence: float | None,
+                       at: datetime, end: datetime) -> None:
+        with self.db.session() as session:
+            CallRepo(session).add_turn(self.call_id, "customer", text, input_mode=mode,
+                                       asr_confidence=confidence, started_at=at, ended_at=end)
+
+    def _system_turn(self, text: str, at: datetime | None = None) -> None:
+        try:
+            with self.db.session() as session:
+                CallRepo(session).add_turn(self.call_id, "system", text,
+                                           started_at=at or self._at(self.now_ms()))
+        except Exception:
+            log.exception("call.transcript_failed call_id=%s", self.call_id)
+
+    def _finish(self) -> None:
+        """Recording and outcome, whatever happened.  Never raises."""
+        duration = self.recorder.duration_ms
+        self.result.duration_ms = duration
+        self.result.turns = self._turns
+        try:
+            folder = self.config.recordings_dir / self.call_start.strftime("%Y-%m-%d")
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{self.call_id}.wav"
+            digest = self.recorder.write(path)
+            self.result.recording_path, self.result.recording_sha256 = str(path), digest
+        except Exception:
+            log.exception("call.recording_failed call_id=%s", self.call_id)
+        try:
+            with self.db.session() as session:
+                calls = CallRepo(session)
+                call = session.get(Call, self.call_id)
+                if call is None:
+                    return
+                if self.result.recording_path:
+                    calls.update_call(self.call_id, recording_path=self.result.recording_path,
+                                      recording_sha256=self.result.recording_sha256)
+                ended = self._at(duration)
+                if self.result.ended_by == "caller":
+                    calls.hang_up(self.call_id, at=ended)  # hung_up_early if unfinished
+                elif self.result.ended_by in ("failure", "timeout") and call.outcome is None:
+                    call.summary = {**(call.summary or {}),
+                                    "interrupted": self.result.error or self.result.ended_by}
+                if call.ended_at is None:
+                    call.ended_at = ended
+        except Exception:
+            log.exception("call.finish_failed call_id=%s", self.call_id)
+        log.info("call.session_ended call_id=%s by=%s turns=%d duration_ms=%d recording=%s",
+                 self.call_id, self.result.ended_by, self._turns, duration,
+                 self.result.recording_path)
+
+
+class _CallerHungUp(Exception):
+    """The far end hung up during the conversation."""
