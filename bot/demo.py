@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -110,7 +110,7 @@ def calling_day(defn: CampaignDefinition, today: date) -> tuple[datetime, dateti
     return start, end.astimezone(UTC)
 
 
-Placer = Callable[[CallJob, datetime], Awaitable[PersonaResult]]
+Placer = Callable[[CallJob, datetime], Coroutine[Any, Any, PersonaResult]]
 
 
 def text_placer(db: Database, client: RasaClient, dialer: Dialer,
