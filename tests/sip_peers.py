@@ -38,7 +38,7 @@ import wave
 from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from voice.audio.frames import FRAME_BYTES, SAMPLE_RATE, samples, to_pcm
 from voice.audio.g711 import alaw_encode
@@ -430,8 +430,7 @@ class EarlyMediaUas(asyncio.DatagramProtocol):
             self._transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         msg = data.decode(errors="replace")
