@@ -1,8 +1,16 @@
 """Speech synthesis engines behind one small base class, and the espeak-ng engine we ship.
 
-Synthesis is blocking and slow (pyttsx3's ``runAndWait`` takes about a second and can
-deadlock under threads, FINDINGS.md): the gateway calls ``synthesize`` in an executor or a
-worker process, and fixed prompts come from ``PromptCache`` instead.
+Synthesis is blocking and slow (espeak-ng itself is fast, ~0.1 s a prompt, but resampling its
+22 050 Hz output to 8 kHz in pure Python costs ~0.35 s per second of speech): the gateway
+synthesises in a worker process (``voice.tts.worker``), and fixed prompts come from
+``PromptCache`` instead.
+
+The default backend runs the ``espeak-ng`` program once per prompt. pyttsx3 2.99's espeak
+driver (``backend="pyttsx3"``) is kept for comparison but is not safe to rely on: its
+``runAndWait`` can return at the *previous* utterance's end event, before the file is written,
+and a late end event then writes that earlier utterance's audio to the next prompt's file; an
+engine created per prompt leaves espeak calling back into dead drivers. A process per prompt
+has none of that shared state and can be given a timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import wave
 from abc import ABC, abstractmethod
 from array import array
 from pathlib import Path
+from typing import Any, Literal
 
 from voice.audio.frames import resample_linear
 from voice.tts.frontend import to_pinyin
@@ -42,17 +51,32 @@ class Synthesizer(ABC):
 
 
 class EspeakSynthesizer(Synthesizer):
-    """espeak-ng through pyttsx3, speaking ``to_pinyin(text)`` with the pinyin Mandarin voice."""
+    """espeak-ng speaking ``to_pinyin(text)`` with the pinyin Mandarin voice."""
 
-    def __init__(self, voice: str = "cmn-latn-pinyin", rate: int = 170) -> None:
+    def __init__(self, voice: str = "cmn-latn-pinyin", rate: int = 170,
+                 backend: Literal["cli", "pyttsx3"] = "cli") -> None:
         self.voice = voice
         self.rate = rate
+        self.backend = backend
         # pyttsx3 keeps one engine per driver for the whole process and is not thread-safe.
         self._lock = threading.Lock()
+        # Held for the life of the synthesizer: pyttsx3 only keeps a weak reference, and an
+        # engine re-created for every prompt leaves espeak calling back into the dead one's
+        # driver ("ReferenceError: weakly-referenced object no longer exists" on stderr).
+        self._engine: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for worker processes (voice.tts.worker): the lock and engine stay behind.
+        return {"voice": self.voice, "rate": self.rate, "backend": self.backend}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]  # re-initialise on unpickle
+            state["voice"], state["rate"], state["backend"])
 
     @property
     def voice_id(self) -> str:
-        return f"espeak-ng/{self.voice}/rate{self.rate}/frontend{FRONTEND_VERSION}"
+        suffix = "/pyttsx3" if self.backend == "pyttsx3" else ""
+        return f"espeak-ng/{self.voice}/rate{self.rate}/frontend{FRONTEND_VERSION}{suffix}"
 
     def synthesize(self, text: str) -> bytes:
         pinyin = to_pinyin(text)
@@ -60,9 +84,10 @@ class EspeakSynthesizer(Synthesizer):
             return b""
         with tempfile.TemporaryDirectory(prefix="waihu-tts-") as tmp:
             path = Path(tmp) / "out.wav"
-            self._speak_to_file(pinyin, path)
+            if self.backend == "pyttsx3":
+                self._speak_to_file(pinyin, path)
             if not path.exists() or path.stat().st_size <= 44:
-                # pyttsx3 wrote nothing (no driver, or a stuck loop): espeak-ng itself can.
+                # The default, or pyttsx3 wrote nothing (no driver, or a loop that ended early).
                 self._espeak_cli(pinyin, path)
             rate, pcm = read_wav(path)
         if not pcm:
@@ -73,7 +98,9 @@ class EspeakSynthesizer(Synthesizer):
         import pyttsx3  # imported here: its init probes drivers, which tests without espeak skip
 
         with self._lock, contextlib.redirect_stdout(io.StringIO()):  # it prints "Audio saved"
-            engine = pyttsx3.init("espeak")
+            if self._engine is None:
+                self._engine = pyttsx3.init("espeak")
+            engine = self._engine
             engine.setProperty("voice", f"sit/{self.voice}")
             engine.setProperty("rate", self.rate)
             engine.save_to_file(pinyin, str(path))
@@ -83,9 +110,10 @@ class EspeakSynthesizer(Synthesizer):
         exe = shutil.which("espeak-ng")
         if exe is None:
             raise RuntimeError("espeak-ng is not installed")
+        # The text on stdin, never in argv, where a leading "-" would read as an option.
         subprocess.run(
-            [exe, "-v", self.voice, "-s", str(self.rate), "-w", str(path), pinyin],
-            check=True, capture_output=True, timeout=30,
+            [exe, "-v", self.voice, "-s", str(self.rate), "-w", str(path), "--stdin"],
+            input=pinyin.encode(), check=True, capture_output=True, timeout=30,
         )
 
 
