@@ -33,7 +33,8 @@ SNAP_THRESHOLD = 0.4
 out-of-list phrases accepted at 0.4, 13 of 15 in-list phrases right)."""
 
 _CLAUSE_SPLIT = re.compile(r"[\s,.;:!?，。；：！？、…·\"'“”‘’()（）\[\]【】<>《》~～-]+")
-_KEEP = re.compile(r"[^0-9A-Za-z\u3400-\u9fff]")  # hanzi, ASCII letters and digits
+# Hanzi, ASCII letters and digits; Hangul too, for the Korean model that tests the Vosk engine.
+_KEEP = re.compile(r"[^0-9A-Za-z\u3400-\u9fff\uac00-\ud7af]")
 # A reply and a phrase that disagree on negation never snap together, however close they
 # sound: "我不同意" is 0.41 from "好的我同意", and a consent must not come from a "不".
 _NEGATIONS = frozenset("不没别甭勿")

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from voice.asr import snap
 from voice.asr.base import AsrEngine, Hints, Recognizer, Transcript
+from voice.asr.snap import SNAP_THRESHOLD, interpret
 
 log = logging.getLogger("waihu.asr.whisper")
 
@@ -49,7 +49,7 @@ class WhisperSettings:
     compute_type: str = "int8"
     beam_size: int = 5  # beam 1 misread 2 of 15 test phrases that beam 5 got right
     window_s: float = 10.0  # encoder window; 30.0 is stock Whisper
-    snap_threshold: float = snap.SNAP_THRESHOLD
+    snap_threshold: float = SNAP_THRESHOLD
     no_speech_threshold: float = 0.6  # with a low logprob: silence or noise → unclear
     logprob_threshold: float = -1.0
 
@@ -147,7 +147,7 @@ class WhisperEngine(AsrEngine):
         if len(audio) < SAMPLE_RATE_MODEL // 10:  # under 100 ms: nothing to decode
             return Transcript("", 0.0, self.name, unclear=True)
         raw, avg_logprob, no_speech = self.decode(audio, hints)
-        meaning = snap.interpret(raw, hints, self.settings.snap_threshold)
+        meaning = interpret(raw, hints, self.settings.snap_threshold)
         silent = (no_speech > self.settings.no_speech_threshold
                   and avg_logprob < self.settings.logprob_threshold)
         acoustic = math.exp(min(0.0, avg_logprob)) * (1.0 - no_speech)
