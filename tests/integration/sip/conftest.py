@@ -1,26 +1,42 @@
 """Fixtures for tests against real SIP peers on 127.0.0.1 (see tests/sip_peers.py).
 
-Peers are started by factories and stopped, by PID, when the test ends; the whole module is
-skipped when the Debian binaries or baresip-python are missing.
+Peers are started by factories and stopped, by PID, when the test ends.  Test modules call
+`require_sip_peers()` at import so they are skipped when the Debian binaries or
+baresip-python are missing (a skip here, in the conftest, would break collection instead).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.sip_peers import DebianBaresip, EarlyMediaUas, Kamailio, Route, speech_wav, tone_wav
+from tests.sip_peers import (
+    DebianBaresip,
+    EarlyMediaUas,
+    Kamailio,
+    Route,
+    binaries_missing,
+    speech_wav,
+    tone_wav,
+)
 
-_missing = [name for name in ("baresip", "kamailio", "sox", "espeak-ng") if not shutil.which(name)]
-if _missing:
-    pytest.skip(f"Debian binaries missing: {', '.join(_missing)} (scripts/setup.sh installs "
-                "them)", allow_module_level=True)
-pytest.importorskip("baresip", reason="baresip-python is not installed")
+if TYPE_CHECKING:
+    from voice.telephony.baresip_leg import BaresipTelephony
 
-from voice.telephony.baresip_leg import BaresipTelephony  # noqa: E402 - needs the C library
+PEER_BINARIES = ("baresip", "kamailio", "sox", "espeak-ng")
+
+
+def require_sip_peers() -> None:
+    """Skip the calling test module unless the peers' binaries and baresip-python exist."""
+    missing = binaries_missing(*PEER_BINARIES)
+    if missing:
+        pytest.skip(f"Debian binaries missing: {', '.join(missing)} (scripts/setup.sh "
+                    "installs them)", allow_module_level=True)
+    pytest.importorskip("baresip", reason="baresip-python is not installed")
+
 
 BaresipFactory = Callable[..., Awaitable[DebianBaresip]]
 KamailioFactory = Callable[..., Kamailio]
@@ -80,6 +96,8 @@ async def telephony() -> AsyncIterator[BaresipTelephony]:
     One runtime per process, so one per test, closed (all legs hung up) afterwards.
     rtp_timeout is short so a vanished peer is noticed in the test's time.
     """
+    from voice.telephony.baresip_leg import BaresipTelephony  # loads the C library
+
     stack = BaresipTelephony(("127.0.0.1", 0), username="bot", password="secret",
                              rtp_timeout=2)
     await stack.start()

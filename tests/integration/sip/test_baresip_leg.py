@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.integration.sip.conftest import BaresipFactory, KamailioFactory
+from tests.integration.sip.conftest import BaresipFactory, KamailioFactory, require_sip_peers
 from tests.sip_peers import EarlyMediaUas, goertzel, tone
 from voice.audio.frames import FRAME_MS, SILENCE_FRAME, Frame, rms
 from voice.telephony.base import (
@@ -24,7 +24,13 @@ from voice.telephony.base import (
     Leg,
     LegEvent,
 )
-from voice.telephony.baresip_leg import BaresipLeg, BaresipTelephony, mask_uri
+
+require_sip_peers()
+from voice.telephony.baresip_leg import (  # noqa: E402 - after the skip: loads the C library
+    BaresipLeg,
+    BaresipTelephony,
+    mask_uri,
+)
 
 pytestmark = pytest.mark.sip
 
