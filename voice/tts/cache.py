@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import wave
 from collections import OrderedDict
@@ -60,6 +61,8 @@ class PcmMemory:
         self.max_bytes = max_bytes
         self.bytes = 0
         self._items: OrderedDict[str, bytes] = OrderedDict()
+        # The event loop reads while an executor thread may be loading a file.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -68,22 +71,24 @@ class PcmMemory:
         return key in self._items
 
     def get(self, key: str) -> bytes | None:
-        pcm = self._items.get(key)
-        if pcm is not None:
-            self._items.move_to_end(key)
-        return pcm
+        with self._lock:
+            pcm = self._items.get(key)
+            if pcm is not None:
+                self._items.move_to_end(key)
+            return pcm
 
     def put(self, key: str, pcm: bytes) -> None:
         if len(pcm) > self.max_bytes:
             return  # would evict everything else and then itself
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= len(old)
-        self._items[key] = pcm
-        self.bytes += len(pcm)
-        while self.bytes > self.max_bytes:
-            _, evicted = self._items.popitem(last=False)
-            self.bytes -= len(evicted)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= len(old)
+            self._items[key] = pcm
+            self.bytes += len(pcm)
+            while self.bytes > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self.bytes -= len(evicted)
 
 
 class PromptCache:
@@ -161,6 +166,20 @@ class PromptCache:
         if pcm is not None:
             self.memory.put(key, pcm)
         return pcm
+
+    def peek(self, text: str) -> bytes | None:
+        """Memory only (no file access): what the event loop may call directly."""
+        response = self.response_for(text)
+        if response is not None and self.recorded_dir is not None:
+            pcm = self.memory.get(f"recorded:{response}")
+            if pcm is not None:
+                return pcm
+        return self.memory.get(self.key(text))
+
+    def synthesize(self, text: str) -> tuple[bytes, float]:
+        """Synthesise ``text`` now and store it on disk (not in memory): PCM and seconds taken.
+        For worker processes, whose memory the gateway does not share."""
+        return self._synthesize(text)
 
     def remember(self, text: str, pcm: bytes) -> None:
         """Keep ``text``'s PCM in memory (synthesised elsewhere, e.g. in a worker process that
