@@ -1,0 +1,180 @@
+"""Normalising and snapping ASR text: pure functions, no model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voice.asr.announce import ANNOUNCEMENT_HINTS, classify_announcement
+from voice.asr.base import Hints
+from voice.asr.snap import (
+    SNAP_THRESHOLD,
+    clauses,
+    edit_distance,
+    interpret,
+    normalize,
+    pinyin_distance,
+    pinyin_key,
+    snap,
+)
+from voice.asr.vosk_engine import segment
+from voice.asr.whisper_engine import upsample
+
+IDENTITY = ("是的我是", "不是", "你打错了")
+OFFER = ("多少钱", "我不需要", "好的我同意", "我要投诉", "我考虑一下")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("好的，我同意。", "好的我同意"),
+    ("您撥打的電話已關機", "您拨打的电话已关机"),  # traditional → simplified
+    ("我是４", "我是4"),  # full-width digit
+    ("三分，三分，三分，三分", "三分"),  # a looping decode collapses
+    ("天 天 天 天", "天"),
+    ("  。，", ""),
+    ("네 감사합니다", "네감사합니다"),  # Hangul survives (the Korean Vosk model in tests)
+])
+def test_normalize(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+def test_clauses_drop_consecutive_repeats_only() -> None:
+    assert clauses("五分，三分，三分。五分") == ["五分", "三分", "五分"]
+
+
+def test_pinyin_key_is_toneless_and_spaced() -> None:
+    assert pinyin_key("是的，我是") == "shi de wo shi"
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3
+    assert edit_distance("abc", "abc") == 0
+
+
+def test_pinyin_distance_homophones_are_zero() -> None:
+    assert pinyin_distance("是的我是", "事的我事") == 0.0
+    assert 0 < pinyin_distance("不必", "不是") < SNAP_THRESHOLD
+
+
+@pytest.mark.parametrize("heard, phrases, expected", [
+    ("是的我是，", IDENTITY, "是的我是"),
+    ("不费", IDENTITY, "不是"),  # Whisper's reading of espeak's 不是
+    ("不必", IDENTITY, "不是"),
+    ("我的我同意", OFFER, "好的我同意"),
+    ("不需要", OFFER, "我不需要"),
+    ("今天天气很好", OFFER, None),
+    ("我是4", IDENTITY, None),
+    ("", OFFER, None),
+])
+def test_snap(heard: str, phrases: tuple[str, ...], expected: str | None) -> None:
+    assert snap(heard, phrases).phrase == expected
+
+
+def test_snap_never_crosses_a_negation() -> None:
+    # 我不同意 is 0.41 from 好的我同意 by sound alone: it must never become a consent.
+    assert snap("我不同意", OFFER, threshold=0.6).phrase != "好的我同意"
+    assert snap("我同意", ("不同意",), threshold=0.9).phrase is None
+    assert snap("是我", ("不是",), threshold=0.9).phrase is None
+
+
+def test_snap_reports_the_nearest_even_when_rejected() -> None:
+    result = snap("我考虑考虑", ("多少钱", "我考虑一下"), threshold=0.1)
+    assert result.phrase is None and result.nearest == "我考虑一下"
+    assert result.distance > 0.1
+
+
+def test_snap_without_phrases() -> None:
+    assert snap("是的", ()).phrase is None
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("一二三四", "1234"), ("幺三五七。", "1357"), ("1,234", "1234"),
+    ("后四位是三三八九", "43389"),  # every digit word: the bot's last4() takes the tail
+])
+def test_interpret_digits(raw: str, expected: str) -> None:
+    meaning = interpret(raw, Hints("digits"))
+    assert (meaning.text, meaning.unclear) == (expected, False)
+
+
+def test_interpret_digits_without_digits_is_unclear() -> None:
+    assert interpret("我不知道", Hints("digits")).unclear
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("五分", "5"), ("五分，三分，三分", "5"), ("给4分", "4"), ("非常满意", "5"), ("一般", "3"),
+    ("三", "3"), ("不满意", "2"),
+])
+def test_interpret_score(raw: str, expected: str) -> None:
+    meaning = interpret(raw, Hints("score"))
+    assert (meaning.text, meaning.unclear) == (expected, False)
+
+
+def test_interpret_score_snaps_to_a_hint_that_names_a_score() -> None:
+    meaning = interpret("飞常满亿", Hints("score", ("非常满意", "一般", "不满意")))
+    assert (meaning.text, meaning.snapped) == ("5", True)
+
+
+def test_interpret_score_out_of_range_is_unclear() -> None:
+    assert interpret("八分", Hints("score")).unclear
+    assert interpret("你们是谁", Hints("score")).unclear
+
+
+def test_interpret_yes_no_snaps_or_is_unclear() -> None:
+    hints = Hints("yes_no", IDENTITY)
+    snapped = interpret("不费。", hints)
+    assert (snapped.text, snapped.snapped, snapped.unclear) == ("不是", True, False)
+    exact = interpret("是的我是", hints)
+    assert (exact.text, exact.snapped, exact.distance) == ("是的我是", False, 0.0)
+    rejected = interpret("今天天气很好", hints)
+    assert (rejected.text, rejected.unclear, rejected.normalized) == ("", True, "今天天气很好")
+
+
+def test_interpret_free_keeps_the_words() -> None:
+    meaning = interpret("我想問一下，價格", Hints("free", OFFER))
+    assert (meaning.text, meaning.snapped, meaning.unclear) == ("我想问一下价格", False, False)
+
+
+def test_interpret_yes_no_without_hints_passes_text() -> None:
+    assert interpret("对。", Hints("yes_no")).text == "对"
+
+
+def test_interpret_empty_is_unclear() -> None:
+    for expect in ("yes_no", "digits", "score", "free"):
+        assert interpret(" 。", Hints(expect)).unclear  # type: ignore[arg-type]  # a literal
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("您拨打的号码是空号，请查证后再拨", "invalid_number"),
+    ("对不起，您拨打的号码不存在", "invalid_number"),
+    ("您拨打的电话已停机", "suspended"),
+    ("您拨打的号码已暂停服务", "suspended"),
+    ("您撥打的電話已關機", "powered_off"),
+    ("您拨打的用户暂时无法接通，请稍后再拨", "powered_off"),
+    ("您拨打的电话不在服务区", "powered_off"),
+    ("您拨打的电话已观机", "powered_off"),  # a homophone the engine may write
+    ("喂，你好", None),
+    ("", None),
+])
+def test_classify_announcement(text: str, expected: str | None) -> None:
+    assert classify_announcement(text) == expected
+
+
+def test_every_announcement_hint_classifies() -> None:
+    assert all(classify_announcement(h) for h in ANNOUNCEMENT_HINTS)
+
+
+def test_segment_longest_known_words_first() -> None:
+    vocabulary = {"是的", "是", "的", "我", "不", "需要", "네", "필요", "없어요"}
+    assert segment("是的我是", vocabulary.__contains__) == ["是的", "我", "是"]
+    assert segment("我不需要", vocabulary.__contains__) == ["我", "不", "需要"]
+    assert segment("필요 없어요", vocabulary.__contains__) == ["필요", "없어요"]
+    assert segment("我要投诉", vocabulary.__contains__) is None
+    assert segment("", vocabulary.__contains__) is None
+
+
+def test_upsample_doubles_the_rate_and_interpolates() -> None:
+    pcm = np.array([0, 1000, -1000], dtype="<i2").tobytes()
+    out = upsample(pcm)
+    assert out.dtype == np.float32 and len(out) == 6
+    assert np.allclose(out * 32768, [0, 500, 1000, 0, -1000, -1000])
+    assert len(upsample(b"")) == 0
