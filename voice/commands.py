@@ -1,0 +1,153 @@
+"""`waihu call` (one real call to any SIP endpoint) and `waihu run` (the services for real use).
+
+Both start a Rasa server and action server on free local ports (bot.services.RasaStack),
+the gateway's SIP stack, ASR engine and TTS worker (voice.stack), and the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.campaigns.definition import load_definition
+from bot.campaigns.dialer import CallJob
+from bot.campaigns.registry import save_campaign
+from bot.store import CallRepo, ContactRepo, Database
+from bot.textcall import RasaClient
+from voice.gateway import CallReport, Gateway, GatewayConfig
+from voice.session import SessionConfig
+from voice.stack import VoiceSettings, voice_parts
+
+log = logging.getLogger("waihu.voice")
+
+ROOT = Path(__file__).resolve().parents[1]
+_URI_USER = re.compile(r"^sips?:(?P<user>[^@;]+)@")
+
+
+def _database(args: Any) -> Database:
+    url = args.database or f"sqlite:///{ROOT / 'var' / 'waihu.db'}"
+    if not args.database:
+        (ROOT / "var").mkdir(exist_ok=True)
+    db = Database(url)
+    db.upgrade()
+    return db
+
+
+def _session_config(args: Any) -> SessionConfig:
+    return SessionConfig(agent_uri=getattr(args, "agent_uri", None),
+                         transfer_mode=getattr(args, "transfer_mode", "bridge"),
+                         recordings_dir=ROOT / "var" / "recordings")
+
+
+def _settings(args: Any) -> VoiceSettings:
+    return VoiceSettings(var=ROOT / "var", asr_engine=args.asr,
+                         sip_host=getattr(args, "sip_host", "127.0.0.1"),
+                         sip_port=getattr(args, "sip_port", 0),
+                         outbound_proxy=getattr(args, "outbound_proxy", None),
+                         recorded_prompts=getattr(args, "recorded_prompts", None))
+
+
+# --- waihu call -----------------------------------------------------------------------------
+
+
+def _one_job(db: Database, args: Any) -> CallJob:
+    """A contact and an attempt for the number of the URI, leased to this command."""
+    defn = load_definition(args.campaign)
+    campaign_id = save_campaign(db, defn)
+    match = _URI_USER.match(args.uri)
+    phone = match.group("user") if match and match.group("user").isdigit() else "10000000000"
+    now = datetime.now(UTC)
+    with db.session() as session:
+        contacts = ContactRepo(session)
+        contact = contacts.by_phone(campaign_id, phone) or contacts.add(
+            campaign_id, phone, name=args.name, gender=args.gender, id_last4=args.id_last4)
+        attempt = CallRepo(session).start_attempt(
+            campaign_id, contact.id, gateway="waihu-call", at=now,
+            lease_expires_at=now + timedelta(hours=1))
+        return CallJob(attempt.call_id, campaign_id, defn.name, defn.type, contact.id, phone,
+                       attempt.attempt_no, args.uri, defn.dialing.caller_id, "first",
+                       None, now + timedelta(hours=1))
+
+
+async def _call(db: Database, rasa_url: str, job: CallJob, args: Any) -> CallReport:
+    async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
+        await asyncio.to_thread(_warm, db, job.campaign_name, parts)
+        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaClient(rasa_url, http),
+                          GatewayConfig(gateway_id="waihu-call", capacity=1,
+                                        ring_timeout_s=args.ring_timeout,
+                                        session=_session_config(args)))
+        return await gateway.place_call(job)
+
+
+def _warm(db: Database, campaign: str, parts: Any) -> None:
+    from voice.tts.warm import warm_campaign
+
+    warm_campaign(db, campaign, parts.cache)
+
+
+def call(args: Any) -> int:
+    """`waihu call SIP-URI --campaign FILE.yml`: prints dial result, outcome, transcript and
+    the recording's path."""
+    from bot.services import RasaStack
+
+    db = _database(args)
+    job = _one_job(db, args)
+    print(f"starting Rasa and the voice stack, then calling {args.uri} …", file=sys.stderr)
+    with RasaStack(db.url.render_as_string(hide_password=False)) as stack:
+        report = asyncio.run(_call(db, stack.rasa_url, job, args))
+    with db.session() as session:
+        calls = CallRepo(session)
+        record = calls.get_call(job.call_id)
+        turns = [{"speaker": t.speaker, "text": t.text, "input_mode": t.input_mode,
+                  "asr_confidence": t.asr_confidence,
+                  "at": t.started_at.isoformat() if t.started_at else None}
+                 for t in calls.turns(job.call_id)]
+        out = {**report.as_json(),
+               "outcome": record.outcome if record else None,
+               "decline_reason": record.decline_reason if record else None,
+               "transcript": turns}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(f"dial result: {out['dial_result']} (SIP {out['sip_status']})")
+        print(f"outcome:     {out['outcome'] or '-'} {out['decline_reason'] or ''}")
+        for turn in turns:
+            print(f"  {turn['speaker']:<8} {turn['text']}")
+        if out.get("recording"):
+            print(f"recording:   {out['recording']} (sha256 {out['recording_sha256']})")
+    return 0 if report.error is None else 1
+
+
+# --- waihu run ------------------------------------------------------------------------------
+
+
+async def _serve(db: Database, rasa_url: str, args: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
+        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaClient(rasa_url, http),
+                          GatewayConfig(capacity=args.capacity, session=_session_config(args)))
+        print(f"gateway {gateway.config.gateway_id} running: up to {args.capacity} calls; "
+              "Ctrl-C stops dialling and lets the calls in progress finish", file=sys.stderr)
+        await gateway.run(stop)
+
+
+def run(args: Any) -> int:
+    """`waihu run`: Rasa, actions, the gateway and its dialer loop until SIGINT/SIGTERM."""
+    from bot.services import RasaStack
+
+    db = _database(args)
+    with RasaStack(db.url.render_as_string(hide_password=False)) as stack:
+        asyncio.run(_serve(db, stack.rasa_url, args))
+    return 0

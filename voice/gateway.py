@@ -1,0 +1,226 @@
+"""The voice gateway: takes call jobs from the dialer and runs each as a real SIP call.
+
+One `Gateway` per process owns the telephony stack, the ASR engine and the TTS worker.
+For every `CallJob` it dials the campaign's trunk, turns the SIP result (and, when the far
+end only played an announcement, what the announcement said) into the dial result,
+stores it, runs a `CallSession` on an answered call and completes the job with the dialer,
+whatever happened.  `run()` is the production loop: claim up to `capacity` jobs, keep
+their leases renewed (a lease the dialer no longer grants hangs the call up), reclaim
+other gateways' expired leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.campaigns.definition import CampaignDefinition, parse_definition
+from bot.campaigns.dialer import CallJob, Dialer
+from bot.privacy import mask_phone
+from bot.store import CallRepo, Database
+from bot.store.models import Call, Campaign
+from voice.asr.announce import ANNOUNCEMENT_HINTS, classify_announcement
+from voice.asr.base import AsrWorker, Hints
+from voice.audio.frames import SAMPLE_RATE, rms
+from voice.session import CallSession, Dialogue, SessionConfig, SessionResult, Speech
+from voice.telephony.base import DialOutcome, DialRequest, Leg, Telephony
+
+log = logging.getLogger("waihu.gateway")
+
+_ANNOUNCEMENT_MIN_S = 0.8  # early media shorter than this is ringback, not words
+_ANNOUNCED = ("invalid_number", "suspended", "powered_off")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway_id: str = field(default_factory=lambda: f"gw-{socket.gethostname()}-{os.getpid()}")
+    capacity: int = 10  # concurrent calls
+    lease_s: int = 120
+    ring_timeout_s: float = 40.0
+    poll_s: float = 1.0
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+
+@dataclass
+class CallReport:
+    """What happened to one job (printed by `waihu call` / `simulate`)."""
+
+    call_id: str
+    dial_result: str
+    sip_status: int | None = None
+    sip_reason: str = ""
+    announcement: str | None = None  # what the early media said, if it was classified
+    setup_ms: float | None = None
+    session: SessionResult | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"call_id": self.call_id, "dial_result": self.dial_result,
+                               "sip_status": self.sip_status}
+        if self.announcement:
+            out["announcement"] = self.announcement
+        if self.session is not None:
+            out.update(ended_by=self.session.ended_by, recording=self.session.recording_path,
+                       recording_sha256=self.session.recording_sha256,
+                       duration_ms=self.session.duration_ms)
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class Gateway:
+    def __init__(self, db: Database, telephony: Telephony, asr: AsrWorker, tts: Speech,
+                 dialogue: Dialogue, config: GatewayConfig | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.telephony = telephony
+        self.asr = asr
+        self.tts = tts
+        self.dialogue = dialogue
+        self.config = config or GatewayConfig()
+        self.clock = clock
+        self.dialer = Dialer(db, self.config.gateway_id, lease_s=self.config.lease_s)
+        self.legs: dict[str, Leg] = {}
+        self._definitions: dict[int, CampaignDefinition] = {}
+
+    # -- one call ------------------------------------------------------------------
+    async def place_call(self, job: CallJob, now: datetime | None = None) -> CallReport:
+        """Dial the job, hold the conversation if answered, complete the job.  *now*: the
+        call's clock (a simulation's virtual time); the wall clock by default."""
+        started = now or self.clock()
+        report = CallReport(job.call_id, "failed")
+        try:
+            await self._dial_and_talk(job, started, report)
+        except Exception as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+            log.exception("gateway.call_failed call_id=%s", job.call_id)
+            with contextlib.suppress(Exception), self.db.session() as session:
+                calls = CallRepo(session)
+                attempt = calls.get_attempt(job.call_id)
+                if attempt is not None and attempt.dial_result is None:
+                    calls.set_dial_result(job.call_id, "failed", at=started)
+        finally:
+            self.legs.pop(job.call_id, None)
+            end = started + timedelta(milliseconds=report.session.duration_ms
+                                      if report.session else 0)
+            self.dialer.complete(job.call_id, max(end, started))
+        return report
+
+    async def _dial_and_talk(self, job: CallJob, now: datetime, report: CallReport) -> None:
+        defn = self._definition(job.campaign_id)
+        trunk = defn.trunk if defn is not None else None
+        password = os.environ.get(trunk.password_env) if trunk and trunk.password_env else None
+        request = DialRequest(job.target, job.call_id, caller_id=job.caller_id,
+                              headers={"X-Waihu-Call-Id": job.call_id},
+                              username=trunk.username if trunk else None, password=password)
+        log.info("gateway.dial call_id=%s campaign=%s phone=%s kind=%s attempt=%d",
+                 job.call_id, job.campaign_name, mask_phone(job.phone), job.kind, job.attempt_no)
+        leg = await self.telephony.dial(request)
+        self.legs[job.call_id] = leg
+        outcome = await leg.wait_answer(self.config.ring_timeout_s)
+        result = outcome.result
+        if result != "answered":
+            result, report.announcement = await self._announced(job.call_id, outcome)
+        report.dial_result, report.setup_ms = result, outcome.setup_ms
+        report.sip_status, report.sip_reason = outcome.sip_status, outcome.reason
+        with self.db.session() as session:
+            calls = CallRepo(session)
+            calls.set_dial_result(job.call_id, result, at=now)
+            if result == "answered":
+                calls.open_call(job.call_id)
+        log.info("gateway.dial_result call_id=%s result=%s sip=%s setup_ms=%s", job.call_id,
+                 result, outcome.sip_status, outcome.setup_ms)
+        if result != "answered":
+            await leg.hangup()
+            return
+        call = CallSession(call_id=job.call_id, leg=leg, dialogue=self.dialogue,
+                              asr=self.asr, tts=self.tts, db=self.db,
+                              metadata=self._metadata(job, now), config=self.config.session,
+                              telephony=self.telephony, call_start=now)
+        report.session = await call.run()
+
+    async def _announced(self, call_id: str, outcome: DialOutcome) -> tuple[str, str | None]:
+        """Refine a failed dial by what its early media said (空号 / 停机 / 关机)."""
+        audio = outcome.early_media
+        if len(audio) < _ANNOUNCEMENT_MIN_S * SAMPLE_RATE * 2 or rms(audio) < 100:
+            return outcome.result, None
+        transcript = await self.asr.transcribe(audio, Hints("free", ANNOUNCEMENT_HINTS))
+        heard = transcript.raw or transcript.text
+        kind = classify_announcement(heard) or classify_announcement(transcript.text)
+        log.info("gateway.announcement call_id=%s heard=%r result=%s sip=%s", call_id, heard,
+                 kind, outcome.sip_status)
+        if kind in _ANNOUNCED:
+            return kind, heard
+        return outcome.result, heard
+
+    def _definition(self, campaign_id: int) -> CampaignDefinition | None:
+        if campaign_id not in self._definitions:
+            with self.db.session() as session:
+                campaign = session.get(Campaign, campaign_id)
+                if campaign is None:
+                    return None
+                self._definitions[campaign_id] = parse_definition(campaign.definition,
+                                                                  campaign.name)
+        return self._definitions[campaign_id]
+
+    @staticmethod
+    def _metadata(job: CallJob, now: datetime) -> dict[str, Any]:
+        return {"call_id": job.call_id, "campaign_id": job.campaign_id,
+                "contact_id": job.contact_id, "campaign_type": job.campaign_type,
+                "attempt_kind": job.kind, "now": now.isoformat()}
+
+    def call_outcome(self, call_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            call = session.get(Call, call_id)
+            if call is None:
+                return {"outcome": None, "decline_reason": None, "confirmation_result": None}
+            return {"outcome": call.outcome, "decline_reason": call.decline_reason,
+                    "confirmation_result": call.confirmation_result}
+
+    # -- the production loop -------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and place calls until *stop* is set; then let the calls in progress end."""
+        tasks: set[asyncio.Task[CallReport]] = set()
+        renew_every = max(1.0, self.config.lease_s / 3)
+        last_renew = last_reclaim = asyncio.get_running_loop().time()
+        log.info("gateway.started id=%s capacity=%d", self.config.gateway_id,
+                 self.config.capacity)
+        while not stop.is_set():
+            loop_now = asyncio.get_running_loop().time()
+            if loop_now - last_reclaim > 60:
+                self.dialer.reclaim_expired(self.clock())
+                last_reclaim = loop_now
+            if loop_now - last_renew > renew_every and self.legs:
+                await self._renew()
+                last_renew = loop_now
+            free = self.config.capacity - len(tasks)
+            if free > 0:
+                for job in self.dialer.claim(self.clock(), free):
+                    task = asyncio.create_task(self.place_call(job), name=job.call_id)
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.poll_s)
+        log.info("gateway.stopping calls_in_progress=%d", len(tasks))
+        while tasks:
+            await self._renew()
+            await asyncio.wait(tasks, timeout=renew_every)
+
+    async def _renew(self) -> None:
+        held = set(self.dialer.renew(list(self.legs), self.clock()))
+        for call_id, leg in list(self.legs.items()):
+            if call_id not in held:
+                log.warning("gateway.lease_lost call_id=%s: hanging up", call_id)
+                await leg.hangup()
+

@@ -1,0 +1,160 @@
+"""`waihu simulate`: virtual customers as real calls through the whole voice path.
+
+Every persona of a folder becomes a contact of the campaign, whose trunk is pointed at a
+`SimPhone` on 127.0.0.1 that answers each dialled number as its persona would.  The real
+dialer claims the contacts on a virtual clock (one calling day, retries included, as in
+`waihu demo`'s text mode), the gateway dials them over SIP (baresip), the caller's audio
+goes through VAD and ASR, the text to the real Rasa server and action server, and the
+bot's replies come back as TTS audio over RTP.  One JSON line per persona: dial result,
+outcome, decline reason, whether `expect` held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.campaigns.definition import CampaignDefinition, Trunk
+from bot.campaigns.dialer import CallJob
+from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
+from bot.demo import (
+    PersonaResult,
+    Placer,
+    add_persona_contacts,
+    calling_day,
+    dial_campaign,
+    load_sample,
+)
+from bot.reports.figures import campaign_figures
+from bot.store import Database
+from bot.store.models import Campaign, Contact
+from bot.textcall import RasaClient
+from voice.gateway import Gateway, GatewayConfig
+from voice.session import SessionConfig
+from voice.simphone.persona import Persona, load_personas
+from voice.stack import VoiceSettings, voice_parts
+from voice.tts.warm import warm_campaign
+
+log = logging.getLogger("waihu.simulate")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.asynccontextmanager
+async def virtual_customers(personas_by_number: dict[str, Persona], var: Path
+                            ) -> AsyncIterator[Any]:
+    """A SimPhone on a free 127.0.0.1 port answering each number as its persona."""
+    from voice.simphone.phone import SimPhone
+
+    phone = SimPhone(personas_by_number, host="127.0.0.1", port=0,
+                     cache_dir=var / "tts" / "cache", record_dir=var / "simphone")
+    await asyncio.to_thread(phone.prepare)  # every persona phrase synthesised up front
+    await phone.start()
+    try:
+        yield phone
+    finally:
+        await phone.close()
+
+
+def voice_placer(gateway: Gateway, by_contact: dict[int, Persona],
+                 campaign: str) -> Placer:
+    async def place(job: CallJob, now: Any) -> PersonaResult:
+        persona = by_contact[job.contact_id]
+        report = await gateway.place_call(job, now)
+        observed = gateway.call_outcome(job.call_id)
+        return PersonaResult(persona.id, campaign, job.call_id, report.dial_result,
+                             observed["outcome"], observed["decline_reason"],
+                             observed["confirmation_result"], dict(persona.expect))
+    return place
+
+
+def _numbers(db: Database, by_contact: dict[int, Persona]) -> Iterator[tuple[str, Persona]]:
+    with db.session() as session:
+        for contact_id, persona in by_contact.items():
+            contact = session.get(Contact, contact_id)
+            assert contact is not None
+            yield contact.phone, persona
+
+
+async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinition,
+                            personas: list[Persona], var: Path, *, today: date,
+                            asr_engine: str = "auto", concurrency: int | None = None,
+                            session_config: SessionConfig | None = None
+                            ) -> tuple[list[PersonaResult], dict[str, Any]]:
+    """One sample campaign through the voice path; results per persona, then the figures."""
+    start, end = calling_day(defn, today)
+    campaign_id = save_campaign(db, defn)
+    by_contact = add_persona_contacts(db, campaign_id, personas, today)
+    numbers = dict(_numbers(db, by_contact))
+    settings = VoiceSettings(var=var, asr_engine=asr_engine)
+    async with virtual_customers(numbers, var) as phone, voice_parts(settings) as stack:
+        trunk = Trunk(uri=f"sip:{{number}}@127.0.0.1:{phone.port}")
+        defn = defn.model_copy(update={"trunk": trunk})
+        save_campaign(db, defn)  # the trunk now points at the virtual customers
+        warmed = await asyncio.to_thread(warm_campaign, db, defn.name, stack.cache, now=start)
+        log.info("simulate.prompts campaign=%s prompts=%s synthesised=%s seconds=%s",
+                 defn.name, warmed["prompts"], warmed["synthesised"], warmed["seconds"])
+        start_campaign(db, defn.name, start)
+        config = GatewayConfig(gateway_id="simulate", lease_s=900, capacity=concurrency or 4,
+                               session=session_config or SessionConfig(
+                                   recordings_dir=var / "recordings"))
+        try:
+            async with aiohttp.ClientSession() as http:
+                gateway = Gateway(db, stack.telephony, stack.asr, stack.tts,
+                                  RasaClient(rasa_url, http), config)
+                results = await dial_campaign(
+                    db, gateway.dialer, campaign_id, by_contact, start, end,
+                    voice_placer(gateway, by_contact, defn.name),
+                    concurrency=config.capacity)
+        finally:
+            pause_campaign(db, defn.name)
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        figures = campaign_figures(session, campaign)
+    return results, figures
+
+
+def simulate(args: Any) -> int:
+    """`waihu simulate --campaign FILE.yml --personas DIR`."""
+    from bot.services import RasaStack
+
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    url = args.database or f"sqlite:///{var / 'simulate.db'}"
+    if not args.database:
+        for suffix in ("", "-wal", "-shm"):
+            (var / f"simulate.db{suffix}").unlink(missing_ok=True)
+    db = Database(url)
+    db.upgrade()
+    today = date.today()
+    campaign = args.campaign or ROOT / "examples" / "campaigns" / f"{Path(args.personas).name}.yml"
+    if not Path(campaign).exists():
+        print(f"waihu simulate: no campaign file {campaign}; give --campaign", file=sys.stderr)
+        return 2
+    defn = load_sample(Path(campaign), today)
+    personas = load_personas(args.personas)
+    print(f"starting Rasa, the action server and the voice stack for {len(personas)} "
+          "virtual customers…", file=sys.stderr)
+    with RasaStack(url) as stack:
+        results, figures = asyncio.run(simulate_campaign(
+            db, stack.rasa_url, defn, personas, var, today=today, asr_engine=args.asr,
+            concurrency=args.concurrency))
+    for result in results:
+        print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+    if getattr(args, "report", False):
+        print(json.dumps({"report": figures}, ensure_ascii=False, default=str))
+    failed = [r.persona for r in results if not r.ok]
+    if failed:
+        print(f"{len(failed)} persona(s) did not meet `expect`: {', '.join(failed)}",
+              file=sys.stderr)
+    return 1 if failed else 0
