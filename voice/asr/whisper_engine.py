@@ -50,8 +50,11 @@ class WhisperSettings:
     beam_size: int = 5  # beam 1 misread 2 of 15 test phrases that beam 5 got right
     window_s: float = 10.0  # encoder window; 30.0 is stock Whisper
     snap_threshold: float = SNAP_THRESHOLD
-    no_speech_threshold: float = 0.6  # with a low logprob: silence or noise → unclear
+    # Silence and noise decode to a hint (the prompt leaks) with no_speech 0.55-0.87 and
+    # logprob below -1.0; espeak phrases measured no_speech <= 0.34.  Both → unclear.
+    no_speech_threshold: float = 0.5
     logprob_threshold: float = -1.0
+    min_level_dbfs: float = -50.0  # quieter than this throughout: not decoded at all
 
 
 class WhisperEngine(AsrEngine):
@@ -144,8 +147,11 @@ class WhisperEngine(AsrEngine):
     def transcript(self, pcm: bytes, hints: Hints) -> Transcript:
         started = time.perf_counter()
         audio = upsample(pcm)
-        if len(audio) < SAMPLE_RATE_MODEL // 10:  # under 100 ms: nothing to decode
-            return Transcript("", 0.0, self.name, unclear=True)
+        if (len(audio) < SAMPLE_RATE_MODEL // 10  # under 100 ms: nothing to decode
+                or 20 * math.log10(float(np.abs(audio).max()) + 1e-9)
+                < self.settings.min_level_dbfs):
+            return Transcript("", 0.0, self.name, unclear=True,
+                              decode_ms=(time.perf_counter() - started) * 1000)
         raw, avg_logprob, no_speech = self.decode(audio, hints)
         meaning = interpret(raw, hints, self.settings.snap_threshold)
         silent = (no_speech > self.settings.no_speech_threshold
