@@ -113,8 +113,10 @@ class BaresipLeg(Leg):
         self._play = bytearray()
         self._early = bytearray()
         self._rx_pending = bytearray()
-        self._rx_index = 0  # next rx slot (20 ms) on the current timeline
-        self._tx_index = 0  # next tx slot
+        # Next 20 ms slot per direction on the current timeline; None until the first frame,
+        # which is placed where it really is: received now, or leaving after what is queued.
+        self._rx_index: int | None = None
+        self._tx_index: int | None = None
         self._audio_until = 0.0  # monotonic time the last queued bot audio leaves the stack
         self._pump = asyncio.create_task(self._run(), name=f"sip-pump-{request.call_id}")
 
@@ -159,7 +161,7 @@ class BaresipLeg(Leg):
         self._answered_at = time.monotonic()
         setup_ms = (self._answered_at - self._dialled_at) * 1000
         self._rx_pending.clear()
-        self._rx_index = self._tx_index = 0
+        self._rx_index = self._tx_index = None
         log.info("sip.answered call_id=%s setup_ms=%.1f", self.call_id, setup_ms)
         self._outcome.set_result(DialOutcome("answered", 200, "OK", bytes(self._early), setup_ms))
         self._emit(Answered(setup_ms))
@@ -216,10 +218,11 @@ class BaresipLeg(Leg):
 
     def _receive(self, pcm: bytes) -> None:
         self._rx_pending += pcm
-        now_ms = self._timeline_ms()
-        if self._rx_index * FRAME_MS < now_ms - RESYNC_MS:
-            self._rx_index = int((now_ms - RESYNC_MS / 2) / FRAME_MS)
-        while len(self._rx_pending) >= FRAME_BYTES:
+        now_slot = int(self._timeline_ms() / FRAME_MS)
+        ready = len(self._rx_pending) // FRAME_BYTES
+        if self._rx_index is None or self._rx_index < now_slot - RESYNC_MS // FRAME_MS:
+            self._rx_index = max(0, now_slot - ready + 1)  # first frame, or a long gap
+        for _ in range(ready):
             chunk = bytes(self._rx_pending[:FRAME_BYTES])
             del self._rx_pending[:FRAME_BYTES]
             self._emit_frame("rx", Frame(chunk, self._rx_index * FRAME_MS))
@@ -228,9 +231,10 @@ class BaresipLeg(Leg):
     def _transmit(self) -> None:
         audio = self.call.audio
         now_slot = int(self._timeline_ms() / FRAME_MS)
-        if self._tx_index < now_slot - RESYNC_MS // FRAME_MS:
-            self._tx_index = now_slot  # the stack sent silence while we could not write
         buffered = audio.stats().tx_buffered
+        if self._tx_index is None or self._tx_index < now_slot - RESYNC_MS // FRAME_MS:
+            # first write, or the stack sent silence for a while without us
+            self._tx_index = now_slot + buffered // FRAME_BYTES
         while buffered < LOOKAHEAD_FRAMES * FRAME_BYTES and \
                 self._tx_index <= now_slot + LOOKAHEAD_FRAMES:
             voiced = bool(self._play)
@@ -280,7 +284,8 @@ class BaresipLeg(Leg):
         # What was flushed never went out: rewrite those slots (with silence) so the tx
         # timeline and the recorder show what the far end really heard.  At most the frame
         # being encoded now still leaves.
-        self._tx_index = min(self._tx_index, int(self._timeline_ms() / FRAME_MS) + 1)
+        if self._tx_index is not None:
+            self._tx_index = min(self._tx_index, int(self._timeline_ms() / FRAME_MS) + 1)
 
     @property
     def playing(self) -> bool:
