@@ -196,8 +196,16 @@ class BaresipLeg(Leg):
     async def _run(self) -> None:
         deadline = time.monotonic()
         while not self.closed.is_set():
-            with contextlib.suppress(*_AUDIO_GONE):  # no media yet / streams replaced:
-                self._tick()  # the next read or write rebinds
+            try:
+                self._tick()
+            except _AUDIO_GONE:
+                pass  # no media yet / streams replaced: the next read or write rebinds
+            except Exception:  # a bug here must not leave a silent call up
+                log.exception("sip.pump_error call_id=%s", self.call_id)
+                self._local_end = "error"
+                with contextlib.suppress(BaresipError):
+                    await self.call.hangup()
+                return
             deadline += TICK_S
             delay = deadline - time.monotonic()
             if delay < -RESYNC_MS / 1000:  # the loop stalled: skip ticks rather than burst
