@@ -77,6 +77,10 @@ class SimPhoneOptions:
     dtmf_duration_ms: int = 100
     dtmf_gap_ms: int = 100
     t1: float = T1
+    # Immediate finals (404, 486, 488) wait this long, as a real exchange would: a final
+    # arriving ~1 ms after the INVITE is lost by baresip-python 0.5.2a3 (its Call object only
+    # subscribes to events after `dial()` returns, so the CALL_CLOSED goes nowhere).
+    final_delay_s: float = 0.05
 
     def vad_params(self) -> VadParams:
         return VadParams(start_threshold_dbfs=self.speech_threshold_dbfs,
@@ -519,11 +523,14 @@ class SimPhone:
         self._calls[request.call_id] = call
         log.info("simphone.invite call_id=%s number=%s persona=%s", request.call_id,
                  _mask(number), record.persona or "-")
-        if persona is None:
+        call.task = self._spawn(self._run_call(call) if persona else self._not_found(call))
+
+    async def _not_found(self, call: _Call) -> None:
+        try:
+            await asyncio.sleep(self.options.final_delay_s)
+        finally:
             self._final(call, 404)
             self._finish(call)
-            return
-        call.task = self._spawn(self._run_call(call))
 
     def _reinvite(self, call: _Call, request: SipRequest, addr: tuple[str, int]) -> None:
         if request.body and call.rtp is not None:
@@ -540,6 +547,7 @@ class SimPhone:
         try:
             async with asyncio.timeout(self.options.max_call_s):
                 if persona.dial == "busy":
+                    await asyncio.sleep(self.options.final_delay_s)
                     self._final(call, 486)
                     return
                 if not await self._open_media(call):
@@ -574,14 +582,14 @@ class SimPhone:
             self._finish(call)
 
     async def _open_media(self, call: _Call) -> bool:
-        if not call.invite.body:
-            self._final(call, 488, "Not Acceptable Here (no SDP offer)")
-            return False
         try:
+            if not call.invite.body:
+                raise ValueError("no SDP offer (late offer is not supported)")
             offer = Sdp.parse(call.invite.body)
             chosen = negotiate(offer)
         except ValueError as exc:
             log.info("simphone.sdp_refused call_id=%s error=%s", call.invite.call_id, exc)
+            await asyncio.sleep(self.options.final_delay_s)
             self._final(call, 488)
             return False
         rtp = RtpSession(chosen.payload_type, chosen.dtmf_payload_type, clock=self.clock,
