@@ -195,15 +195,17 @@ def contact_slot_values(
 
 
 def load_campaign_slot_values(
-    db: Database, campaign: str, now: datetime, days: int = 1
+    db: Database, campaign: str, now: datetime | None = None, days: int = 1
 ) -> tuple[CampaignDefinition, list[dict[str, Any]]]:
     """The stored definition of campaign ``campaign`` (its name) and the distinct
-    ``contact_slot_values`` of its contacts; ``LookupError`` if there is no such campaign."""
+    ``contact_slot_values`` of its contacts from ``now`` (default: the wall clock in the
+    campaign's zone); ``LookupError`` if there is no such campaign."""
     with db.session() as session:
         row = CampaignRepo(session).by_name(campaign)
         if row is None:
             raise LookupError(f"no campaign named {campaign!r}")
         definition = campaign_definition(row)
+        now = now or datetime.now(definition.zone)
         # Only the columns the wording reads, streamed and reduced as they come: a list can
         # have a million rows but only a few hundred distinct (title, trial end) wordings.
         result = session.execute(

@@ -1,0 +1,66 @@
+"""warm_campaign and `waihu prompts warm`: a campaign's prompts end up in the cache."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.campaigns.definition import load_definition
+from bot.campaigns.registry import save_campaign
+from bot.store import Database
+from bot.store.repositories import CampaignRepo, ContactRepo
+from tests.unit.voice.test_tts_worker import ToneSynthesizer
+from voice.tts.cache import PromptCache
+from voice.tts.warm import main, warm_campaign
+
+CAMPAIGNS = Path(__file__).resolve().parents[3] / "examples" / "campaigns"
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def test_warm_a_stored_campaign_with_its_contacts(db: Database, tmp_path: Path) -> None:
+    defn = load_definition(CAMPAIGNS / "marketing.yml")
+    save_campaign(db, defn)
+    with db.session() as session:
+        campaign = CampaignRepo(session).by_name(defn.name)
+        assert campaign is not None
+        ContactRepo(session).add(campaign.id, "13800000001", name="张伟", gender="男")
+    cache = PromptCache(tmp_path, ToneSynthesizer())
+    report = warm_campaign(db, defn.name, cache, now=NOW, days=2, processes=1)
+    assert report["campaign"] == defn.name
+    assert report["wordings"] == 2  # one contact, two calling days (trial end moves)
+    assert report["prompts"] == report["total"] == report["synthesised"] == 53
+    assert report["dynamic"] == ["utter_callback_confirm"]
+    assert report["by_response"]["utter_disclose_trial"] == 2
+    assert cache.lookup("请问您是张先生本人吗？") is not None
+    assert cache.response_for("请问您是张先生本人吗？") == "utter_ask_identity"
+    again = warm_campaign(db, defn.name, cache, now=NOW, days=2, processes=1)
+    assert (again["cached"], again["synthesised"]) == (53, 0)
+
+
+def test_warm_from_a_definition_file_without_a_database(tmp_path: Path) -> None:
+    cache = PromptCache(tmp_path, ToneSynthesizer())
+    report = warm_campaign(None, CAMPAIGNS / "survey.yml", cache, now=NOW, days=1,
+                           processes=1)
+    assert report["source"].startswith("file ")
+    assert report["prompts"] == 35 and report["failed"] == 0  # 机主 only: no contacts
+
+
+def test_unknown_campaign(db: Database, tmp_path: Path) -> None:
+    with pytest.raises(LookupError):
+        warm_campaign(db, "nope", PromptCache(tmp_path, ToneSynthesizer()))
+
+
+def test_main_prints_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("voice.tts.warm.EspeakSynthesizer", ToneSynthesizer)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    args = ["--database", url, "--cache-dir", str(tmp_path / "cache"), "--processes", "1"]
+    assert main([str(CAMPAIGNS / "notification.yml"), *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["synthesised"] == report["prompts"] > 30
+    assert main(["nope", *args]) == 2
+    assert "no campaign named 'nope'" in capsys.readouterr().err
