@@ -159,6 +159,9 @@ def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD) -> Inte
         return Interpretation(text, text, unclear=False)
     near = snap(text, hints.phrases, threshold)
     if near.phrase is None:
-        return Interpretation("", text, unclear=True, distance=near.distance)
+        # The hints bias the decoder; they are not the only answers a caller may give
+        # ("方便" to "现在方便吗？").  Far from every hint, the words go through as heard,
+        # unsnapped, and the engine's acoustic confidence decides whether they are usable.
+        return Interpretation(text, text, unclear=False, snapped=False, distance=0.0)
     return Interpretation(near.phrase, text, unclear=False, snapped=near.phrase != text,
                           distance=near.distance)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class WhisperSettings:
     no_speech_threshold: float = 0.5
     logprob_threshold: float = -1.0
     min_level_dbfs: float = -50.0  # quieter than this throughout: not decoded at all
+    # An unsnapped transcript below this acoustic confidence is noise or mumbling: unclear.
+    min_free_confidence: float = 0.15
 
 
 class WhisperEngine(AsrEngine):
@@ -157,6 +159,10 @@ class WhisperEngine(AsrEngine):
         silent = (no_speech > self.settings.no_speech_threshold
                   and avg_logprob < self.settings.logprob_threshold)
         acoustic = math.exp(min(0.0, avg_logprob)) * (1.0 - no_speech)
+        off_list = (hints.expect == "yes_no" and not meaning.unclear and not meaning.snapped
+                    and meaning.text not in hints.phrases)
+        if off_list and acoustic < self.settings.min_free_confidence:
+            meaning = replace(meaning, text="", unclear=True)
         confidence = 0.0 if meaning.unclear or silent else acoustic * (1.0 - meaning.distance)
         elapsed = (time.perf_counter() - started) * 1000
         log.debug("asr.whisper.decode raw=%r text=%r logprob=%.2f no_speech=%.2f ms=%.0f",

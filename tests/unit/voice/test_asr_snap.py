@@ -125,8 +125,8 @@ def test_interpret_yes_no_snaps_or_is_unclear() -> None:
     assert (snapped.text, snapped.snapped, snapped.unclear) == ("不是", True, False)
     exact = interpret("是的我是", hints)
     assert (exact.text, exact.snapped, exact.distance) == ("是的我是", False, 0.0)
-    rejected = interpret("今天天气很好", hints)
-    assert (rejected.text, rejected.unclear, rejected.normalized) == ("", True, "今天天气很好")
+    off_list = interpret("今天天气很好", hints)  # passed on as heard, never snapped
+    assert (off_list.text, off_list.unclear, off_list.snapped) == ("今天天气很好", False, False)
 
 
 def test_interpret_free_keeps_the_words() -> None:
