@@ -252,10 +252,19 @@ def demo(args: Any) -> int:
     print("starting the Rasa server and the action server (about 30 s)…", file=sys.stderr)
     failures = 0
     reports: list[Path] = []
+    mode = "text" if getattr(args, "text", False) else "voice"
     with RasaStack(url) as stack:
         for campaign_file, personas_dir in chosen:
-            results, figures = asyncio.run(run_campaign(db, stack.rasa_url, campaign_file,
-                                                        personas_dir, today))
+            if mode == "voice":
+                from voice.simulate import simulate_campaign
+
+                results, figures = asyncio.run(simulate_campaign(
+                    db, stack.rasa_url, load_sample(campaign_file, today),
+                    load_personas(personas_dir), EXAMPLES.parent / "var", today=today,
+                    asr_engine=getattr(args, "asr", "auto"), concurrency=6))
+            else:
+                results, figures = asyncio.run(run_campaign(db, stack.rasa_url, campaign_file,
+                                                            personas_dir, today))
             failures += sum(not r.ok for r in results)
             reports += write_reports(figures, EXAMPLES.parent / "var" / "reports")
             if args.json:
@@ -265,7 +274,7 @@ def demo(args: Any) -> int:
                 continue
             defn = load_sample(campaign_file, today)
             start, _ = calling_day(defn, today)
-            print(f"\n{defn.name}: one calling day from "
+            print(f"\n{defn.name} ({mode} calls): one calling day from "
                   f"{start.astimezone(defn.zone):%Y-%m-%d %H:%M} {defn.timezone}"
                   " on a virtual clock (that day's retries and callbacks included)")
             for r in results:
