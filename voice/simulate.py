@@ -105,6 +105,7 @@ async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinitio
                  defn.name, warmed["prompts"], warmed["synthesised"], warmed["seconds"])
         start_campaign(db, defn.name, start)
         config = GatewayConfig(gateway_id="simulate", lease_s=900, capacity=concurrency or 4,
+                               ring_timeout_s=25.0,
                                session=session_config or SessionConfig(
                                    recordings_dir=var / "recordings"))
         try:

@@ -1,0 +1,93 @@
+"""`waihu simulate` as a user runs it: virtual customers as real SIP calls through the dialer,
+the gateway (baresip), VAD, Whisper, TTS, the real Rasa server and action server, SQLite.
+
+The personas chosen here have outcomes that do not hinge on how well Whisper understands
+espeak-ng's Mandarin: a busy line, a carrier announcement (classified from early media by
+ASR), a silent customer and one who hangs up mid-pitch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.store import CallRepo, Database
+from bot.store.models import Call, CallAttempt
+
+pytestmark = [pytest.mark.rasa, pytest.mark.sip]
+
+ROOT = Path(__file__).resolve().parents[2]
+PERSONAS = ["line_busy", "empty_number", "silent", "hangs_up_mid_pitch"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str],
+                                                           Database]:
+    folder = tmp_path_factory.mktemp("personas")
+    for name in PERSONAS:
+        shutil.copy(ROOT / "examples" / "personas" / "marketing" / f"{name}.yml", folder)
+    url = f"sqlite:///{tmp_path_factory.mktemp('simulate') / 'sim.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--database", url, "simulate", "--personas",
+         str(folder), "--campaign", str(ROOT / "examples" / "campaigns" / "marketing.yml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return done, Database(url)
+
+
+def test_one_json_line_per_persona_and_expectations_hold(
+        run: tuple[subprocess.CompletedProcess[str], Database]) -> None:
+    done, _ = run
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert sorted(line["persona"] for line in lines) == sorted(PERSONAS), done.stderr[-3000:]
+    by = {line["persona"]: line for line in lines}
+    assert by["line_busy"]["dial_result"] == "busy"
+    assert by["line_busy"]["attempts"] == 3  # retried per the campaign's policy
+    assert by["empty_number"]["dial_result"] == "invalid_number"
+    assert by["silent"]["outcome"] == "no_response"
+    assert by["hangs_up_mid_pitch"]["outcome"] == "hung_up_early"
+    assert all(line["ok"] for line in lines), lines
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_answered_calls_have_recording_and_transcript(
+        run: tuple[subprocess.CompletedProcess[str], Database]) -> None:
+    _, db = run
+    with db.session() as session:
+        calls = session.scalars(select(Call)).all()
+        assert calls
+        for call in calls:
+            assert call.recording_path and Path(call.recording_path).exists()
+            with wave.open(call.recording_path) as wav:
+                assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+                assert wav.getnframes() > 8000 * 5  # several seconds of call
+            turns = CallRepo(session).turns(call.id)
+            assert [t for t in turns if t.speaker == "bot"], call.id
+        spoken = [t for call in calls for t in CallRepo(session).turns(call.id)
+                  if t.speaker == "customer" and t.input_mode == "speech"]
+        assert spoken, "no customer speech reached the transcript"
+        assert all(t.asr_confidence is not None for t in spoken)
+        announced = session.scalars(select(CallAttempt).where(
+            CallAttempt.dial_result == "invalid_number")).all()
+        assert announced and all(a.completed_at is not None for a in announced)
+
+
+def test_exit_code_is_1_when_an_expectation_fails(tmp_path: Path) -> None:
+    persona = (ROOT / "examples" / "personas" / "marketing" / "line_busy.yml").read_text()
+    (tmp_path / "wrong.yml").write_text(
+        persona.replace("id: line_busy", "id: wrong").replace("dial_result: busy",
+                                                               "dial_result: answered"))
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--database", f"sqlite:///{tmp_path / 's.db'}",
+         "simulate", "--personas", str(tmp_path), "--campaign",
+         str(ROOT / "examples" / "campaigns" / "marketing.yml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    line = json.loads(done.stdout.splitlines()[0])
+    assert (line["persona"], line["dial_result"], line["ok"]) == ("wrong", "busy", False)
