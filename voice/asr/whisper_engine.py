@@ -56,7 +56,7 @@ class WhisperSettings:
     logprob_threshold: float = -1.0
     min_level_dbfs: float = -50.0  # quieter than this throughout: not decoded at all
     # An unsnapped transcript below this acoustic confidence is noise or mumbling: unclear.
-    min_free_confidence: float = 0.15
+    min_free_confidence: float = 0.3
 
 
 class WhisperEngine(AsrEngine):
