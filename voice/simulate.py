@@ -47,6 +47,10 @@ from voice.tts.warm import warm_campaign
 log = logging.getLogger("waihu.simulate")
 
 ROOT = Path(__file__).resolve().parents[1]
+# The virtual agent: answers a transfer and listens; it hangs up after 20 s of silence
+# (SimPhoneOptions.idle_hangup_s), which ends the bridged call.
+AGENT_NUMBER = "95000"
+AGENT = Persona(id="agent", dial="answer", ring_s=1.0)
 
 
 @contextlib.asynccontextmanager
@@ -95,6 +99,7 @@ async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinitio
     campaign_id = save_campaign(db, defn)
     by_contact = add_persona_contacts(db, campaign_id, personas, today)
     numbers = dict(_numbers(db, by_contact))
+    numbers[AGENT_NUMBER] = AGENT  # transfers go to a virtual agent on the same SimPhone
     settings = VoiceSettings(var=var, asr_engine=asr_engine)
     async with virtual_customers(numbers, var) as phone, voice_parts(settings) as stack:
         trunk = Trunk(uri=f"sip:{{number}}@127.0.0.1:{phone.port}")
@@ -107,7 +112,8 @@ async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinitio
         config = GatewayConfig(gateway_id="simulate", lease_s=900, capacity=concurrency or 4,
                                ring_timeout_s=25.0,
                                session=session_config or SessionConfig(
-                                   recordings_dir=var / "recordings"))
+                                   recordings_dir=var / "recordings",
+                                   agent_uri=f"sip:{AGENT_NUMBER}@127.0.0.1:{phone.port}"))
         try:
             async with aiohttp.ClientSession() as http:
                 gateway = Gateway(db, stack.telephony, stack.asr, stack.tts,
