@@ -167,6 +167,7 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
         if isinstance(effect, flow.Outcome):
             calls.finish_call(
                 call.id, effect.outcome, effect.decline_reason,
+                at=_now(defn, call).astimezone(UTC),  # the call's clock (virtual when simulated)
                 confirmation_result=effect.confirmation_result,
                 stage=state.stage, verified=state.verified, pitched=state.pitched,
                 script_completed=effect.outcome in _COMPLETING

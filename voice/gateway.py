@@ -93,6 +93,7 @@ class Gateway:
         self.dialer = Dialer(db, self.config.gateway_id, lease_s=self.config.lease_s)
         self.legs: dict[str, Leg] = {}
         self._definitions: dict[int, CampaignDefinition] = {}
+        self._greetings: dict[int, str | None] = {}
 
     # -- one call ------------------------------------------------------------------
     async def place_call(self, job: CallJob, now: datetime | None = None) -> CallReport:
@@ -147,7 +148,8 @@ class Gateway:
         call = CallSession(call_id=job.call_id, leg=leg, dialogue=self.dialogue,
                               asr=self.asr, tts=self.tts, db=self.db,
                               metadata=self._metadata(job, now), config=self.config.session,
-                              telephony=self.telephony, call_start=now)
+                              telephony=self.telephony, call_start=now,
+                              greeting=self._greeting(job.campaign_id, now))
         report.session = await call.run()
 
     async def _announced(self, call_id: str, outcome: DialOutcome) -> tuple[str, str | None]:
@@ -173,6 +175,22 @@ class Gateway:
                 self._definitions[campaign_id] = parse_definition(campaign.definition,
                                                                   campaign.name)
         return self._definitions[campaign_id]
+
+    def _greeting(self, campaign_id: int, now: datetime) -> str | None:
+        """`utter_greeting` with the campaign's wording: every script opens with it."""
+        if campaign_id not in self._greetings:
+            from actions.context import wording_slots
+            from voice.tts.prompts import load_templates
+
+            defn = self._definition(campaign_id)
+            template = next((t for t in load_templates() if t.response == "utter_greeting"),
+                            None)
+            text = None
+            if defn is not None and template is not None:
+                text = template.fill(wording_slots(defn, name=None, gender=None, fields={},
+                                                   now=now))
+            self._greetings[campaign_id] = text
+        return self._greetings[campaign_id]
 
     @staticmethod
     def _metadata(job: CallJob, now: datetime) -> dict[str, Any]:

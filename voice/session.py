@@ -144,7 +144,7 @@ class CallSession:
     def __init__(self, *, call_id: str, leg: Leg, dialogue: Dialogue, asr: AsrWorker,
                  tts: Speech, db: Database, metadata: dict[str, Any],
                  config: SessionConfig | None = None, telephony: Telephony | None = None,
-                 call_start: datetime | None = None,
+                 call_start: datetime | None = None, greeting: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.call_id = call_id
         self.leg = leg
@@ -155,6 +155,9 @@ class CallSession:
         self.metadata = metadata
         self.config = config or SessionConfig()
         self.telephony = telephony
+        # The campaign's first words, known before Rasa answers /call_started: they start
+        # on the first frame after the answer while the dialogue gets going.
+        self.greeting = greeting
         self.call_start = call_start or datetime.now(UTC)  # the call's (maybe virtual) clock
         self._clock = clock
         self._t0 = clock()
@@ -235,7 +238,16 @@ class CallSession:
 
     async def _converse(self) -> None:
         meta = {**self.metadata, "input_mode": "speech"}
-        reply = await self._ask("/call_started", meta)
+        started = asyncio.create_task(self._ask("/call_started", meta))
+        if self.greeting:
+            try:
+                await self._speak(BotReply([BotSegment(self.greeting)]))
+            except BaseException:
+                started.cancel()
+                raise
+        reply = await started
+        if self.greeting and reply.segments and reply.segments[0].text == self.greeting:
+            reply.segments.pop(0)  # already said
         while True:
             await self._speak(reply)
             if reply.transfer is not None:
@@ -604,8 +616,9 @@ class CallSession:
                 elif self.result.ended_by in ("failure", "timeout") and call.outcome is None:
                     call.summary = {**(call.summary or {}),
                                     "interrupted": self.result.error or self.result.ended_by}
-                if call.ended_at is None:
-                    call.ended_at = ended
+                # The real end of the audio (the actions stamp the moment they decided the
+                # outcome, before the goodbye was said).
+                call.ended_at = ended
         except Exception:
             log.exception("call.finish_failed call_id=%s", self.call_id)
         log.info("call.session_ended call_id=%s by=%s turns=%d duration_ms=%d recording=%s",

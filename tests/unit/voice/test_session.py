@@ -384,3 +384,30 @@ async def test_no_agent_apologises_and_marks_the_escalation_failed(
 @pytest.mark.parametrize("frame", [SILENCE_FRAME])
 def test_silence_frame_is_not_voiced(frame: bytes) -> None:
     assert not any(frame)
+
+
+class SlowRasa(ScriptedRasa):
+    async def send(self, sender: str, message: str,
+                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        await asyncio.sleep(0.4)  # a slow /call_started must not delay the first words
+        return await super().send(sender, message, metadata)
+
+
+async def test_known_greeting_starts_before_rasa_answers_and_is_said_once(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = SlowRasa([{"text": "您好，这里是示例通信。"}, {"text": "请问您是张先生吗？"},
+                     HANGUP])
+    tts = ToneSpeech()
+    call = seed_call(sqlite_db)
+    telephony = FakeTelephony()
+    await telephony.start()
+    telephony.prepare(far)
+    leg = await telephony.dial(DialRequest("sip:13812345678@trunk", call.id))
+    await leg.wait_answer(2)
+    session = CallSession(call_id=call.id, leg=leg, dialogue=rasa, asr=AsrWorker(ScriptedAsr()),
+                          tts=tts, db=sqlite_db, metadata={}, greeting="您好，这里是示例通信。",
+                          config=SessionConfig(recordings_dir=tmp_path))
+    result = await asyncio.wait_for(session.run(), 15)
+    assert result.first_audio_ms is not None and result.first_audio_ms < 150
+    assert tts.said == ["您好，这里是示例通信。", "请问您是张先生吗？"]
