@@ -441,6 +441,13 @@ class BaresipTelephony(Telephony):
         leg = BaresipLeg(request, call, dialled_at)
         self._legs[call.handle] = leg
         for event in self._orphans.pop(call.handle, []):
+            # baresip-python 0.5.2a3 subscribes its Call to events only once dial() has
+            # returned: a peer answering within milliseconds leaves the Call OUTGOING for
+            # good, and transfer()/hold() then refuse.  Its own listener is idempotent and
+            # filters by handle, so replaying the missed events keeps its state truthful.
+            replay = getattr(call, "_on_stack_event", None)
+            if replay is not None:
+                replay(event)
             self._deliver(leg, event)
         return leg
 
