@@ -6,7 +6,7 @@ RASA := .venv-rasa/bin/rasa
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo test test-rasa test-py lint bench chat clean
+.PHONY: help setup demo demo-text test test-rasa test-py lint bench chat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ setup: ## install Debian packages (as root), both venvs, train Rasa if needed
 
 demo: setup ## sample campaigns with virtual customers through the whole bot, then the report
 	$(PY) -m bot.cli demo
+
+demo-text: setup ## the same sample campaigns as text calls (no SIP or audio; about a minute)
+	$(PY) -m bot.cli demo --text
 
 test: setup lint test-rasa test-py ## every test: lint, Rasa data, conversation tests, NLU gate, pytest
 
@@ -29,9 +32,11 @@ lint: ## ruff and mypy
 	.venv/bin/ruff check bot actions voice tests bench
 	.venv/bin/mypy
 
-bench: setup ## Rasa REST latency and throughput, start-up; 1M-row list import (JSON)
+bench: setup ## Rasa REST latency, 1M-row import, voice gateway latency/RTP/CPU (JSON)
 	$(PY) bench/nlu.py
 	$(PY) bench/import.py --rows 1000000
+	$(PY) bench/voice.py --engines whisper,vosk --levels 1,10,auto
+	$(PY) bench/voice.py --engines "" --rasa
 
 chat: setup ## talk to the marketing bot in the terminal
 	$(PY) -m bot.cli chat --campaign examples/campaigns/marketing.yml
