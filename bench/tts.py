@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from bot.campaigns.definition import load_definition  # noqa: E402
 from voice.asr.base import Hints  # noqa: E402
 from voice.asr.models import whisper_model_dir  # noqa: E402
-from voice.asr.snap import normalize  # noqa: E402
+from voice.asr.snap import edit_distance, normalize  # noqa: E402
 from voice.asr.whisper_engine import WhisperEngine, WhisperSettings  # noqa: E402
 from voice.tts.cache import PromptCache  # noqa: E402
 from voice.tts.espeak import SAMPLE_RATE, EspeakSynthesizer  # noqa: E402
@@ -50,14 +50,7 @@ def cer(reference: str, hypothesis: str) -> float:
     ref, hyp = spoken(reference), spoken(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1] / len(ref)
+    return edit_distance(ref, hyp) / len(ref)
 
 
 def prompts(campaign_files: list[Path]) -> dict[str, str]:

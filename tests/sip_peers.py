@@ -42,6 +42,7 @@ from typing import Any, cast
 
 from voice.audio.frames import FRAME_BYTES, SAMPLE_RATE, samples, to_pcm
 from voice.audio.g711 import alaw_encode
+from voice.telephony.base import free_port
 
 LOOP = "127.0.0.1"
 TEMPLATES = Path(__file__).parent / "sip"
@@ -50,20 +51,6 @@ TEMPLATES = Path(__file__).parent / "sip"
 def binaries_missing(*names: str) -> list[str]:
     """Which of the given executables are not on PATH (for skip messages)."""
     return [name for name in names if shutil.which(name) is None]
-
-
-def free_port(host: str = LOOP) -> int:
-    """A port free for both UDP and TCP on *host* (SIP peers listen on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
 
 
 def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 3.0) -> None:

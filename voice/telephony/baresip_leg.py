@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import socket
 import time
 from collections import OrderedDict
 
@@ -61,6 +60,7 @@ from voice.telephony.base import (
     Ringing,
     Telephony,
     classify_failure,
+    free_port,
 )
 
 log = logging.getLogger("waihu.sip")
@@ -79,20 +79,6 @@ _URI_USER = re.compile(r"^(sips?:)([^@;>]+)@")
 def mask_uri(uri: str) -> str:
     """`sip:13812345678@trunk` -> `sip:138****5678@trunk` (the user part is a phone number)."""
     return _URI_USER.sub(lambda m: m.group(1) + mask_phone(m.group(2)) + "@", uri, count=1)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free for both UDP and TCP on *host* (SIP listens on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
 
 
 class BaresipLeg(Leg):

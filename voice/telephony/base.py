@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +103,20 @@ def classify_failure(status: int | None, reason: str = "") -> str:
     if status in (404, 604, 484, 410):
         return "invalid_number"
     return "failed"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free for both UDP and TCP on *host* (SIP listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port
 
 
 FrameListener = Callable[[Direction, Frame], None]

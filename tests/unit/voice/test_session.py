@@ -14,13 +14,11 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.store import CallRepo, Database, EscalationRepo
 from bot.store.models import Call
 from tests.conftest import seed_call
 from voice.asr.base import AsrEngine, AsrWorker, Hints, Recognizer, Transcript
-from voice.audio.frames import FRAME_MS, SAMPLE_RATE, SILENCE_FRAME
+from voice.audio.frames import FRAME_MS, SAMPLE_RATE
 from voice.session import BotReply, CallSession, SessionConfig
 from voice.telephony.base import DialRequest
 from voice.telephony.fake import FakeTelephony, FarEnd
@@ -379,11 +377,6 @@ async def test_no_agent_apologises_and_marks_the_escalation_failed(
         from bot.store.models import Escalation
         row = s.get(Escalation, escalation_id)
         assert row is not None and row.status == "failed"
-
-
-@pytest.mark.parametrize("frame", [SILENCE_FRAME])
-def test_silence_frame_is_not_voiced(frame: bytes) -> None:
-    assert not any(frame)
 
 
 class SlowRasa(ScriptedRasa):
