@@ -72,6 +72,8 @@ fi
 # the Vosk Mandarin model where it can be downloaded (not on machines without internet) -----
 say "preparing ASR models"
 .venv/bin/python -m voice.asr.models prepare >/dev/null || exit 1
+say "preparing the virtual customers' voice (Kokoro, from the kokoro 0.9.4 sdist)"
+.venv/bin/python -m voice.tts.kokoro prepare >/dev/null || exit 1
 
 # --- Rasa model: train only when the training data or configuration changed ------------
 want=$(find config.yml domain.yml data -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-64)

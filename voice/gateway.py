@@ -4,9 +4,13 @@ One `Gateway` per process owns the telephony stack, the ASR engine and the TTS w
 For every `CallJob` it dials the campaign's trunk, turns the SIP result (and, when the far
 end only played an announcement, what the announcement said) into the dial result,
 stores it, runs a `CallSession` on an answered call and completes the job with the dialer,
-whatever happened.  `run()` is the production loop: claim up to `capacity` jobs, keep
-their leases renewed (a lease the dialer no longer grants hangs the call up), reclaim
-other gateways' expired leases.
+whatever happened.  An answered call whose session heard a carrier announcement instead of
+a person (`SessionResult.announcement`) is recorded as that dial result, like one played as
+early media: the attempt gets the announcement's result, the call row and its transcript
+are dropped (no conversation took place; the recording stays on disk and in the report).
+
+`run()` is the production loop: claim up to `capacity` jobs, keep their leases renewed (a
+lease the dialer no longer grants hangs the call up), reclaim other gateways' expired leases.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
+
 from bot.campaigns.definition import CampaignDefinition, parse_definition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
-from bot.store.models import Call, Campaign
-from voice.asr.announce import ANNOUNCEMENT_HINTS, classify_announcement
+from bot.store.models import Call, Campaign, TranscriptTurn
+from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
 from voice.asr.base import AsrWorker, Hints
 from voice.audio.frames import SAMPLE_RATE, rms
 from voice.session import CallSession, Dialogue, SessionConfig, SessionResult, Speech
@@ -35,7 +41,7 @@ from voice.telephony.base import DialOutcome, DialRequest, Leg, Telephony
 log = logging.getLogger("waihu.gateway")
 
 _ANNOUNCEMENT_MIN_S = 0.8  # early media shorter than this is ringback, not words
-_ANNOUNCED = ("invalid_number", "suspended", "powered_off")
+_ANNOUNCED: tuple[str, ...] = ANNOUNCED_RESULTS  # busy too: the dialer retries it like a 486
 
 
 def utcnow() -> datetime:
@@ -151,6 +157,28 @@ class Gateway:
                               telephony=self.telephony, call_start=now,
                               greeting=self._greeting(job.campaign_id, now))
         report.session = await call.run()
+        if report.session.ended_by == "announcement" and report.session.announcement:
+            self._announced_after_answer(job.call_id, report, now)
+
+    def _announced_after_answer(self, call_id: str, report: CallReport, now: datetime) -> None:
+        """The answered call was a carrier announcement: its dial result is the
+        announcement's, as if it had come as early media; no call (conversation) remains."""
+        session = report.session
+        assert session is not None and session.announcement is not None
+        result = session.announcement
+        with self.db.session() as db:
+            calls = CallRepo(db)
+            db.execute(delete(TranscriptTurn).where(TranscriptTurn.call_id == call_id))
+            call = db.get(Call, call_id)
+            if call is not None:
+                db.delete(call)
+                db.flush()
+            attempt = calls.set_dial_result(call_id, result,
+                                            at=now + timedelta(milliseconds=session.duration_ms))
+            attempt.answered_at = None
+        report.dial_result, report.announcement = result, session.announcement_text
+        log.info("gateway.dial_result call_id=%s result=%s sip=%s announced_after_answer=true "
+                 "recording=%s", call_id, result, report.sip_status, session.recording_path)
 
     async def _announced(self, call_id: str, outcome: DialOutcome) -> tuple[str, str | None]:
         """Refine a failed dial by what its early media said (空号 / 停机 / 关机)."""

@@ -16,7 +16,17 @@ prompt cache and their `custom` payloads obeyed (DESIGN.md, "Contracts"):
 
 Every frame in and out goes into a `StereoRecorder` (caller left, bot right), written
 with its sha256 when the call ends however it ends; every turn goes into the transcript
-with its offset on the call timeline, ASR confidence and input mode.
+with its offset on the call timeline, ASR confidence and input mode.  The transcript is
+written by a `TranscriptWriter`: one worker thread per call, in order, off the event loop;
+the session waits for it before it reports its result.
+
+Some exchanges answer (200 OK) and then play the carrier announcement (空号, 停机, 关机,
+正在通话中).  Until the caller's first words have been taken as a reply, anything they say
+that starts within `announcement_window_s` of the answer is checked with
+`classify_announcement(…, answered=True)`; an announcement ends the session at once
+(`ended_by="announcement"`, `SessionResult.announcement` = the dial result it means) and
+nothing of it goes to Rasa.  The gateway then records that dial result instead of an
+answered call.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +46,7 @@ from typing import Any, Literal, Protocol
 
 from bot.store import CallRepo, Database, EscalationRepo
 from bot.store.models import Call
+from voice.asr.announce import Announcement, classify_announcement
 from voice.asr.base import AsrWorker, Hints, Recognizer, Transcript
 from voice.audio.frames import FRAME_MS, Frame, StereoRecorder
 from voice.audio.vad import SpeechEnded, SpeechStarted, UtteranceTooShort, Vad, VadParams
@@ -72,6 +84,12 @@ class SessionConfig:
     no_agent_text: str = "抱歉，现在坐席繁忙，我们会尽快给您回电，再见。"
     failure_text: str = "抱歉，系统繁忙，我们稍后再联系您，再见。"
     recordings_dir: Path = Path("var/recordings")
+    # Caller speech starting this long after the answer, before any reply was taken, is
+    # checked for a carrier announcement (0: never).
+    announcement_window_s: float = 8.0
+    # After an announcement: how long to let a request already sent to Rasa (/call_started)
+    # finish, so that its actions do not write to the call after the gateway dropped it.
+    announcement_settle_s: float = 10.0
 
 
 @dataclass
@@ -136,6 +154,56 @@ class SessionResult:
     response_gaps_ms: list[float] = field(default_factory=list)  # caller end → bot audio
     barge_in_stops_ms: list[float] = field(default_factory=list)  # speech start → stop
     error: str | None = None
+    announcement: Announcement | None = None  # the far end was a carrier announcement
+    announcement_text: str | None = None  # what it said (the transcript)
+    transcript_failures: int = 0  # turns the database did not take (logged)
+
+
+class TranscriptWriter:
+    """The call's database writes, in order, on one worker thread of its own.
+
+    `add_turn` returns at once (the event loop never waits for the database); `submit` runs
+    any other unit of work in the same queue, after the turns before it.  A failed write is
+    logged with the call id and counted; the ones after it still run.  `close` waits for
+    everything queued, then lets the thread go.
+    """
+
+    def __init__(self, db: Database, call_id: str) -> None:
+        self.db = db
+        self.call_id = call_id
+        self.failures = 0
+        self._executor = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix=f"transcript-{call_id[:8]}")
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def add_turn(self, speaker: str, text: str, **fields: Any) -> None:
+        def write() -> None:
+            with self.db.session() as session:
+                CallRepo(session).add_turn(self.call_id, speaker, text, **fields)
+        self.submit(write, "transcript")
+
+    def submit(self, work: Callable[[], None], what: str) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, work,
+                                                            what)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    def _run(self, work: Callable[[], None], what: str) -> None:
+        try:
+            work()
+        except Exception:
+            self.failures += 1
+            log.exception("call.%s_failed call_id=%s", what, self.call_id)
+
+    async def flush(self) -> None:
+        """Until everything queued so far is written (or has failed and been logged)."""
+        while self._pending:
+            await asyncio.wait(set(self._pending))
+
+    async def close(self) -> None:
+        await self.flush()
+        self._executor.shutdown(wait=False)
 
 
 class CallSession:
@@ -186,6 +254,10 @@ class CallSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._audio_task: asyncio.Task[None] | None = None
         self._turns = 0
+        self._replied = False  # a caller input has been taken as a reply
+        self._announced = asyncio.Event()  # the far end was heard to be an announcement
+        self._requests: set[asyncio.Future[list[dict[str, Any]]]] = set()  # sent to Rasa
+        self.transcript = TranscriptWriter(db, call_id)
         self.result = SessionResult(call_id, "bot", 0, None, None, 0)
         leg.on_frame(self._record)
 
@@ -214,13 +286,16 @@ class CallSession:
         workers = [self._audio_task,
                    asyncio.create_task(self._leg_events(), name=f"events-{self.call_id}")]
         try:
-            await asyncio.wait_for(self._converse(), self.config.max_call_s)
+            await asyncio.wait_for(self._converse_or_announcement(), self.config.max_call_s)
+        except _Announced:
+            self.result.ended_by = "announcement"
         except TimeoutError:
             self.result.ended_by = "timeout"
             log.warning("call.max_duration call_id=%s", self.call_id)
             self._system_turn("通话超过最长时长，系统挂机")
         except _CallerHungUp:
-            self.result.ended_by = "caller"
+            self.result.ended_by = ("announcement" if await self._announced_before_hangup()
+                                    else "caller")
         except Exception as exc:  # keep recording, transcript and outcome whatever failed
             self.result.ended_by = "failure"
             self.result.error = f"{type(exc).__name__}: {exc}"
@@ -233,8 +308,50 @@ class CallSession:
             await self._stop_asr()
             if not self.leg.closed.is_set():
                 await self.leg.hangup()
-            self._finish()
+            await self._settle_requests()
+            await self._finish()
         return self.result
+
+    async def _converse_or_announcement(self) -> None:
+        """The conversation, unless the far end turns out to be a carrier announcement."""
+        converse = asyncio.create_task(self._converse(), name=f"converse-{self.call_id}")
+        announced = asyncio.create_task(self._announced.wait())
+        try:
+            await asyncio.wait({converse, announced}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            announced.cancel()
+            if not converse.done():
+                converse.cancel()
+                await asyncio.wait({converse})
+        if converse.cancelled() and self._announced.is_set():
+            raise _Announced
+        converse.result()  # its outcome, or what it raised
+
+    async def _announced_before_hangup(self) -> bool:
+        """The far end hung up: if its words may still turn out to be an announcement (an
+        exchange that says it and hangs up), let them reach ASR and the check first."""
+        if self._announced.is_set():
+            return True
+        if self._replied or not self._screening(self._speech_start_ms):
+            return False
+        if self._audio_task is not None:
+            self._audio_task.cancel()
+            await asyncio.wait({self._audio_task})
+        for event in self.vad.flush():  # the utterance the hang-up cut short
+            if isinstance(event, SpeechEnded):
+                await self._on_speech_ended(event)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.config.announcement_settle_s)
+        return self._announced.is_set()
+
+    async def _settle_requests(self) -> None:
+        """Requests still with Rasa: after an announcement they may finish (their actions
+        must not write to the call once the gateway has dropped it); else they are
+        cancelled."""
+        if self._requests and self.result.ended_by == "announcement":
+            await asyncio.wait(set(self._requests), timeout=self.config.announcement_settle_s)
+        for request in list(self._requests):
+            request.cancel()
 
     async def _converse(self) -> None:
         meta = {**self.metadata, "input_mode": "speech"}
@@ -264,12 +381,22 @@ class CallSession:
             raise _CallerHungUp
         self._turns += 1
         started = self._clock()
-        replies = await self.dialogue.send(self.call_id, message, metadata)
+        # Shielded: a session cut short by an announcement lets the request finish.
+        request = asyncio.ensure_future(self.dialogue.send(self.call_id, message, metadata))
+        self._requests.add(request)
+        request.add_done_callback(self._request_done)
+        replies = await asyncio.shield(request)
         reply = BotReply.parse(replies)
         log.info("rasa.reply call_id=%s message=%s segments=%d ms=%.0f", self.call_id,
                  message if message.startswith("/") else "<speech>", len(reply.segments),
                  (self._clock() - started) * 1000)
         return reply
+
+    def _request_done(self, request: asyncio.Future[list[dict[str, Any]]]) -> None:
+        self._requests.discard(request)
+        if not request.cancelled() and request.exception() is not None:
+            log.debug("rasa.request_failed call_id=%s error=%r", self.call_id,
+                      request.exception())
 
     # -- speaking ------------------------------------------------------------------
     async def _speak(self, reply: BotReply) -> None:
@@ -376,6 +503,8 @@ class CallSession:
             meta["disclosures_interrupted"] = self._pending_interrupted
         at = self._at(got.at_ms)
         end = self._at(got.end_ms or got.at_ms)
+        if got.kind != "silence":
+            self._replied = True  # no announcement check from now on
         if got.kind == "dtmf":
             meta["input_mode"] = "dtmf"
             self._customer_turn(f"[按键 {got.text}]", "dtmf", None, at, end)
@@ -474,8 +603,32 @@ class CallSession:
                  self.call_id, transcript.engine if transcript else "-", kind == "unclear",
                  transcript.confidence if transcript else 0.0,
                  transcript.decode_ms if transcript else 0.0)
+        if transcript is not None and await self._is_announcement(transcript, start_ms):
+            return
         self.inputs.put_nowait(CallerInput(kind, transcript.text if transcript else "",
                                            transcript, start_ms, end_ms))
+
+    def _screening(self, start_ms: float) -> bool:
+        """Could words that started at *start_ms* still be a carrier announcement?"""
+        return (not self._replied and not self._announced.is_set()
+                and start_ms <= self.config.announcement_window_s * 1000)
+
+    async def _is_announcement(self, transcript: Transcript, start_ms: int) -> bool:
+        if not self._screening(start_ms):
+            return False
+        heard = transcript.raw or transcript.text
+
+        def classify() -> Announcement | None:  # pinyin and opencc load on first use
+            return (classify_announcement(heard, answered=True)
+                    or classify_announcement(transcript.text, answered=True))
+        kind = await asyncio.to_thread(classify)
+        if kind is None or not self._screening(start_ms):
+            return False
+        self.result.announcement, self.result.announcement_text = kind, heard
+        log.info("call.announcement call_id=%s result=%s at_ms=%d heard=%r", self.call_id,
+                 kind, start_ms, heard)
+        self._announced.set()
+        return True
 
     async def _stop_asr(self) -> None:
         feeder, feed = self._feeder, self._feed
@@ -570,61 +723,63 @@ class CallSession:
 
     # -- transcript and recording -------------------------------------------------
     def _bot_turn(self, text: str, start_ms: float) -> None:
-        with self.db.session() as session:
-            CallRepo(session).add_turn(self.call_id, "bot", text, started_at=self._at(start_ms),
-                                       ended_at=self._at(self.now_ms()))
+        self.transcript.add_turn("bot", text, started_at=self._at(start_ms),
+                                 ended_at=self._at(self.now_ms()))
 
     def _customer_turn(self, text: str, mode: str, confidence: float | None,
                        at: datetime, end: datetime) -> None:
-        with self.db.session() as session:
-            CallRepo(session).add_turn(self.call_id, "customer", text, input_mode=mode,
-                                       asr_confidence=confidence, started_at=at, ended_at=end)
+        self.transcript.add_turn("customer", text, input_mode=mode, asr_confidence=confidence,
+                                 started_at=at, ended_at=end)
 
     def _system_turn(self, text: str, at: datetime | None = None) -> None:
-        try:
-            with self.db.session() as session:
-                CallRepo(session).add_turn(self.call_id, "system", text,
-                                           started_at=at or self._at(self.now_ms()))
-        except Exception:
-            log.exception("call.transcript_failed call_id=%s", self.call_id)
+        self.transcript.add_turn("system", text, started_at=at or self._at(self.now_ms()))
 
-    def _finish(self) -> None:
-        """Recording and outcome, whatever happened.  Never raises."""
+    async def _finish(self) -> None:
+        """Recording and outcome, whatever happened, after every turn queued before them
+        (all on the transcript writer's thread); returns once they are written.  Never
+        raises."""
         duration = self.recorder.duration_ms
         self.result.duration_ms = duration
         self.result.turns = self._turns
-        try:
-            folder = self.config.recordings_dir / self.call_start.strftime("%Y-%m-%d")
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{self.call_id}.wav"
-            digest = self.recorder.write(path)
-            self.result.recording_path, self.result.recording_sha256 = str(path), digest
-        except Exception:
-            log.exception("call.recording_failed call_id=%s", self.call_id)
-        try:
-            with self.db.session() as session:
-                calls = CallRepo(session)
-                call = session.get(Call, self.call_id)
-                if call is None:
-                    return
-                if self.result.recording_path:
-                    calls.update_call(self.call_id, recording_path=self.result.recording_path,
-                                      recording_sha256=self.result.recording_sha256)
-                ended = self._at(duration)
-                if self.result.ended_by == "caller":
-                    calls.hang_up(self.call_id, at=ended)  # hung_up_early if unfinished
-                elif self.result.ended_by in ("failure", "timeout") and call.outcome is None:
-                    call.summary = {**(call.summary or {}),
-                                    "interrupted": self.result.error or self.result.ended_by}
-                # The real end of the audio (the actions stamp the moment they decided the
-                # outcome, before the goodbye was said).
-                call.ended_at = ended
-        except Exception:
-            log.exception("call.finish_failed call_id=%s", self.call_id)
+        self.transcript.submit(self._write_recording, "recording")
+        self.transcript.submit(lambda: self._close_call(duration), "finish")
+        await self.transcript.close()
+        self.result.transcript_failures = self.transcript.failures
         log.info("call.session_ended call_id=%s by=%s turns=%d duration_ms=%d recording=%s",
                  self.call_id, self.result.ended_by, self._turns, duration,
                  self.result.recording_path)
 
+    def _write_recording(self) -> None:
+        folder = self.config.recordings_dir / self.call_start.strftime("%Y-%m-%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.call_id}.wav"
+        digest = self.recorder.write(path)
+        self.result.recording_path, self.result.recording_sha256 = str(path), digest
+
+    def _close_call(self, duration: int) -> None:
+        """The call's row once the audio has ended (on the writer's thread)."""
+        with self.db.session() as session:
+            calls = CallRepo(session)
+            call = session.get(Call, self.call_id)
+            if call is None:
+                return
+            if self.result.recording_path:
+                calls.update_call(self.call_id, recording_path=self.result.recording_path,
+                                  recording_sha256=self.result.recording_sha256)
+            ended = self._at(duration)
+            if self.result.ended_by == "caller":
+                calls.hang_up(self.call_id, at=ended)  # hung_up_early if unfinished
+            elif self.result.ended_by in ("failure", "timeout") and call.outcome is None:
+                call.summary = {**(call.summary or {}),
+                                "interrupted": self.result.error or self.result.ended_by}
+            # The real end of the audio (the actions stamp the moment they decided the
+            # outcome, before the goodbye was said).
+            call.ended_at = ended
+
 
 class _CallerHungUp(Exception):
     """The far end hung up during the conversation."""
+
+
+class _Announced(Exception):
+    """The far end was heard to be a carrier announcement."""

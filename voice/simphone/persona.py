@@ -1,6 +1,31 @@
 """Persona files: how a virtual customer answers a call (format in DESIGN.md).
 
 Parsing only; the text client (bot/textcall.py) and the SIP simphone play them.
+
+    id: consents_after_price
+    dial: answer        # see below
+    ring_s: 1.5         # ringing before the answer (or the announcement after it)
+    turns:              # each one is said after the bot has stopped speaking
+      - say: 是的，我是
+      - dtmf: "1"
+      - silent_s: 8
+      - barge_in: 等一下  # said while the bot is still speaking
+      - hangup: true
+    expect: {outcome: consented}   # checked by `waihu simulate`
+
+`dial` is one of
+
+- `answer` — ring `ring_s`, answer, play the turns;
+- `busy` (486), `no_answer` (rings until cancelled), `reject` (603);
+- `announce:KIND` — the carrier announcement of KIND as early media (183), then a final
+  status: `invalid_number` (空号, 404), `suspended` (停机, 480), `powered_off` (关机, 480),
+  `busy` (正在通话中, 486);
+- `announce_answered:KIND` — the same announcements, but the exchange answers first (200 OK
+  after `ring_s`), plays the announcement as ordinary call audio and hangs up (BYE): the
+  gateway must recognise it from what it hears and report KIND, not an answered call.
+
+The dial result the dialer should see (`Persona.dial_result`) is `answered`, `busy`,
+`no_answer`, `rejected` or the announcement's KIND.
 """
 
 from __future__ import annotations
@@ -11,10 +36,11 @@ from typing import Any, Literal
 
 from bot.yamlfile import read_yaml
 
+ANNOUNCED = ("invalid_number", "suspended", "powered_off", "busy")
 DIAL_BEHAVIOURS = {
     "answer": "answered", "busy": "busy", "no_answer": "no_answer", "reject": "rejected",
-    "announce:invalid_number": "invalid_number", "announce:suspended": "suspended",
-    "announce:powered_off": "powered_off",
+    **{f"announce:{kind}": kind for kind in ANNOUNCED},
+    **{f"announce_answered:{kind}": kind for kind in ANNOUNCED},
 }
 TurnKind = Literal["say", "dtmf", "silent_s", "barge_in", "hangup"]
 
@@ -42,6 +68,12 @@ class Persona:
     def dial_result(self) -> str:
         """What the dialer will see: `answered`, `busy`, `invalid_number`, …"""
         return DIAL_BEHAVIOURS[self.dial]
+
+    @property
+    def announcement(self) -> str | None:
+        """The announcement KIND of `announce:KIND` / `announce_answered:KIND`, else None."""
+        mode, _, kind = self.dial.partition(":")
+        return kind if mode in ("announce", "announce_answered") else None
 
 
 def parse_persona(data: Any, source: str = "persona") -> Persona:

@@ -1,10 +1,12 @@
 """The simphone: a SIP UAS on UDP that answers every call as the dialled number's persona.
 
 One UDP socket carries SIP for all calls; each call gets an `RtpSession` of its own. The dial
-phase follows the persona's `dial` (ring and answer, 486, ring forever, 603, or an operator
-announcement as early media before 404/480); after the answer its `turns` are played against
-what the bot is heard to say (VAD on the received audio). Every call leaves a `CallRecord`
-with the timings the voice benchmark reads.
+phase follows the persona's `dial` (format in `voice.simphone.persona`): ring and answer,
+486, ring forever, 603, an operator announcement as early media before 404/480/486
+(`announce:KIND`), or one played after a 200 OK and ended with a BYE
+(`announce_answered:KIND`); after an answer its `turns` are played against what the bot is
+heard to say (VAD on the received audio). Every call leaves a `CallRecord` with the timings
+the voice benchmark reads.
 
 RFC 3261 UAS behaviour kept: 100 Trying at once; a retransmitted INVITE gets the last response
 again and never a second call; 2xx is retransmitted (T1 doubling to T2) until the ACK, and
@@ -48,7 +50,8 @@ from voice.simphone.sip import (
     response_to,
 )
 from voice.tts.cache import PromptCache
-from voice.tts.espeak import EspeakSynthesizer, Synthesizer
+from voice.tts.espeak import Synthesizer
+from voice.tts.kokoro import customer_voice
 
 log = logging.getLogger("waihu.simphone")
 
@@ -56,6 +59,7 @@ ANNOUNCEMENTS: dict[str, tuple[str, int]] = {
     "invalid_number": ("您拨打的号码是空号，请查证后再拨。", 404),
     "suspended": ("您拨打的电话已停机。", 480),
     "powered_off": ("您拨打的电话已关机。", 480),
+    "busy": ("您拨打的电话正在通话中，请稍后再拨。", 486),
 }
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 USER_AGENT = "waihu-simphone"
@@ -315,7 +319,7 @@ class SimPhone:
     def phrases(self) -> list[str]:
         texts: list[str] = []
         for persona in self.personas.values():
-            kind = persona.dial.partition(":")[2]
+            kind = persona.announcement
             if kind in ANNOUNCEMENTS:
                 texts.append(ANNOUNCEMENTS[kind][0])
             texts += [str(t.value) for t in persona.turns if t.kind in ("say", "barge_in")]
@@ -326,7 +330,7 @@ class SimPhone:
         missing = [t for t in self.phrases() if t not in self.audio]
         if not missing:
             return
-        cache = PromptCache(self.cache_dir, self.synthesizer or EspeakSynthesizer())
+        cache = PromptCache(self.cache_dir, self.synthesizer or customer_voice())
         report = cache.warm(missing)
         if report["failed"]:
             raise RuntimeError(f"simphone: TTS failed for {report['errors']}")
@@ -563,6 +567,9 @@ class SimPhone:
                     self._final(call, 603)
                     return
                 await self._answer(call)
+                if persona.dial.startswith("announce_answered:"):
+                    await self._announce_answered(call, persona.dial.partition(":")[2])
+                    return
                 await self._conversation(call)
         except TimeoutError:
             if call.confirmed:
@@ -632,6 +639,17 @@ class SimPhone:
             await self._say(call, "announcement", text)
         self._final(call, status)
         call.record.hangup_reason = f"announcement_{status}"
+
+    async def _announce_answered(self, call: _Call, kind: str) -> None:
+        """An exchange that answers and then plays the announcement: the same words as
+        `_announce`, as call audio after the 200 OK, then a BYE (unless the bot hangs up
+        first, which ends this task)."""
+        text = ANNOUNCEMENTS[kind][0]
+        for n in range(self.options.announce_repeat):
+            if n:
+                await asyncio.sleep(self.options.announce_gap_s)
+            await self._say(call, "announcement", text)
+        await self._hang_up(call, "announcement")
 
     async def _answer(self, call: _Call) -> None:
         assert call.rtp is not None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
+import time
 import wave
 from array import array
 from pathlib import Path
@@ -99,7 +101,7 @@ HANGUP = {"custom": {"hangup": True}}
 
 async def start(db: Database, far: FarEnd, rasa: ScriptedRasa, asr: AsrEngine,
                 tmp_path: Path, tts: ToneSpeech | None = None,
-                agent: FarEnd | None = None, **config: Any
+                agent: FarEnd | None = None, greeting: str | None = None, **config: Any
                 ) -> tuple[CallSession, asyncio.Task[Any]]:
     call = seed_call(db)
     telephony = FakeTelephony()
@@ -111,7 +113,7 @@ async def start(db: Database, far: FarEnd, rasa: ScriptedRasa, asr: AsrEngine,
     assert (await leg.wait_answer(2)).result == "answered"
     session = CallSession(
         call_id=call.id, leg=leg, dialogue=rasa, asr=AsrWorker(asr), tts=tts or ToneSpeech(),
-        db=db, metadata={"call_id": call.id}, telephony=telephony,
+        db=db, metadata={"call_id": call.id}, telephony=telephony, greeting=greeting,
         config=SessionConfig(recordings_dir=tmp_path, **config))
     return session, asyncio.create_task(session.run())
 
@@ -404,3 +406,193 @@ async def test_known_greeting_starts_before_rasa_answers_and_is_said_once(
     result = await asyncio.wait_for(session.run(), 15)
     assert result.first_audio_ms is not None and result.first_audio_ms < 150
     assert tts.said == ["您好，这里是示例通信。", "请问您是张先生吗？"]
+
+
+# --- carrier announcements after the answer ------------------------------------------------
+
+EMPTY_NUMBER = "您拨打的号码是空号，请查证后再拨。"
+
+
+async def test_an_announcement_after_the_answer_ends_the_call_and_rasa_never_hears_it(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "您好，请问您是张先生本人吗？"}, listen(timeout_s=5)])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(said(EMPTY_NUMBER, 0.7)),
+                                tmp_path)
+    far.say(tone(1500))  # the exchange's recording, from the answer on
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    result = await asyncio.wait_for(task, 10)
+
+    assert result.ended_by == "announcement"
+    assert result.announcement == "invalid_number" and result.announcement_text == EMPTY_NUMBER
+    assert loop.time() - began < 4  # hung up once heard, not after the 5 s listen timeout
+    assert [m for m, _ in rasa.sent] == ["/call_started"]
+    assert far.hung_up_by == "local"
+    assert result.recording_path and Path(result.recording_path).exists()
+    with sqlite_db.session() as s:
+        assert not [t for t in CallRepo(s).turns(session.call_id) if t.speaker == "customer"]
+        call = s.get(Call, session.call_id)
+        assert call is not None and call.outcome is None  # not hung_up_early
+
+
+async def test_an_announcement_cut_off_by_the_exchange_hanging_up_is_still_heard(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "您好"}, listen(timeout_s=5)])
+    asr = ScriptedAsr(said("您拨打的电话正在通话中，请稍后再拨"))
+    _, task = await start(sqlite_db, far, rasa, asr, tmp_path)
+    far.say(tone(3000))
+    await asyncio.sleep(1.5)
+    far.hang_up()  # mid-sentence: the VAD never hears its end
+    result = await asyncio.wait_for(task, 10)
+    assert (result.ended_by, result.announcement) == ("announcement", "busy")
+    assert 1000 <= asr.audio_ms[0] <= 2200  # what was heard up to the hang-up
+
+
+class SlowStartRasa(ScriptedRasa):
+    """/call_started takes a while; records the messages whose handling finished."""
+
+    def __init__(self, *replies: list[dict[str, Any]]) -> None:
+        super().__init__(*replies)
+        self.finished: list[str] = []
+
+    async def send(self, sender: str, message: str,
+                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        if message == "/call_started":
+            await asyncio.sleep(1.5)
+        replies = await super().send(sender, message, metadata)
+        self.finished.append(message)
+        return replies
+
+
+async def test_after_an_announcement_the_request_with_rasa_is_let_finish(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    """Its actions write to the call: they must be done before the gateway drops it."""
+    far = FarEnd()
+    rasa = SlowStartRasa([{"text": "您好"}, listen(timeout_s=5)])
+    _, task = await start(sqlite_db, far, rasa, ScriptedAsr(said(EMPTY_NUMBER)), tmp_path,
+                          greeting="您好")  # said at once, while /call_started is with Rasa
+    far.say(tone(400))
+    result = await asyncio.wait_for(task, 10)
+    assert result.ended_by == "announcement"
+    assert rasa.finished == ["/call_started"]
+
+
+async def test_once_a_reply_is_taken_the_words_are_no_announcement(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "请问您是张先生吗？"}, listen(timeout_s=3)],
+                        [{"text": "请问现在方便吗？"}, listen(timeout_s=3)],
+                        [{"text": "再见"}, HANGUP])
+    asr = ScriptedAsr(said("是的"), said(EMPTY_NUMBER))
+    _, task = await start(sqlite_db, far, rasa, asr, tmp_path)
+    await wait_bot_quiet(far)
+    far.say(tone(400))
+    while len(rasa.sent) < 2:
+        await asyncio.sleep(0.02)
+    await wait_bot_quiet(far)
+    far.say(tone(400))
+    result = await asyncio.wait_for(task, 15)
+    assert result.ended_by == "bot" and result.announcement is None
+    assert [m for m, _ in rasa.sent] == ["/call_started", "是的", EMPTY_NUMBER]
+
+
+async def test_words_after_the_window_are_no_announcement(sqlite_db: Database,
+                                                          tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "请问您是张先生吗？"}, listen(timeout_s=3)],
+                        [{"text": "再见"}, HANGUP])
+    _, task = await start(sqlite_db, far, rasa, ScriptedAsr(said(EMPTY_NUMBER)), tmp_path,
+                          announcement_window_s=0.3)
+    await wait_bot_quiet(far)
+    far.say(tone(400))
+    result = await asyncio.wait_for(task, 15)
+    assert result.ended_by == "bot" and result.announcement is None
+    assert [m for m, _ in rasa.sent] == ["/call_started", EMPTY_NUMBER]
+
+
+# --- the transcript is written off the event loop ------------------------------------------
+
+
+class SlowTurns:
+    """Wraps CallRepo.add_turn: every write takes `delay_s` (a loaded database) and records
+    the thread it ran on; a turn whose text is in `fail` raises."""
+
+    def __init__(self, monkeypatch: Any, delay_s: float, fail: tuple[str, ...] = ()) -> None:
+        self.delay_s = delay_s
+        self.fail = fail
+        self.threads: list[str] = []
+        self.texts: list[str] = []
+        original = CallRepo.add_turn
+
+        def add_turn(repo: CallRepo, call_id: str, speaker: str, text: str,
+                     *args: Any, **kwargs: Any) -> Any:
+            self.threads.append(threading.current_thread().name)
+            self.texts.append(text)
+            time.sleep(self.delay_s)
+            if text in self.fail:
+                raise RuntimeError("database says no")
+            return original(repo, call_id, speaker, text, *args, **kwargs)
+        monkeypatch.setattr(CallRepo, "add_turn", add_turn)
+
+
+async def loop_stalls(stop: asyncio.Event) -> float:
+    """The longest the event loop was kept from a 10 ms timer (s), until *stop*."""
+    loop = asyncio.get_running_loop()
+    worst, last = 0.0, loop.time()
+    while not stop.is_set():
+        await asyncio.sleep(0.01)
+        now = loop.time()
+        worst, last = max(worst, now - last - 0.01), now
+    return worst
+
+
+async def test_turns_are_written_off_the_loop_in_order(sqlite_db: Database, tmp_path: Path,
+                                                       monkeypatch: Any) -> None:
+    slow = SlowTurns(monkeypatch, delay_s=0.3)
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "您好。"}, {"text": "请问您是张先生吗？"}, listen(timeout_s=3)],
+                        [{"text": "好的。"}, {"text": "再见。"}, HANGUP])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(said("是的")), tmp_path)
+    stop = asyncio.Event()
+    watch = asyncio.create_task(loop_stalls(stop))
+    await wait_bot_quiet(far)
+    far.say(tone(400))
+    result = await asyncio.wait_for(task, 15)
+    stop.set()
+    stalled = await watch
+
+    assert stalled < 0.2, f"the event loop stalled {stalled * 1000:.0f} ms"
+    assert slow.threads and threading.main_thread().name not in slow.threads
+    assert result.ended_by == "bot"
+    with sqlite_db.session() as s:
+        turns = CallRepo(s).turns(session.call_id)
+        assert [(t.speaker, t.text) for t in turns] == [
+            ("bot", "您好。"), ("bot", "请问您是张先生吗？"), ("customer", "是的"),
+            ("bot", "好的。"), ("bot", "再见。")]
+        assert [t.seq for t in turns] == [1, 2, 3, 4, 5]
+        assert all(a.started_at <= b.started_at for a, b in zip(turns, turns[1:],
+                                                                 strict=False))
+
+
+async def test_a_failing_call_has_written_every_turn_when_it_reports(
+        sqlite_db: Database, tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
+    slow = SlowTurns(monkeypatch, delay_s=0.3, fail=("客户无应答",))
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "您好"}, listen(timeout_s=0.3)], fail_at=1)
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path)
+    with caplog.at_level("ERROR", logger="waihu.session"):
+        result = await asyncio.wait_for(task, 15)
+
+    assert result.ended_by == "failure"
+    assert result.transcript_failures == 1
+    assert slow.texts[-1].startswith("系统故障")  # written before run() returned
+    with sqlite_db.session() as s:
+        texts = [t.text for t in CallRepo(s).turns(session.call_id)]
+        call = s.get(Call, session.call_id)
+        assert call is not None and call.recording_sha256 == result.recording_sha256
+    # The failed write is logged with the call id; the turns after it are not lost.
+    assert texts == ["您好", "系统故障：ConnectionError"]
+    failed = [r for r in caplog.records if r.getMessage().startswith("call.transcript_failed")]
+    assert failed and f"call_id={session.call_id}" in failed[0].getMessage()

