@@ -20,6 +20,7 @@ the early-media audio that came before it (for carrier announcements).
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import socket
 from abc import ABC, abstractmethod
@@ -106,17 +107,29 @@ def classify_failure(status: int | None, reason: str = "") -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free for both UDP and TCP on *host* (SIP listens on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
+    """A SIP listen port: free for UDP and TCP on *host*, and so is the port above it.
+
+    baresip listens for SIP on the port for UDP and TCP and on the port above it for TLS,
+    so both must be free.  The candidates lie below Linux's ephemeral range (32768 and up),
+    where the kernel never hands a port to an outgoing connection between our check and
+    the stack's bind (a CI run once lost the TLS port that way).
+    """
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 32000, 2)
+        if all(_bindable(host, p, kind) for p in (port, port + 1)
+               for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM)):
+            return port
+    raise OSError(f"no free SIP port pair on {host} in 20000-32000")
+
+
+def _bindable(host: str, port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 FrameListener = Callable[[Direction, Frame], None]

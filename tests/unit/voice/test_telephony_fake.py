@@ -245,3 +245,26 @@ async def test_script_decides_per_request() -> None:
     assert (await fine.wait_answer(1)).result == "answered"
     await telephony.close()
     assert fine.closed.is_set()
+
+
+def test_free_port_leaves_the_tls_port_above_it_free_and_avoids_ephemeral_ports() -> None:
+    """baresip binds SIP/TLS one above the SIP port: a CI run once failed on that bind."""
+    import socket
+
+    from voice.telephony.base import free_port
+
+    port = free_port()
+    assert 20000 <= port < 32000  # below Linux's ephemeral range (32768-60999)
+    held = []
+    try:
+        for p, kind in [(port, socket.SOCK_DGRAM), (port, socket.SOCK_STREAM),
+                        (port + 1, socket.SOCK_STREAM)]:
+            sock = socket.socket(socket.AF_INET, kind)
+            held.append(sock)
+            sock.bind(("127.0.0.1", p))  # raises if it was not free
+        # With port+1 taken, the pair starting at that port is never handed out.
+        others = {free_port() for _ in range(200)}
+        assert port not in others and port + 1 not in others
+    finally:
+        for sock in held:
+            sock.close()
