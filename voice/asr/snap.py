@@ -6,7 +6,8 @@ Pure functions shared by every engine (FINDINGS.md, "ASR"):
   full-width → ASCII, punctuation and spaces removed, runs of a repeated clause collapsed
   (a short encoder window sometimes loops: "三分，三分，三分").
 - ``snap``: the hint phrase nearest by toneless pinyin edit distance, normalised by the
-  longer string; above ``threshold`` there is no match.  Pinyin rather than characters,
+  longer string; above ``threshold``, or more than one syllable in three away, there is no
+  match.  Pinyin rather than characters,
   because the engine's errors are mostly homophones and near-homophones (是/事, 需/虚).
   A reply and a phrase that disagree on negation (不/没/别…) never match.
 - ``interpret``: what one utterance means under the bot's ``Hints``: digits for
@@ -80,8 +81,9 @@ def pinyin_key(text: str) -> str:
     return " ".join(s.strip().lower() for s in syllables if s.strip())
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insert, delete, substitute: cost 1 each)."""
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance (insert, delete, substitute: cost 1 each), of characters or
+    of any sequences (syllables)."""
     if len(a) < len(b):
         a, b = b, a
     previous = list(range(len(b) + 1))
@@ -113,20 +115,38 @@ class Snap:
     nearest: str | None = None  # the nearest phrase even when it was too far
 
 
+def syllable_edits(a: str, b: str) -> int:
+    """Whole syllables inserted, deleted or replaced between the readings of ``a`` and ``b``."""
+    return edit_distance(pinyin_key(a).split(), pinyin_key(b).split())
+
+
+def max_syllable_edits(phrase: str) -> int:
+    """How many syllables a reply may get wrong and still be taken for ``phrase``: one per
+    three (at least one).  The pinyin distance alone let a long shared opening carry a
+    different ending: 我是他老婆 is 0.35 from 我是他朋友, two of five syllables apart."""
+    return max(1, len(pinyin_key(phrase).split()) // 3)
+
+
 def snap(text: str, phrases: Sequence[str], threshold: float = SNAP_THRESHOLD) -> Snap:
-    """The phrase of ``phrases`` nearest to ``text``, if within ``threshold``."""
+    """The phrase of ``phrases`` nearest to ``text``, if within ``threshold`` and no more
+    than ``max_syllable_edits`` syllables away."""
+    nearest: tuple[float, str] | None = None
     best: tuple[float, str] | None = None
     negated = negates(text)
     for phrase in phrases:
         distance = pinyin_distance(text, phrase)
         if negates(phrase) != negated:
             distance = 1.0
-        if best is None or distance < best[0]:
+        if nearest is None or distance < nearest[0]:
+            nearest = (distance, phrase)
+        if (distance <= threshold and (best is None or distance < best[0])
+                and syllable_edits(text, phrase) <= max_syllable_edits(phrase)):
             best = (distance, phrase)
-    if best is None or not normalize(text):
-        return Snap(None, 1.0, best[1] if best else None)
-    distance, phrase = best
-    return Snap(phrase if distance <= threshold else None, distance, phrase)
+    if nearest is None or not normalize(text):
+        return Snap(None, 1.0, nearest[1] if nearest else None)
+    if best is None:
+        return Snap(None, nearest[0], nearest[1])
+    return Snap(best[1], best[0], best[1])
 
 
 @dataclass(frozen=True)

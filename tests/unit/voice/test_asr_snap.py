@@ -178,3 +178,15 @@ def test_upsample_doubles_the_rate_and_interpolates() -> None:
     assert out.dtype == np.float32 and len(out) == 6
     assert np.allclose(out * 32768, [0, 500, 1000, 0, -1000, -1000])
     assert len(upsample(b"")) == 0
+
+
+@pytest.mark.parametrize("heard, phrases, expected", [
+    # A long shared opening does not carry a different ending (0.35 apart in pinyin).
+    ("我是他老婆", ("我是他家人", "我是他朋友"), None),
+    ("谁吧", IDENTITY + ("你是谁",), None),  # two of three syllables wrong
+    ("是他", ("是的", "是我", "不是"), "是的"),  # one syllable wrong
+    ("我是我", ("是我", "不是"), "是我"),  # one syllable too many
+])
+def test_snap_allows_one_wrong_syllable_in_three(heard: str, phrases: tuple[str, ...],
+                                                expected: str | None) -> None:
+    assert snap(heard, phrases).phrase == expected
