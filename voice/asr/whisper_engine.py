@@ -59,8 +59,10 @@ class WhisperSettings:
     min_free_confidence: float = 0.3
     # Silence put before the utterance: with only the VAD's 200 ms pre-roll, Whisper base
     # heard a caller's 一二三四 as 一二三子 (123); from 0.4 s on it heard 一二三四.  Over the
-    # 71 persona replies it also helped a little (exact 34 → 36 of 71, unhinted).
-    lead_silence_s: float = 0.4
+    # 71 persona replies it also helped a little (exact 34 → 36 of 71, unhinted).  But with
+    # espeak-ng's voice it turned 一二三四 into 234 and lost 不是: off until measured on real
+    # callers' audio.
+    lead_silence_s: float = 0.0
 
 
 class WhisperEngine(AsrEngine):

@@ -34,7 +34,7 @@ def engine() -> WhisperEngine:
     path = prepare_whisper()
     if path is None:
         pytest.skip("Whisper base not available")
-    whisper = WhisperEngine(WhisperSettings(path))
+    whisper = WhisperEngine(WhisperSettings(path, lead_silence_s=0.4))
     whisper.warm_up()
     return whisper
 
