@@ -271,6 +271,9 @@ class Step:
 
 PRODUCT_QUESTIONS = ("ask_price", "ask_cancel")
 _FREE_TEXT_STAGES = {"survey_reason", "survey_open", "decline_reason", "callback_time"}
+# Stages where the customer answers the offer: an answer the bot could not make out is not
+# a request to hear the whole script again.
+_ANSWER_TO_OFFER_STAGES = {"offer", "keep_offer", "final_confirm"}
 _REASON_BY_INTENT = {"too_expensive": "too_expensive", "distrust": "distrust",
                      "not_needed": "not_needed"}
 # Words of a request to repeat ("你说什么", "再说一遍", "没听清", "说慢点").
@@ -325,6 +328,8 @@ class Dialogue:
             return getattr(self, f"_on_{self.state.stage}")(reply)
         if intent == "busy_call_later":
             return self._callback(reply)
+        if intent == "asr_unclear" and self.state.stage in _ANSWER_TO_OFFER_STAGES:
+            return self._unheard_answer()
         if intent in ("not_understand", "asr_unclear", "nlu_fallback"):
             return self._repeat()
         if intent == "ask_who":
@@ -659,6 +664,17 @@ class Dialogue:
                 return self._undecided()
             return self._end("end_decline", Outcome("declined", "other"))
         return Step(question="explicit")
+
+    def _unheard_answer(self) -> Step:
+        """The customer answered the offer and the bot could not make it out (a lone 嗯 on
+        the telephone is often too short and soft for the recogniser).  Whatever it was, it
+        was no explicit agreement: ask for one, the way a weak yes is answered, and count it
+        with them, so that a call of mumbles ends as a decline instead of replaying the
+        script every turn."""
+        step = self._weak_agreement()
+        if step.question == "explicit":
+            step.lead = "sorry"
+        return step
 
     def _undecided(self) -> Step:
         return self._end("end_undecided", Outcome("notified", confirmation_result="undecided"))

@@ -83,6 +83,10 @@ class SessionConfig:
     agent_answer_s: float = 20.0
     no_agent_text: str = "抱歉，现在坐席繁忙，我们会尽快给您回电，再见。"
     failure_text: str = "抱歉，系统繁忙，我们稍后再联系您，再见。"
+    # Requests a caller may make at any question (escalation, do-not-call, complaint): added
+    # to every list of expected answers, or the engine forces them onto the question's
+    # phrases or mishears them (转人工 → 拽人拱啊 at "现在方便吗？").
+    control_phrases: tuple[str, ...] = ("转人工", "人工客服", "别再打了", "我要投诉")
     recordings_dir: Path = Path("var/recordings")
     # Caller speech starting this long after the answer, before any reply was taken, is
     # checked for a carrier announcement (0: never).
@@ -468,7 +472,7 @@ class CallSession:
 
     # -- listening -----------------------------------------------------------------
     def _set_listen(self, listen: dict[str, Any]) -> None:
-        self.hints = Hints.from_listen(listen)
+        self.hints = Hints.from_listen(listen).with_control(self.config.control_phrases)
         self.dtmf_max = int(listen.get("dtmf_max") or 0)
         self._listen_timeout = float(listen.get("timeout_s") or self.config.listen_timeout_s)
 

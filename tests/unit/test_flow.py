@@ -228,9 +228,24 @@ def test_permission_is_asked_before_the_pitch() -> None:
 def test_not_understood_is_repeated_twice_then_the_call_ends_without_sale() -> None:
     call = pitched()
     assert call.reply("not_understand").lead == "sorry_pitch"
-    assert call.reply("asr_unclear").lead == "sorry_pitch"
+    assert call.reply("nlu_fallback").lead == "sorry_pitch"
     assert call.reply("not_understand").lead == "end_not_understood"
     assert call.consents == [] and call.outcome == Outcome("no_response")
+
+
+def test_an_unheard_answer_to_the_offer_asks_for_an_explicit_one_and_counts_as_weak() -> None:
+    call = pitched()
+    step = call.reply("asr_unclear")
+    assert (step.lead, step.question) == ("sorry", "explicit")
+    assert call.reply("affirm", "嗯嗯").question == "explicit"
+    assert call.reply("asr_unclear").lead == "end_decline"
+    assert call.consents == [] and call.outcome == Outcome("declined", "other")
+
+
+def test_an_unheard_answer_before_the_offer_is_asked_again() -> None:
+    call = Call(MARKETING)
+    call.reply("affirm", "是我")
+    assert (call.reply("asr_unclear").lead, call.state.stage) == ("sorry", "permission")
 
 
 def test_silence_reprompts_once_then_ends() -> None:

@@ -43,6 +43,15 @@ class Hints:
         phrases = tuple(str(p) for p in raw) if isinstance(raw, list | tuple) else ()
         return cls(expect=expect, phrases=phrases)  # type: ignore[arg-type]  # checked above
 
+    def with_control(self, phrases: tuple[str, ...]) -> Hints:
+        """These hints plus ``phrases`` that a caller may say at any question ("转人工",
+        "别再打了"), for the answers the engine matches against a list (``yes_no`` and
+        ``score``); digits and free speech keep theirs."""
+        if self.expect not in ("yes_no", "score") or not phrases:
+            return self
+        extra = tuple(p for p in phrases if p not in self.phrases)
+        return Hints(self.expect, (*self.phrases, *extra))
+
 
 @dataclass(frozen=True)
 class Transcript:

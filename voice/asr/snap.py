@@ -39,6 +39,9 @@ _KEEP = re.compile(r"[^0-9A-Za-z\u3400-\u9fff\uac00-\ud7af]")
 # A reply and a phrase that disagree on negation never snap together, however close they
 # sound: "我不同意" is 0.41 from "好的我同意", and a consent must not come from a "不".
 _NEGATIONS = frozenset("不没别甭勿")
+# Sentence-final particles: they colour a reply without changing it ("转人工啊" is
+# "转人工"), so they do not count as wrong syllables.  Not 吗, which makes a question.
+_PARTICLES = "啊吧呢呀嘛哦啦哈喔"
 
 
 @functools.cache
@@ -115,9 +118,17 @@ class Snap:
     nearest: str | None = None  # the nearest phrase even when it was too far
 
 
+def strip_particles(text: str) -> str:
+    """``text`` without the sentence-final particles at its end (unless that leaves nothing)."""
+    text = normalize(text)
+    return text.rstrip(_PARTICLES) or text
+
+
 def syllable_edits(a: str, b: str) -> int:
-    """Whole syllables inserted, deleted or replaced between the readings of ``a`` and ``b``."""
-    return edit_distance(pinyin_key(a).split(), pinyin_key(b).split())
+    """Whole syllables inserted, deleted or replaced between the readings of ``a`` and ``b``,
+    final particles left out (Whisper heard 转人工 as 拽人拱啊: one wrong syllable, not two)."""
+    return edit_distance(pinyin_key(strip_particles(a)).split(),
+                         pinyin_key(strip_particles(b)).split())
 
 
 def max_syllable_edits(phrase: str) -> int:
@@ -170,9 +181,11 @@ def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD) -> Inte
         score = parse_score(text)
         if score is None and hints.phrases:
             near = snap(text, hints.phrases, threshold)
-            score = parse_score(near.phrase) if near.phrase else None
-            if score is not None:
-                return Interpretation(str(score), text, unclear=False, snapped=True,
+            if near.phrase is not None:
+                # A scale word, or a request the bot listens for at every question (转人工).
+                score = parse_score(near.phrase)
+                return Interpretation(str(score) if score else near.phrase, text,
+                                      unclear=False, snapped=near.phrase != text,
                                       distance=near.distance)
         return Interpretation(str(score) if score else "", text, unclear=score is None)
     if hints.expect == "free" or not hints.phrases:

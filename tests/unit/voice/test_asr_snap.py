@@ -190,3 +190,30 @@ def test_upsample_doubles_the_rate_and_interpolates() -> None:
 def test_snap_allows_one_wrong_syllable_in_three(heard: str, phrases: tuple[str, ...],
                                                 expected: str | None) -> None:
     assert snap(heard, phrases).phrase == expected
+
+
+PERMISSION = ("方便", "好的", "可以", "好", "行", "嗯", "你说", "你问吧", "不方便", "不用了",
+              "没时间", "在开车")
+CONTROL = ("转人工", "人工客服", "别再打了", "我要投诉")
+
+
+def test_final_particles_are_not_wrong_syllables() -> None:
+    # Whisper base heard a Kokoro customer's 转人工 as 拽人拱啊 at "现在方便吗？".
+    assert snap("拽人拱啊", PERMISSION + CONTROL).phrase == "转人工"
+    assert snap("你说吧", PERMISSION).phrase == "你说"
+    assert snap("拽人拱吗", PERMISSION + CONTROL).phrase is None  # 吗 asks: it counts
+
+
+def test_control_phrases_join_lists_of_answers_only() -> None:
+    yes_no = Hints("yes_no", PERMISSION).with_control(CONTROL)
+    assert yes_no.phrases[:len(PERMISSION)] == PERMISSION and yes_no.phrases[-1] == "我要投诉"
+    assert Hints("yes_no", ("转人工", "好")).with_control(CONTROL).phrases.count("转人工") == 1
+    assert Hints("digits", ()).with_control(CONTROL) == Hints("digits", ())
+    assert Hints("free", ()).with_control(CONTROL) == Hints("free", ())
+
+
+def test_interpret_score_passes_a_control_request_through() -> None:
+    hints = Hints("score", ("一分", "五分", "满意", "一般")).with_control(CONTROL)
+    heard = interpret("转人工啊", hints)
+    assert (heard.text, heard.unclear) == ("转人工", False)
+    assert interpret("四分", hints).text == "4"

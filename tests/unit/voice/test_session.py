@@ -160,6 +160,8 @@ async def test_greeting_starts_at_answer_and_speech_goes_to_rasa(
     assert meta["input_mode"] == "speech" and meta["asr_confidence"] == 0.93
     assert meta["asr_snapped"] is True
     assert asr.hints[0].expect == "yes_no" and "是的" in asr.hints[0].phrases
+    # Escalation and do-not-call are heard at every question, not only where listed.
+    assert {"转人工", "别再打了"} <= set(asr.hints[0].phrases)
     assert 500 <= asr.audio_ms[0] <= 1200  # the utterance with pre- and post-roll
     assert far.hung_up_by == "local"
     with sqlite_db.session() as s:
