@@ -57,12 +57,17 @@ class WhisperSettings:
     min_level_dbfs: float = -50.0  # quieter than this throughout: not decoded at all
     # An unsnapped transcript below this acoustic confidence is noise or mumbling: unclear.
     min_free_confidence: float = 0.3
-    # Silence put before the utterance: with only the VAD's 200 ms pre-roll, Whisper base
-    # heard a caller's 一二三四 as 一二三子 (123); from 0.4 s on it heard 一二三四.  Over the
-    # 71 persona replies it also helped a little (exact 34 → 36 of 71, unhinted).  But with
-    # espeak-ng's voice it turned 一二三四 into 234 and lost 不是: off until measured on real
-    # callers' audio.
+    # The same for an unlisted transcript of one character: mostly a scrap of the prompt
+    # (Kokoro's 是的 came back as 打, from 别再打了, at 0.32, and went to Rasa as do-not-call).
+    min_free_confidence_one_char: float = 0.5
+    # Silence put before the utterance.  Whisper base drops or mangles the first or last
+    # digit of a short digit string depending on where it sits in the window: 0.2 s before
+    # an ID answer gave 1234 for Kokoro's 一二三四 (0 s: 123) and for espeak-ng's (0 s and
+    # 0.4 s: 234), and 5678 for 五六七八 (0 s and 0.3 s: 56785678).  Other replies gained
+    # nothing overall from it (espeak-ng lost 不是 at 0.4 s; Kokoro's 是的 became 不 at
+    # 0.2 s), so they get none by default.
     lead_silence_s: float = 0.0
+    digits_lead_silence_s: float = 0.2
 
 
 class WhisperEngine(AsrEngine):
@@ -160,7 +165,9 @@ class WhisperEngine(AsrEngine):
                 < self.settings.min_level_dbfs):
             return Transcript("", 0.0, self.name, unclear=True,
                               decode_ms=(time.perf_counter() - started) * 1000)
-        lead = np.zeros(round(self.settings.lead_silence_s * SAMPLE_RATE_MODEL), np.float32)
+        lead_s = (self.settings.digits_lead_silence_s if hints.expect == "digits"
+                  else self.settings.lead_silence_s)
+        lead = np.zeros(round(lead_s * SAMPLE_RATE_MODEL), np.float32)
         raw, avg_logprob, no_speech = self.decode(np.concatenate([lead, audio]), hints)
         meaning = interpret(raw, hints, self.settings.snap_threshold)
         silent = (no_speech > self.settings.no_speech_threshold
@@ -168,7 +175,9 @@ class WhisperEngine(AsrEngine):
         acoustic = math.exp(min(0.0, avg_logprob)) * (1.0 - no_speech)
         off_list = (hints.expect == "yes_no" and not meaning.unclear and not meaning.snapped
                     and meaning.text not in hints.phrases)
-        if off_list and acoustic < self.settings.min_free_confidence:
+        floor = (self.settings.min_free_confidence_one_char if len(meaning.text) == 1
+                 else self.settings.min_free_confidence)
+        if off_list and acoustic < floor:
             meaning = replace(meaning, text="", unclear=True)
         confidence = 0.0 if meaning.unclear or silent else acoustic * (1.0 - meaning.distance)
         elapsed = (time.perf_counter() - started) * 1000
