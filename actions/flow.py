@@ -287,6 +287,22 @@ def _asks_to_repeat(reply: Reply) -> bool:
         reply.intent == "not_understand" and bool(_REPEAT_REQUEST.search(reply.text)))
 
 
+# Requests the bot must honour wherever they come and whatever the classifier made of the
+# rest of the words: a noisy transcript ("你们田间4打我要投诉") was taken for busy_call_later,
+# and a lost complaint or do-not-call request is a compliance failure.  First match wins;
+# the classifier's own control intent is never overridden ("再打我就投诉" is do_not_call).
+_CONTROL_INTENTS = frozenset({"request_human", "complain", "do_not_call"})
+_CONTROL_WORDS = (
+    ("complain", re.compile(r"投诉|举报")),
+    ("do_not_call", re.compile(r"别再打|不要再打|别打了|不要打了|别给我打|不要给我打")),
+    ("request_human", re.compile(r"转人工|人工客服|人工服务")),
+)
+
+
+def _control_by_words(text: str) -> str | None:
+    return next((intent for intent, words in _CONTROL_WORDS if words.search(text)), None)
+
+
 _PERMISSION_QUESTION = {"marketing": "permission_marketing", "survey": "permission_survey",
                         "second_confirmation": "permission_confirm"}
 
@@ -316,6 +332,8 @@ class Dialogue:
         if reply.intent != "silence_timeout":
             self.state.silences = 0
         intent = reply.intent
+        if intent not in _CONTROL_INTENTS and reply.input_mode != "dtmf":
+            intent = _control_by_words(reply.text) or intent
         if intent in PRODUCT_QUESTIONS:
             self.state.product_questions += 1
         if intent in ("request_human", "complain"):

@@ -403,3 +403,22 @@ def test_free_answer_that_looks_like_not_understand_is_still_the_answer() -> Non
     assert call.reply("not_understand", "网速太慢了").question == "survey_question"
     call.key("4")
     assert call.reply("not_understand", "你说什么").lead == "sorry"
+
+
+@pytest.mark.parametrize("text, intent, outcome", [
+    ("你们田间4打我要投诉", "busy_call_later", "complaint"),  # Whisper on 你们天天打我要投诉
+    ("哎呀别再打了行不行", "nlu_fallback", "do_not_call"),
+    ("拽我转人工啊", "not_understand", "escalated"),
+])
+def test_control_words_win_over_a_misread_intent(text: str, intent: str, outcome: str) -> None:
+    call = Call(MARKETING)
+    call.reply("affirm", "是我")
+    call.reply(intent, text)
+    assert call.outcome is not None and call.outcome.outcome == outcome
+
+
+def test_the_classifiers_own_control_intent_stands() -> None:
+    call = Call(MARKETING)
+    call.reply("affirm", "是我")
+    call.reply("do_not_call", "再打我就投诉")
+    assert call.outcome == Outcome("do_not_call")
