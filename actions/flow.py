@@ -27,6 +27,7 @@ MAX_SILENCES = 1  # /silence_timeout → reprompt once, then end
 MAX_ID_TRIES = 2
 MAX_WEAK_AGREEMENTS = 2  # "嗯"/"好" where an explicit "我同意" is needed
 MAX_OBJECTIONS = 1  # answer an objection once; the second time it is the decline reason
+MAX_CONTROL_ASKS = 2  # "您是说以后不要再打了吗？" at most twice, then the request stands
 
 # What the bot says before its question ("lead") and the question itself. Rasa rules
 # (data/rules/moves.yml, generated from these tables by `python -m actions.rulegen`) turn
@@ -59,6 +60,7 @@ LEADS: dict[str, tuple[str, ...]] = {
     "trial_reminder": ("utter_trial_reminder",),
     "objection_price": ("utter_objection_price",),
     "objection_distrust": ("utter_objection_distrust",),
+    "go_on": ("utter_go_on",),
     # endings: the template carries {"hangup": true} or {"transfer": …}
     "end_wrong_person": ("utter_wrong_person",),
     "end_family_no_authority": ("utter_family_no_authority",),
@@ -100,6 +102,8 @@ QUESTIONS: dict[str, str | None] = {
     "keyed_confirm": "utter_ask_keyed_confirm",
     "decline_reason": "utter_ask_decline_reason",
     "callback_time": "utter_ask_callback_time",
+    "confirm_dnc": "utter_confirm_dnc",
+    "confirm_complaint": "utter_confirm_complaint",
 }
 
 # Which mandatory disclosures each response carries (rule 3, "approved script").
@@ -188,6 +192,12 @@ class FlowState:
     product_questions: int = 0  # ask_price / ask_cancel turns, for intent grading
     outcome: str | None = None
     question: str = "nothing"  # asked by action_ask after the lead has been said
+    # A do-not-call request or complaint heard unclearly, being confirmed back: the intent,
+    # the customer's words, the stage to go back to if they say no, the times asked.
+    pending_control: str | None = None
+    pending_words: str = ""
+    resume_stage: str = ""
+    control_asks: int = 0
 
     @classmethod
     def from_slot(cls, value: Any) -> FlowState:
@@ -292,6 +302,8 @@ def _asks_to_repeat(reply: Reply) -> bool:
 # and a lost complaint or do-not-call request is a compliance failure.  First match wins;
 # the classifier's own control intent is never overridden ("再打我就投诉" is do_not_call).
 _CONTROL_INTENTS = frozenset({"request_human", "complain", "do_not_call"})
+# The ones with lasting effects (the number is barred): confirmed back when heard unclearly.
+_CONFIRMED_CONTROLS = frozenset({"complain", "do_not_call"})
 _CONTROL_WORDS = (
     ("complain", re.compile(r"投诉|举报")),
     ("do_not_call", re.compile(r"别再打|不要再打|别打了|不要打了|别给我打|不要给我打")),
@@ -334,6 +346,12 @@ class Dialogue:
         intent = reply.intent
         if intent not in _CONTROL_INTENTS and reply.input_mode != "dtmf":
             intent = _control_by_words(reply.text) or intent
+        if intent == "caller_hung_up":
+            return self._caller_gone()
+        if self.state.stage == "confirm_control":
+            return self._on_confirm_control(reply, intent)
+        if intent in _CONFIRMED_CONTROLS and not self._heard_clearly(reply):
+            return self._confirm_control(intent, reply.text)
         if intent in PRODUCT_QUESTIONS:
             self.state.product_questions += 1
         if intent in ("request_human", "complain"):
@@ -391,6 +409,9 @@ class Dialogue:
             step.question = "keep"
         elif stage == "offer":
             step.question = "consent"
+        elif stage == "confirm_control":
+            step.question = ("confirm_dnc" if self.state.pending_control == "do_not_call"
+                             else "confirm_complaint")
         elif stage in ("survey_reason", "keyed_confirm", "decline_reason", "callback_time"):
             step.question = {"survey_reason": "survey_reason", "keyed_confirm": "keyed_confirm",
                              "decline_reason": "decline_reason",
@@ -426,6 +447,48 @@ class Dialogue:
         return self._end("end_dnc", Outcome("do_not_call"),
                          AddDoNotCall("do_not_call", "customer",
                                       reply.text or "客户要求不再拨打"))
+
+    def _heard_clearly(self, reply: Reply) -> bool:
+        """Typed or keyed, or spoken and heard as the consent rule requires: unsnapped, with
+        acoustic confidence of at least `min_asr_confidence`."""
+        if reply.input_mode != "speech":
+            return True
+        return (reply.asr_confidence is not None and not reply.asr_snapped
+                and reply.asr_confidence >= self.script.min_asr_confidence)
+
+    def _confirm_control(self, intent: str, words: str) -> Step:
+        """A do-not-call request or a complaint heard unclearly (a guess the ASR snapped to
+        a hint, low confidence): both end the relationship, so ask back first."""
+        self.state.pending_control, self.state.pending_words = intent, words
+        self.state.resume_stage, self.state.control_asks = self.state.stage, 1
+        self.state.stage = "confirm_control"
+        return self._prompt()
+
+    def _caller_gone(self) -> Step:
+        """The caller hung up (after their last words, if any).  A request being confirmed
+        back stands, as on silence; anything else is left to the channel's hang-up, which
+        decides `hung_up_early` or `survey_partial`."""
+        if self.state.stage == "confirm_control":
+            return self._on_confirm_control(Reply("silence_timeout"), "silence_timeout")
+        return Step()
+
+    def _on_confirm_control(self, reply: Reply, intent: str) -> Step:
+        """Only a clear no drops the request; yes, the request again, silence or a second
+        answer that is neither honour it (when in doubt a do-not-call request stands)."""
+        pending = self.state.pending_control or "do_not_call"
+        if intent == "deny" or reply.keyed == "2":
+            self.state.stage = self.state.resume_stage or "identity"
+            self.state.pending_control, self.state.pending_words = None, ""
+            return self._prompt(Step(lead="go_on"))
+        if intent in _CONTROL_INTENTS and intent != pending:
+            pending = intent  # asked to confirm one request, the customer made another
+        elif not (intent in ("affirm", "agree", "silence_timeout") or reply.keyed == "1"
+                  or intent == pending or self.state.control_asks >= MAX_CONTROL_ASKS):
+            self.state.control_asks += 1
+            return self._prompt(Step(lead="sorry"))
+        if pending == "do_not_call":
+            return self._do_not_call(Reply("do_not_call", text=self.state.pending_words))
+        return self._escalate(pending)
 
     def _silence(self) -> Step:
         self.state.silences += 1
@@ -654,10 +717,7 @@ class Dialogue:
             return reply.keyed == "1"
         if reply.intent != "agree" or reply.intent_confidence < self.script.min_intent_confidence:
             return False
-        if reply.input_mode == "speech":
-            return (reply.asr_confidence is not None and not reply.asr_snapped
-                    and reply.asr_confidence >= self.script.min_asr_confidence)
-        return True
+        return self._heard_clearly(reply)
 
     def _consent(self, reply: Reply) -> Step:
         if self.script.required_disclosures - set(self.state.played):

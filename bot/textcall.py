@@ -126,6 +126,12 @@ class TextCall:
     async def say(self, text: str) -> BotTurn:
         return await self._exchange(text, {"input_mode": "text"}, speaker=text)
 
+    async def hear(self, text: str, confidence: float, *, snapped: bool = False) -> BotTurn:
+        """A spoken reply as the voice gateway sends it: the transcript, its acoustic
+        confidence, and whether the recogniser snapped it to one of the bot's hints."""
+        meta = {"input_mode": "speech", "asr_confidence": confidence, "asr_snapped": snapped}
+        return await self._exchange(text, meta, speaker=text, input_mode="speech")
+
     async def key(self, digits: str) -> BotTurn:
         message = "/dtmf" + json.dumps({"digits": digits})
         return await self._exchange(message, {"input_mode": "dtmf"},
@@ -136,7 +142,10 @@ class TextCall:
                                     speaker="[静音]", input_mode=None)
 
     async def hang_up(self) -> None:
-        """The customer hangs up (CallRepo.hang_up decides the outcome if there is none)."""
+        """The customer hangs up: Rasa hears of it (a do-not-call request being confirmed
+        stands), then CallRepo.hang_up decides the outcome if there is none."""
+        if not self.ended:
+            await self.client.send(self.call_id, "/caller_hung_up", {"input_mode": "text"})
         self.ended = True
         with self.db.session() as session:
             CallRepo(session).hang_up(self.call_id)

@@ -94,6 +94,9 @@ class SessionConfig:
     # After an announcement: how long to let a request already sent to Rasa (/call_started)
     # finish, so that its actions do not write to the call after the gateway dropped it.
     announcement_settle_s: float = 10.0
+    # After the caller hangs up: how long their last words (an utterance or keyed digits
+    # the hang-up cut short, a decode under way) may take to be decoded and reach Rasa.
+    hangup_settle_s: float = 10.0
 
 
 @dataclass
@@ -261,6 +264,7 @@ class CallSession:
         self._replied = False  # a caller input has been taken as a reply
         self._announced = asyncio.Event()  # the far end was heard to be an announcement
         self._requests: set[asyncio.Future[list[dict[str, Any]]]] = set()  # sent to Rasa
+        self._unsent: list[tuple[str, dict[str, Any]]] = []  # taken, but the caller had gone
         self.transcript = TranscriptWriter(db, call_id)
         self.result = SessionResult(call_id, "bot", 0, None, None, 0)
         leg.on_frame(self._record)
@@ -298,8 +302,11 @@ class CallSession:
             log.warning("call.max_duration call_id=%s", self.call_id)
             self._system_turn("通话超过最长时长，系统挂机")
         except _CallerHungUp:
-            self.result.ended_by = ("announcement" if await self._announced_before_hangup()
-                                    else "caller")
+            if await self._announced_before_hangup():
+                self.result.ended_by = "announcement"
+            else:
+                self.result.ended_by = "caller"
+                await self._hear_out()
         except Exception as exc:  # keep recording, transcript and outcome whatever failed
             self.result.ended_by = "failure"
             self.result.error = f"{type(exc).__name__}: {exc}"
@@ -338,15 +345,62 @@ class CallSession:
             return True
         if self._replied or not self._screening(self._speech_start_ms):
             return False
-        if self._audio_task is not None:
-            self._audio_task.cancel()
-            await asyncio.wait({self._audio_task})
-        for event in self.vad.flush():  # the utterance the hang-up cut short
-            if isinstance(event, SpeechEnded):
-                await self._on_speech_ended(event)
+        await self._drain_audio()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self.config.announcement_settle_s)
         return self._announced.is_set()
+
+    async def _drain_audio(self) -> None:
+        """The leg has closed: take the frames it still holds, then end the utterance the
+        hang-up cut short (its decode starts; it is in `_tasks`)."""
+        if self._audio_task is not None:
+            self._audio_task.cancel()
+            await asyncio.wait({self._audio_task})
+        while not self.leg.rx.empty():
+            await self._on_audio(self.leg.rx.get_nowait().pcm)
+        for event in self.vad.flush():
+            if isinstance(event, SpeechEnded):
+                await self._on_speech_ended(event)
+
+    async def _hear_out(self) -> None:
+        """The caller hung up: what they said or keyed last still counts.  The utterance or
+        digits the hang-up cut short are decoded, written to the transcript and sent to Rasa
+        (metadata `caller_hung_up`), so that a survey answer, a callback time or a refusal
+        said just before hanging up is recorded; what the bot would answer is not said.
+        An unclear utterance is written but not sent.  Then Rasa gets `/caller_hung_up`
+        (a do-not-call request it was asking back about stands).  Bounded by `hangup_settle_s`;
+        never raises."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.hangup_settle_s
+        try:
+            await self._drain_audio()
+            if self._digit_timer is not None:
+                self._digit_timer.cancel()
+            self._flush_digits()
+            if self._tasks:  # decodes under way
+                await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - loop.time()))
+            if self._requests:  # an answer already taken, still with Rasa
+                await asyncio.wait(set(self._requests),
+                                   timeout=max(0.0, deadline - loop.time()))
+            messages, self._unsent = self._unsent, []
+            while not self.inputs.empty():
+                got = self.inputs.get_nowait()
+                message, meta = self._message(got)
+                if got.kind in ("speech", "dtmf"):
+                    messages.append((message, meta))
+            messages.append(("/caller_hung_up", {}))  # a request being confirmed stands
+            for message, meta in messages:
+                replies = await asyncio.wait_for(
+                    self.dialogue.send(self.call_id, message, {**meta, "caller_hung_up": True}),
+                    max(0.0, deadline - loop.time()))
+                self._turns += 1
+                log.info("rasa.after_hangup call_id=%s message=%s", self.call_id,
+                         message if message.startswith("/") else "<speech>")
+                if BotReply.parse(replies).transfer is not None:
+                    self._set_escalation("failed")
+                    self._system_turn("客户已挂机，未能转接坐席")
+        except Exception:
+            log.exception("call.last_words_lost call_id=%s", self.call_id)
 
     async def _settle_requests(self) -> None:
         """Requests still with Rasa: after an announcement they may finish (their actions
@@ -382,6 +436,7 @@ class CallSession:
 
     async def _ask(self, message: str, metadata: dict[str, Any]) -> BotReply:
         if self.leg.closed.is_set():
+            self._unsent.append((message, metadata))  # `_hear_out` sends it
             raise _CallerHungUp
         self._turns += 1
         started = self._clock()
@@ -530,19 +585,21 @@ class CallSession:
     # -- audio in: VAD, barge-in, ASR ----------------------------------------------
     async def _audio_in(self) -> None:
         while True:
-            frame = await self.leg.rx.get()
-            for event in self.vad.feed(frame.pcm):
-                if isinstance(event, SpeechStarted):
-                    await self._on_speech_started(event)
-                elif isinstance(event, SpeechEnded):
-                    await self._on_speech_ended(event)
-                elif isinstance(event, UtteranceTooShort):
-                    self._caller_speaking = False
-                    await self._stop_asr()
-            if self._feed is not None:
-                self._feed.put_nowait(frame.pcm)
-            else:
-                self._pre_roll.append(frame.pcm)
+            await self._on_audio((await self.leg.rx.get()).pcm)
+
+    async def _on_audio(self, pcm: bytes) -> None:
+        for event in self.vad.feed(pcm):
+            if isinstance(event, SpeechStarted):
+                await self._on_speech_started(event)
+            elif isinstance(event, SpeechEnded):
+                await self._on_speech_ended(event)
+            elif isinstance(event, UtteranceTooShort):
+                self._caller_speaking = False
+                await self._stop_asr()
+        if self._feed is not None:
+            self._feed.put_nowait(pcm)
+        else:
+            self._pre_roll.append(pcm)
 
     async def _on_speech_started(self, event: SpeechStarted) -> None:
         self._caller_speaking = True

@@ -9,14 +9,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import psycopg
 import pytest
 from sqlalchemy import select
 
+from bot.campaigns.definition import load_definition
 from bot.demo import PersonaResult, run_campaign, sample_campaigns
 from bot.services import RasaStack
-from bot.store import ConsentLedger, Database, DncRepo
+from bot.store import CampaignRepo, ConsentLedger, ContactRepo, Database, DncRepo
 from bot.store.models import Call, Consent, TranscriptTurn
+from bot.textcall import BotTurn, RasaClient, TextCall
 
 pytestmark = pytest.mark.rasa
 
@@ -154,3 +157,43 @@ def test_marketing_calls_on_postgresql(postgres_url: str) -> None:
 def test_examples_exist() -> None:
     for campaign_file, personas_dir in sample_campaigns():
         assert campaign_file.exists() and Path(personas_dir).is_dir()
+
+
+def test_a_do_not_call_request_heard_unclearly_is_confirmed_back(
+        results: dict, stack: RasaStack, sqlite_url: str) -> None:
+    """Through the real Rasa server and actions: a spoken 别再打了 that the recogniser only
+    guessed (snapped to a hint) is asked back; "no" goes on with the call, a keyed 1 bars
+    the number with the customer's own words."""
+    db = Database(sqlite_url)
+    phone = "13900009876"
+    with db.session() as session:
+        campaign = CampaignRepo(session).by_name(load_definition(
+            sample_campaigns()[0][0]).name)
+        assert campaign is not None
+        campaign_id = campaign.id
+        contact_id = ContactRepo(session).add(campaign_id, phone, name="测试", gender="男").id
+
+    async def converse() -> tuple[list[BotTurn], str]:
+        async with aiohttp.ClientSession() as http:
+            call_id, call = TextCall.dial(RasaClient(stack.rasa_url, http), db, campaign_id,
+                                          contact_id)
+            assert call is not None
+            await call.start()
+            await call.say("是我")
+            turns = [await call.hear("别再打了", 0.9, snapped=True)]
+            turns.append(await call.say("不是"))
+            turns.append(await call.hear("别再打了", 0.4))
+            turns.append(await call.key("1"))
+            return turns, call_id
+
+    (asked, denied, asked_again, barred), call_id = asyncio.run(converse())
+    assert any("您是说以后不要再给您打" in t for t in asked.texts), asked.texts
+    assert asked.listen is not None and asked.listen["dtmf_max"] == 1 and not asked.ends_call
+    assert denied.texts[0] == "好的。" and not denied.ends_call
+    assert any("您是说以后不要再给您打" in t for t in asked_again.texts)
+    assert barred.hangup and any("已为您登记" in t for t in barred.texts)
+    with db.session() as session:
+        entries = [e for e in DncRepo(session).active() if e.phone == phone]
+        call = session.get(Call, call_id)
+        assert call is not None and call.outcome == "do_not_call"
+    assert [(e.kind, e.reason) for e in entries] == [("do_not_call", "别再打了")]

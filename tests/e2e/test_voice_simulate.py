@@ -91,6 +91,19 @@ def test_answered_calls_have_recording_and_transcript(
         assert announced and all(a.completed_at is not None for a in announced)
 
 
+def test_words_said_as_the_caller_hangs_up_are_heard(
+        run: tuple[subprocess.CompletedProcess[str], Database]) -> None:
+    """hangs_up_mid_pitch says 你说 and hangs up at once, before the gateway's end-of-speech
+    silence: the utterance the hang-up cut short is still decoded and written."""
+    done, db = run
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    call_id = next(line["call_id"] for line in lines if line["persona"] == "hangs_up_mid_pitch")
+    with db.session() as session:
+        turns = [(t.speaker, t.text) for t in CallRepo(session).turns(call_id)]
+    assert len([t for t in turns if t[0] == "customer"]) == 2, turns  # 是我, 你说
+    assert turns[-1] == ("system", "客户挂机"), turns
+
+
 def test_exit_code_is_1_when_an_expectation_fails(tmp_path: Path) -> None:
     persona = (ROOT / "examples" / "personas" / "marketing" / "line_busy.yml").read_text()
     (tmp_path / "wrong.yml").write_text(

@@ -422,3 +422,84 @@ def test_the_classifiers_own_control_intent_stands() -> None:
     call.reply("affirm", "是我")
     call.reply("do_not_call", "再打我就投诉")
     assert call.outcome == Outcome("do_not_call")
+
+
+UNSURE = {"input_mode": "speech", "asr_confidence": 0.9, "asr_snapped": True}  # a hint guess
+
+
+@pytest.mark.parametrize("heard", [
+    {"input_mode": "speech", "asr_confidence": 0.9, "asr_snapped": True},
+    {"input_mode": "speech", "asr_confidence": 0.5, "asr_snapped": False},
+    {"input_mode": "speech", "asr_confidence": None},
+])
+def test_an_unclearly_heard_do_not_call_is_confirmed_first(heard: dict) -> None:
+    call = pitched()
+    step = call.reply("do_not_call", "别再打了", **heard)
+    assert (step.question, call.outcome) == ("confirm_dnc", None)
+    step = call.reply("affirm", "是的", input_mode="speech", asr_confidence=0.6)
+    assert step.lead == "end_dnc"
+    assert AddDoNotCall("do_not_call", "customer", "别再打了") in call.effects  # their words
+    assert call.outcome == Outcome("do_not_call")
+
+
+def test_a_clearly_heard_do_not_call_is_honoured_at_once() -> None:
+    call = pitched()
+    step = call.reply("do_not_call", "别再打了", input_mode="speech", asr_confidence=0.9)
+    assert step.lead == "end_dnc"
+
+
+def test_no_to_the_confirmation_goes_back_to_the_question() -> None:
+    call = pitched()
+    call.reply("do_not_call", "别再打了", **UNSURE)
+    step = call.reply("deny", "不是")
+    assert (step.lead, step.question) == ("go_on", "consent")
+    assert call.state.stage == "offer" and call.outcome is None
+    assert not [e for e in call.effects if isinstance(e, AddDoNotCall)]
+    assert call.reply("agree", "我同意").question == "readback"  # the call goes on
+
+
+def test_keyed_two_is_no_and_keyed_one_is_yes() -> None:
+    call = Call(SURVEY)
+    call.reply("affirm")
+    call.reply("complain", "我要投诉", **UNSURE)
+    assert call.state.stage == "confirm_control" and call.steps[-1].question == "confirm_complaint"
+    assert call.key("2").question == "permission_survey"
+    call.reply("complain", "我要投诉", **UNSURE)
+    assert call.key("1").lead == "end_complaint"
+    assert call.outcome == Outcome("complaint") and Escalate("complaint") in call.effects
+
+
+@pytest.mark.parametrize("answer", ["silence_timeout", "do_not_call"])
+def test_silence_or_the_request_again_honours_it(answer: str) -> None:
+    call = pitched()
+    call.reply("do_not_call", "别再打了", **UNSURE)
+    assert call.reply(answer, "", **UNSURE).lead == "end_dnc"
+
+
+def test_an_answer_that_is_neither_asks_once_more_then_the_request_stands() -> None:
+    call = pitched()
+    call.reply("do_not_call", "别再打了", **UNSURE)
+    step = call.reply("not_understand", "你说什么")
+    assert (step.lead, step.question) == ("sorry", "confirm_dnc")
+    assert call.reply("asr_unclear").lead == "end_dnc"
+
+
+def test_another_request_while_confirming_is_honoured() -> None:
+    call = pitched()
+    call.reply("do_not_call", "别再打了", **UNSURE)
+    assert call.reply("request_human", "转人工").lead == "end_transfer"
+    assert call.outcome == Outcome("escalated")
+
+
+def test_hanging_up_while_asked_back_leaves_the_request_standing() -> None:
+    call = pitched()
+    call.reply("complain", "我要投诉", **UNSURE)
+    assert call.reply("caller_hung_up").lead == "end_complaint"
+    assert call.outcome == Outcome("complaint")
+
+
+def test_hanging_up_elsewhere_leaves_the_outcome_to_the_channel() -> None:
+    call = pitched()
+    step = call.reply("caller_hung_up")
+    assert (step.lead, step.question, step.effects) == ("nothing", "nothing", [])
+    assert call.state.stage == "offer"

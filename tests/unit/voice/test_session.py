@@ -307,6 +307,88 @@ async def test_caller_hangs_up_mid_turn_keeps_recording_and_transcript(
     assert max(abs(v) for v in right) > 5000  # the bot's speech
 
 
+async def test_words_cut_short_by_the_hang_up_still_reach_rasa(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    """A survey answer said as the caller hangs up counts (the VAD never heard its end)."""
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "请打分"}, listen("score", timeout_s=5, hints=("四分",))],
+                        [{"text": "感谢评价，再见"}, HANGUP])
+    asr = ScriptedAsr(said("4"))
+    session, task = await start(sqlite_db, far, rasa, asr, tmp_path)
+    await wait_bot_quiet(far)
+    far.say(tone(800))
+    await asyncio.sleep(0.6)
+    far.hang_up()
+    result = await asyncio.wait_for(task, 10)
+
+    assert result.ended_by == "caller"
+    assert [m for m, _ in rasa.sent] == ["/call_started", "4", "/caller_hung_up"]
+    assert rasa.sent[1][1]["caller_hung_up"] is True
+    assert 300 <= asr.audio_ms[0] <= 900  # what was heard up to the hang-up
+    with sqlite_db.session() as s:
+        turns = [(t.speaker, t.text) for t in CallRepo(s).turns(session.call_id)]
+    assert ("customer", "4") in turns
+    assert ("bot", "感谢评价，再见") not in turns  # never said
+    assert turns[-1] == ("system", "客户挂机")
+
+
+async def test_digits_keyed_before_the_hang_up_still_reach_rasa(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "请输入后四位"}, listen("digits", timeout_s=5, dtmf_max=4)])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(), tmp_path,
+                                dtmf_interdigit_s=3.0)
+    await wait_bot_quiet(far)
+    far.key("12")  # the inter-digit timer is still running when the caller goes
+    await asyncio.sleep(0.1)
+    far.hang_up()
+    await asyncio.wait_for(task, 10)
+    assert [m for m, _ in rasa.sent][-2] == "/dtmf" + json.dumps({"digits": "12"})
+
+
+async def test_an_unclear_last_utterance_is_written_but_not_sent(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "请问方便吗"}, listen(timeout_s=5)])
+    asr = ScriptedAsr(Transcript("", 0.2, "scripted", raw="嗯啊", unclear=True))
+    session, task = await start(sqlite_db, far, rasa, asr, tmp_path)
+    await wait_bot_quiet(far)
+    far.say(tone(600))
+    await asyncio.sleep(0.5)
+    far.hang_up()
+    await asyncio.wait_for(task, 10)
+    assert [m for m, _ in rasa.sent] == ["/call_started", "/caller_hung_up"]
+    with sqlite_db.session() as s:
+        texts = [t.text for t in CallRepo(s).turns(session.call_id) if t.speaker == "customer"]
+    assert texts == ["[听不清] 嗯啊"]
+
+
+async def test_an_agent_asked_for_while_hanging_up_is_marked_failed(
+        sqlite_db: Database, tmp_path: Path) -> None:
+    far = FarEnd()
+    rasa = ScriptedRasa([{"text": "请问方便吗"}, listen(timeout_s=5)],
+                        [{"text": "正在为您转接"}, {"custom": {"transfer": {"reason": "x"}}}])
+    session, task = await start(sqlite_db, far, rasa, ScriptedAsr(said("转人工")), tmp_path,
+                                agent=FarEnd(), agent_uri="sip:agent@127.0.0.1")
+    with sqlite_db.session() as s:
+        call = s.get(Call, session.call_id)
+        assert call is not None
+        escalation_id = EscalationRepo(s).add(call.id, call.campaign_id, call.contact_id,
+                                              "request_human", {}).id
+    await wait_bot_quiet(far)
+    far.say(tone(600))
+    await asyncio.sleep(0.5)
+    far.hang_up()
+    await asyncio.wait_for(task, 10)
+    assert [m for m, _ in rasa.sent][-2] == "转人工"
+    with sqlite_db.session() as s:
+        from bot.store.models import Escalation
+        row = s.get(Escalation, escalation_id)
+        assert row is not None and row.status == "failed"
+        texts = [t.text for t in CallRepo(s).turns(session.call_id)]
+    assert "客户已挂机，未能转接坐席" in texts
+
+
 async def test_dialogue_failure_keeps_recording_and_says_sorry(
         sqlite_db: Database, tmp_path: Path) -> None:
     far = FarEnd()

@@ -32,13 +32,13 @@ def test_warm_a_stored_campaign_with_its_contacts(db: Database, tmp_path: Path) 
     report = warm_campaign(db, defn.name, cache, now=NOW, days=2, processes=1)
     assert report["campaign"] == defn.name
     assert report["wordings"] == 2  # one contact, two calling days (trial end moves)
-    assert report["prompts"] == report["total"] == report["synthesised"] == 53
+    assert report["prompts"] == report["total"] == report["synthesised"] == 56
     assert report["dynamic"] == ["utter_callback_confirm"]
     assert report["by_response"]["utter_disclose_trial"] == 2
     assert cache.lookup("请问您是张先生本人吗？") is not None
     assert cache.response_for("请问您是张先生本人吗？") == "utter_ask_identity"
     again = warm_campaign(db, defn.name, cache, now=NOW, days=2, processes=1)
-    assert (again["cached"], again["synthesised"]) == (53, 0)
+    assert (again["cached"], again["synthesised"]) == (56, 0)
 
 
 def test_warm_from_a_definition_file_without_a_database(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_warm_from_a_definition_file_without_a_database(tmp_path: Path) -> None:
     report = warm_campaign(None, CAMPAIGNS / "survey.yml", cache, now=NOW, days=1,
                            processes=1)
     assert report["source"].startswith("file ")
-    assert report["prompts"] == 35 and report["failed"] == 0  # 机主 only: no contacts
+    assert report["prompts"] == 38 and report["failed"] == 0  # 机主 only: no contacts
 
 
 def test_unknown_campaign(db: Database, tmp_path: Path) -> None:
