@@ -73,6 +73,7 @@ class VoskEngine(AsrEngine):
         self._model: Any = None  # vosk.Model, loaded on first use
         self._has_unk = False
         self._known: dict[str, bool] = {}
+        self._left_out: set[str] = set()  # phrases already reported as not in the vocabulary
 
     def describe(self) -> str:
         return f"vosk model={self.settings.model_path}"
@@ -115,7 +116,9 @@ class VoskEngine(AsrEngine):
         for phrase in phrases:
             words = segment(phrase, self.known)
             if words is None:
-                log.warning("asr.vosk.phrase_not_in_vocabulary phrase=%r", phrase)
+                if phrase not in self._left_out:  # once per phrase, not per utterance
+                    self._left_out.add(phrase)
+                    log.warning("asr.vosk.phrase_not_in_vocabulary phrase=%r", phrase)
                 continue
             out.setdefault(" ".join(words), phrase)
         return out or None

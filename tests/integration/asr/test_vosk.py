@@ -8,6 +8,7 @@ words; the engine must then say unclear (several phrases, or a partial phrase).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import time
@@ -68,6 +69,18 @@ def test_grammar_keeps_only_phrases_in_the_vocabulary(engine: VoskEngine) -> Non
     # 얼마예요 is cut into known words; a phrase with an unknown word is left out whole.
     assert grammar == {"네": "네", "얼마 예요": "얼마예요"}
     assert engine.grammar(Hints("free")) is None
+
+
+def test_a_phrase_out_of_the_vocabulary_is_reported_once(
+        engine: VoskEngine, caplog: pytest.LogCaptureFixture) -> None:
+    hints = Hints("yes_no", ("네", "转人工")).with_control(("我要投诉",))
+    with caplog.at_level(logging.WARNING, logger="waihu.asr.vosk"):
+        for _ in range(3):  # every utterance opens a recogniser with the turn's hints
+            assert engine.grammar(hints) == {"네": "네"}
+    reported = [r.getMessage() for r in caplog.records
+                if "phrase_not_in_vocabulary" in r.getMessage()]
+    assert sorted(reported) == ["asr.vosk.phrase_not_in_vocabulary phrase='我要投诉'",
+                                "asr.vosk.phrase_not_in_vocabulary phrase='转人工'"]
 
 
 @pytest.mark.parametrize("phrase", GRAMMAR)
