@@ -146,6 +146,7 @@ class _CallAction(Action, ABC):
                 )
                 step = self.decide(dialogue, tracker)
                 _apply(session, step, dialogue.state, call, contact, defn, tracker)
+                _note_intent(CallRepo(session), call.id, tracker)
         except CallNotReady as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
             return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
@@ -153,6 +154,18 @@ class _CallAction(Action, ABC):
 
     def decide(self, dialogue: flow.Dialogue, tracker: Tracker) -> flow.Step:
         return dialogue.handle(_reply(tracker))
+
+
+# Messages that are no customer turn of their own ("/silence_timeout" has a system turn).
+_NOT_A_TURN = frozenset({"call_started", "silence_timeout", "caller_hung_up"})
+
+
+def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker) -> None:
+    intent = (tracker.latest_message or {}).get("intent") or {}
+    if intent.get("name") and intent["name"] not in _NOT_A_TURN:
+        confidence = intent.get("confidence")
+        calls.note_intent(call_id, str(intent["name"]),
+                          None if confidence is None else round(float(confidence), 4))
 
 
 def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,

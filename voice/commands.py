@@ -108,7 +108,8 @@ def call(args: Any) -> int:
         calls = CallRepo(session)
         record = calls.get_call(job.call_id)
         turns = [{"speaker": t.speaker, "text": t.text, "input_mode": t.input_mode,
-                  "asr_confidence": t.asr_confidence,
+                  "asr_confidence": t.asr_confidence, "intent": t.intent,
+                  "intent_confidence": t.intent_confidence,
                   "at": t.started_at.isoformat() if t.started_at else None}
                  for t in calls.turns(job.call_id)]
         out = {**report.as_json(),
@@ -121,7 +122,10 @@ def call(args: Any) -> int:
         print(f"dial result: {out['dial_result']} (SIP {out['sip_status']})")
         print(f"outcome:     {out['outcome'] or '-'} {out['decline_reason'] or ''}")
         for turn in turns:
-            print(f"  {turn['speaker']:<8} {turn['text']}")
+            heard = (f"  [ASR {turn['asr_confidence']:.2f}]"
+                     if turn["asr_confidence"] is not None else "")
+            understood = f"  → {turn['intent']}" if turn["intent"] else ""
+            print(f"  {turn['speaker']:<8} {turn['text']}{heard}{understood}")
         if out.get("recording"):
             print(f"recording:   {out['recording']} (sha256 {out['recording_sha256']})")
     return 0 if report.error is None else 1

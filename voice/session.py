@@ -389,6 +389,7 @@ class CallSession:
                 if got.kind in ("speech", "dtmf"):
                     messages.append((message, meta))
             messages.append(("/caller_hung_up", {}))  # a request being confirmed stands
+            await self.transcript.flush()
             for message, meta in messages:
                 replies = await asyncio.wait_for(
                     self.dialogue.send(self.call_id, message, {**meta, "caller_hung_up": True}),
@@ -440,6 +441,7 @@ class CallSession:
             raise _CallerHungUp
         self._turns += 1
         started = self._clock()
+        await self.transcript.flush()  # the action notes its intent on the customer's turn
         # Shielded: a session cut short by an announcement lets the request finish.
         request = asyncio.ensure_future(self.dialogue.send(self.call_id, message, metadata))
         self._requests.add(request)

@@ -337,6 +337,20 @@ class CallRepo:
         self.session.flush()
         return turn
 
+    def note_intent(self, call_id: str, intent: str, confidence: float | None) -> bool:
+        """What the classifier made of the customer's latest turn, for QA: set on that
+        turn unless it already has one (the channel writes the turn before it sends the
+        words, so the latest customer turn is the one being classified)."""
+        turn = self.session.scalar(
+            select(TranscriptTurn).where(TranscriptTurn.call_id == call_id,
+                                         TranscriptTurn.speaker == "customer")
+            .order_by(TranscriptTurn.seq.desc()).limit(1))
+        if turn is None or turn.intent is not None:
+            return False
+        turn.intent, turn.intent_confidence = intent, confidence
+        self.session.flush()
+        return True
+
     def turns(self, call_id: str) -> Sequence[TranscriptTurn]:
         return self.session.scalars(
             select(TranscriptTurn)

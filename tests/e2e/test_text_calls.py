@@ -109,6 +109,9 @@ def test_transcript_is_recorded_turn_by_turn(results: dict, sqlite_url: str) -> 
     texts = [t.text for t in turns]
     assert any("每月5元" in t for t in texts)  # the price was said
     assert "[按键 1]" in texts
+    noted = [(t.text, t.intent) for t in turns if t.speaker == "customer"]
+    assert all(intent for _, intent in noted), noted  # what the classifier made of each
+    assert ("[按键 1]", "dtmf") in noted
     assert [t.seq for t in turns] == sorted(t.seq for t in turns)
 
 

@@ -86,6 +86,10 @@ def test_answered_calls_have_recording_and_transcript(
                   if t.speaker == "customer" and t.input_mode == "speech"]
         assert spoken, "no customer speech reached the transcript"
         assert all(t.asr_confidence is not None for t in spoken)
+        # Each went to Rasa and has its intent (an unclear reply is sent as /asr_unclear),
+        # except an unclear last utterance after the hang-up, which is not sent.
+        assert [t.text for t in spoken if t.intent is None
+                and not t.text.startswith("[听不清]")] == []
         announced = session.scalars(select(CallAttempt).where(
             CallAttempt.dial_result == "invalid_number")).all()
         assert announced and all(a.completed_at is not None for a in announced)

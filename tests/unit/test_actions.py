@@ -262,3 +262,22 @@ def test_a_clock_without_time_zone_is_ignored(db: Database) -> None:
     conv.run(act.ActionStartCall(), "call_started", "/call_started",
              metadata={"call_id": conv.call_id, "now": "2031-03-04T09:30:00"})
     assert conv.call().summary["clock_offset_s"] == 0.0
+
+
+def test_the_classified_intent_is_noted_on_the_customer_turn(db: Database) -> None:
+    conversation = Conversation(db, "marketing")
+    conversation.start()
+    with db.session() as session:
+        calls = CallRepo(session)
+        calls.add_turn(conversation.call_id, "customer", "是我", input_mode="speech")
+    conversation.run(act.ActionDialogue(), "silence_timeout", "/silence_timeout")  # no turn
+    conversation.run(act.ActionDialogue(), "affirm", "是我", confidence=0.93)
+    with db.session() as session:
+        calls = CallRepo(session)
+        calls.add_turn(conversation.call_id, "customer", "别再打了", input_mode="speech")
+    conversation.run(act.ActionDoNotCall(), "do_not_call", "别再打了", confidence=0.88)
+    with db.session() as session:
+        turns = [(t.text, t.intent, t.intent_confidence)
+                 for t in CallRepo(session).turns(conversation.call_id)
+                 if t.speaker == "customer"]
+    assert turns == [("是我", "affirm", 0.93), ("别再打了", "do_not_call", 0.88)]
