@@ -496,8 +496,10 @@ class CallSession:
                     self._talked_over = True
                 if self._barged.is_set() and not segment.disclosure:
                     return True
+                # asyncio.timeout, not wait_for: no task per frame per call (Python 3.11)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._barged.wait(), FRAME_MS / 1000)
+                    async with asyncio.timeout(FRAME_MS / 1000):
+                        await self._barged.wait()
             return self._talked_over or self._barged.is_set()
         finally:
             self._speaking = None
@@ -553,10 +555,9 @@ class CallSession:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return CallerInput("silence", at_ms=int(self.now_ms()))
-            try:
-                return await asyncio.wait_for(self.inputs.get(), min(remaining, 0.05))
-            except TimeoutError:
-                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.05)):
+                    return await self.inputs.get()
 
     def _message(self, got: CallerInput) -> tuple[str, dict[str, Any]]:
         meta: dict[str, Any] = {"input_mode": "speech"}
