@@ -5,7 +5,8 @@ Parsing only; the text client (bot/textcall.py) and the SIP simphone play them.
     id: consents_after_price
     dial: answer        # see below
     ring_s: 1.5         # ringing before the answer (or the announcement after it)
-    turns:              # each one is said after the bot has stopped speaking
+    turns:              # each one is said after the bot has stopped speaking (not hangup,
+                        # which follows the previous turn at once)
       - say: 是的，我是
       - dtmf: "1"
       - silent_s: 8
