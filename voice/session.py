@@ -382,15 +382,9 @@ class CallSession:
             if self._requests:  # an answer already taken, still with Rasa
                 await asyncio.wait(set(self._requests),
                                    timeout=max(0.0, deadline - loop.time()))
-            messages, self._unsent = self._unsent, []
-            while not self.inputs.empty():
-                got = self.inputs.get_nowait()
-                message, meta = self._message(got)
-                if got.kind in ("speech", "dtmf"):
-                    messages.append((message, meta))
-            messages.append(("/caller_hung_up", {}))  # a request being confirmed stands
-            await self.transcript.flush()
-            for message, meta in messages:
+
+            async def send(message: str, meta: dict[str, Any]) -> None:
+                await self.transcript.flush()  # its turn is written: the action notes it
                 replies = await asyncio.wait_for(
                     self.dialogue.send(self.call_id, message, {**meta, "caller_hung_up": True}),
                     max(0.0, deadline - loop.time()))
@@ -400,6 +394,16 @@ class CallSession:
                 if BotReply.parse(replies).transfer is not None:
                     self._set_escalation("failed")
                     self._system_turn("客户已挂机，未能转接坐席")
+
+            unsent, self._unsent = self._unsent, []
+            for message, meta in unsent:  # taken as a reply as the caller went
+                await send(message, meta)
+            while not self.inputs.empty():  # one by one: each turn, then its message
+                got = self.inputs.get_nowait()
+                message, meta = self._message(got)
+                if got.kind in ("speech", "dtmf"):
+                    await send(message, meta)
+            await send("/caller_hung_up", {})  # a request being confirmed back stands
         except Exception:
             log.exception("call.last_words_lost call_id=%s", self.call_id)
 
