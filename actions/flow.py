@@ -311,6 +311,10 @@ _CONTROL_WORDS = (
 )
 
 
+# A reply to "您是说…对吗？" that starts with a no is one, whatever words follow.
+_SAYS_NO = re.compile(r"(?:不是|不对|没有|没说|我没|不不)")
+
+
 def _control_by_words(text: str) -> str | None:
     return next((intent for intent, words in _CONTROL_WORDS if words.search(text)), None)
 
@@ -344,12 +348,12 @@ class Dialogue:
         if reply.intent != "silence_timeout":
             self.state.silences = 0
         intent = reply.intent
-        if intent not in _CONTROL_INTENTS and reply.input_mode != "dtmf":
-            intent = _control_by_words(reply.text) or intent
         if intent == "caller_hung_up":
             return self._caller_gone()
-        if self.state.stage == "confirm_control":
+        if self.state.stage == "confirm_control":  # no control words: "不是，我没说别再打了"
             return self._on_confirm_control(reply, intent)
+        if intent not in _CONTROL_INTENTS and reply.input_mode != "dtmf":
+            intent = _control_by_words(reply.text) or intent
         if intent in _CONFIRMED_CONTROLS and not self._heard_clearly(reply):
             return self._confirm_control(intent, reply.text)
         if intent in PRODUCT_QUESTIONS:
@@ -476,7 +480,7 @@ class Dialogue:
         """Only a clear no drops the request; yes, the request again, silence or a second
         answer that is neither honour it (when in doubt a do-not-call request stands)."""
         pending = self.state.pending_control or "do_not_call"
-        if intent == "deny" or reply.keyed == "2":
+        if intent == "deny" or reply.keyed == "2" or _SAYS_NO.match(reply.text):
             self.state.stage = self.state.resume_stage or "identity"
             self.state.pending_control, self.state.pending_words = None, ""
             return self._prompt(Step(lead="go_on"))

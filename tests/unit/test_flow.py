@@ -503,3 +503,14 @@ def test_hanging_up_elsewhere_leaves_the_outcome_to_the_channel() -> None:
     step = call.reply("caller_hung_up")
     assert (step.lead, step.question, step.effects) == ("nothing", "nothing", [])
     assert call.state.stage == "offer"
+
+
+@pytest.mark.parametrize("intent, text", [
+    ("do_not_call", "不是，我没说别再打了"),  # the words of the request, said as a no
+    ("nlu_fallback", "没有没有"),
+])
+def test_a_no_in_words_to_the_confirmation_is_a_no(intent: str, text: str) -> None:
+    call = pitched()
+    call.reply("do_not_call", "别再打了", **UNSURE)
+    assert call.reply(intent, text).lead == "go_on"
+    assert call.outcome is None
