@@ -370,40 +370,36 @@ class CallSession:
         An unclear utterance is written but not sent.  Then Rasa gets `/caller_hung_up`
         (a do-not-call request it was asking back about stands).  Bounded by `hangup_settle_s`;
         never raises."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.hangup_settle_s
+        async def send(message: str, meta: dict[str, Any]) -> None:
+            await self.transcript.flush()  # its turn is written: the action notes it
+            replies = await self.dialogue.send(self.call_id, message,
+                                               {**meta, "caller_hung_up": True})
+            self._turns += 1
+            log.info("rasa.after_hangup call_id=%s message=%s", self.call_id,
+                     message if message.startswith("/") else "<speech>")
+            if BotReply.parse(replies).transfer is not None:
+                self._set_escalation("failed")
+                self._system_turn("客户已挂机，未能转接坐席")
+
         try:
-            await self._drain_audio()
-            if self._digit_timer is not None:
-                self._digit_timer.cancel()
-            self._flush_digits()
-            if self._tasks:  # decodes under way
-                await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - loop.time()))
-            if self._requests:  # an answer already taken, still with Rasa
-                await asyncio.wait(set(self._requests),
-                                   timeout=max(0.0, deadline - loop.time()))
-
-            async def send(message: str, meta: dict[str, Any]) -> None:
-                await self.transcript.flush()  # its turn is written: the action notes it
-                replies = await asyncio.wait_for(
-                    self.dialogue.send(self.call_id, message, {**meta, "caller_hung_up": True}),
-                    max(0.0, deadline - loop.time()))
-                self._turns += 1
-                log.info("rasa.after_hangup call_id=%s message=%s", self.call_id,
-                         message if message.startswith("/") else "<speech>")
-                if BotReply.parse(replies).transfer is not None:
-                    self._set_escalation("failed")
-                    self._system_turn("客户已挂机，未能转接坐席")
-
-            unsent, self._unsent = self._unsent, []
-            for message, meta in unsent:  # taken as a reply as the caller went
-                await send(message, meta)
-            while not self.inputs.empty():  # one by one: each turn, then its message
-                got = self.inputs.get_nowait()
-                message, meta = self._message(got)
-                if got.kind in ("speech", "dtmf"):
+            async with asyncio.timeout(self.config.hangup_settle_s):
+                await self._drain_audio()
+                if self._digit_timer is not None:
+                    self._digit_timer.cancel()
+                self._flush_digits()
+                if self._tasks:  # decodes under way
+                    await asyncio.wait(set(self._tasks))
+                if self._requests:  # an answer already taken, still with Rasa
+                    await asyncio.wait(set(self._requests))
+                unsent, self._unsent = self._unsent, []
+                for message, meta in unsent:  # taken as a reply as the caller went
                     await send(message, meta)
-            await send("/caller_hung_up", {})  # a request being confirmed back stands
+                while not self.inputs.empty():  # one by one: each turn, then its message
+                    got = self.inputs.get_nowait()
+                    message, meta = self._message(got)
+                    if got.kind in ("speech", "dtmf"):
+                        await send(message, meta)
+                await send("/caller_hung_up", {})  # a request being confirmed back stands
         except Exception:
             log.exception("call.last_words_lost call_id=%s", self.call_id)
 
@@ -443,9 +439,9 @@ class CallSession:
         if self.leg.closed.is_set():
             self._unsent.append((message, metadata))  # `_hear_out` sends it
             raise _CallerHungUp
+        await self.transcript.flush()  # the action notes its intent on the customer's turn
         self._turns += 1
         started = self._clock()
-        await self.transcript.flush()  # the action notes its intent on the customer's turn
         # Shielded: a session cut short by an announcement lets the request finish.
         request = asyncio.ensure_future(self.dialogue.send(self.call_id, message, metadata))
         self._requests.add(request)
