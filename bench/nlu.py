@@ -32,7 +32,7 @@ from bot.demo import add_persona_contacts  # noqa: E402
 from bot.services import MODEL, RASA_BIN, RasaStack  # noqa: E402
 from bot.store import Database  # noqa: E402
 from bot.textcall import RasaClient, TextCall, play_persona  # noqa: E402
-from voice.simphone.persona import load_personas  # noqa: E402
+from bot.personas import load_personas  # noqa: E402
 
 
 class TimedClient(RasaClient):

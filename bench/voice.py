@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO))
 from voice.audio.frames import FRAME_MS, resample_linear  # noqa: E402
 from voice.audio.vad import SpeechEnded, Vad  # noqa: E402
 from voice.session import SessionConfig  # noqa: E402
-from voice.simphone.persona import Persona, Turn  # noqa: E402
+from bot.personas import Persona, Turn  # noqa: E402
 from voice.tts.espeak import SAMPLE_RATE, EspeakSynthesizer, Synthesizer, read_wav  # noqa: E402
 
 log = logging.getLogger("bench.voice")
@@ -745,7 +745,7 @@ async def run_rasa(ctx: dict[str, Any], engine_name: str) -> dict[str, Any]:
     from bot.services import RasaStack
     from bot.store import Database
     from voice.gateway import Gateway
-    from voice.simphone.persona import load_personas
+    from bot.personas import load_personas
 
     var = ctx["tmp"] / "rasa"
     var.mkdir()

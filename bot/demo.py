@@ -32,7 +32,7 @@ from bot.reports.figures import campaign_figures
 from bot.store import CallRepo, ContactRepo, Database
 from bot.store.models import Campaign, Contact
 from bot.textcall import RasaClient, TextCall, play_persona
-from voice.simphone.persona import Persona, load_personas
+from bot.personas import Persona, load_personas
 
 log = logging.getLogger("waihu.demo")
 

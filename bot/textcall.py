@@ -19,7 +19,7 @@ import aiohttp
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Campaign, Contact
-from voice.simphone.persona import Persona
+from bot.personas import Persona
 
 log = logging.getLogger("waihu.textcall")
 

@@ -40,7 +40,7 @@ from bot.store.models import Campaign, Contact
 from bot.textcall import RasaClient
 from voice.gateway import Gateway, GatewayConfig
 from voice.session import SessionConfig
-from voice.simphone.persona import Persona, load_personas
+from bot.personas import Persona, load_personas
 from voice.stack import VoiceSettings, voice_parts
 from voice.tts.warm import warm_campaign
 

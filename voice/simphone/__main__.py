@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from voice.simphone.persona import PersonaError, load_personas
+from bot.personas import PersonaError, load_personas
 from voice.simphone.phone import SimPhone, SimPhoneOptions, personas_by_number
 
 

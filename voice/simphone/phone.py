@@ -1,7 +1,7 @@
 """The simphone: a SIP UAS on UDP that answers every call as the dialled number's persona.
 
 One UDP socket carries SIP for all calls; each call gets an `RtpSession` of its own. The dial
-phase follows the persona's `dial` (format in `voice.simphone.persona`): ring and answer,
+phase follows the persona's `dial` (format in `bot.personas`): ring and answer,
 486, ring forever, 603, an operator announcement as early media before 404/480/486
 (`announce:KIND`), or one played after a 200 OK and ended with a BYE
 (`announce_answered:KIND`); after an answer its `turns` are played against what the bot is
@@ -32,7 +32,7 @@ from typing import Any, cast
 
 from voice.audio.frames import FRAME_MS, Frame, StereoRecorder, dbfs
 from voice.audio.vad import SpeechEnded, SpeechStarted, Vad, VadParams, VadState
-from voice.simphone.persona import Persona
+from bot.personas import Persona
 from voice.simphone.rtp import ReceivedFrame, RtpSession
 from voice.simphone.sip import (
     REASONS,

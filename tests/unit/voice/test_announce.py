@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
-from voice.simphone.persona import PersonaError, parse_persona
+from bot.personas import PersonaError, parse_persona
 from voice.simphone.phone import ANNOUNCEMENTS
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from voice.audio.g711 import alaw_encode, ulaw_encode
-from voice.simphone.persona import parse_persona
+from bot.personas import parse_persona
 from voice.simphone.phone import SimPhone, SimPhoneOptions, personas_by_number
 from voice.simphone.rtp import (
     PT_PCMA,

@@ -1,6 +1,7 @@
 """Persona files: how a virtual customer answers a call (format in DESIGN.md).
 
-Parsing only; the text client (bot/textcall.py) and the SIP simphone play them.
+Parsing only, in `bot/` because both halves read it: the text client (bot/textcall.py)
+and the SIP simphone (voice/simphone) play them.
 
     id: consents_after_price
     dial: answer        # see below
