@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions import context, flow, runtime
+from bot import channel
 from bot.campaigns.definition import CampaignDefinition, canonical_json, parse_definition
 from bot.privacy import mask_phone
 from bot.store import ConsentLedger
@@ -45,24 +46,22 @@ class CallNotReady(RuntimeError):
 def _reply(tracker: Tracker) -> flow.Reply:
     message = tracker.latest_message or {}
     intent = (message.get("intent") or {}).get("name") or "nlu_fallback"
-    meta = message.get("metadata") or {}
     entities = {e["entity"]: str(e["value"]) for e in message.get("entities") or []
                 if "entity" in e and "value" in e}
     text = message.get("text") or ""
-    if text.startswith("/"):  # a call event ("/dtmf{...}"), not words the customer said
+    if channel.is_event(text):  # "/dtmf{...}": a call event, not words the customer said
         text = entities.get("digits", "")
-    mode: flow.InputMode = "dtmf" if intent == "dtmf" else "text"
-    if meta.get("input_mode") in ("speech", "dtmf", "text"):
-        mode = meta["input_mode"]
+    meta = channel.TurnMeta.from_dict(message.get("metadata"),
+                                      default_mode="dtmf" if intent == "dtmf" else "text")
     return flow.Reply(
         intent=intent,
         text=text,
         intent_confidence=float((message.get("intent") or {}).get("confidence") or 0.0),
         entities=entities,
-        input_mode=mode,
-        asr_confidence=meta.get("asr_confidence"),
-        asr_snapped=bool(meta.get("asr_snapped")),
-        interrupted=tuple(meta.get("disclosures_interrupted") or ()),
+        input_mode=meta.input_mode,
+        asr_confidence=meta.asr_confidence,
+        asr_snapped=meta.asr_snapped,
+        interrupted=meta.disclosures_interrupted,
     )
 
 
@@ -156,13 +155,9 @@ class _CallAction(Action, ABC):
         return dialogue.handle(_reply(tracker))
 
 
-# Messages that are no customer turn of their own ("/silence_timeout" has a system turn).
-_NOT_A_TURN = frozenset({"call_started", "silence_timeout", "caller_hung_up"})
-
-
 def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker) -> None:
     intent = (tracker.latest_message or {}).get("intent") or {}
-    if intent.get("name") and intent["name"] not in _NOT_A_TURN:
+    if intent.get("name") and intent["name"] not in channel.NOT_A_TURN:
         confidence = intent.get("confidence")
         calls.note_intent(call_id, str(intent["name"]),
                           None if confidence is None else round(float(confidence), 4))

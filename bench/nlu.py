@@ -28,14 +28,15 @@ sys.path.insert(0, str(REPO))
 
 from bot.campaigns.definition import load_definition  # noqa: E402
 from bot.campaigns.registry import save_campaign  # noqa: E402
+from bot.channel import RasaChannel  # noqa: E402
 from bot.demo import add_persona_contacts  # noqa: E402
+from bot.personas import load_personas  # noqa: E402
 from bot.services import MODEL, RASA_BIN, RasaStack  # noqa: E402
 from bot.store import Database  # noqa: E402
-from bot.textcall import RasaClient, TextCall, play_persona  # noqa: E402
-from bot.personas import load_personas  # noqa: E402
+from bot.textcall import TextCall, play_persona  # noqa: E402
 
 
-class TimedClient(RasaClient):
+class TimedClient(RasaChannel):
     """Records the wall time of every REST round trip."""
 
     def __init__(self, *args: Any) -> None:

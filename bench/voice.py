@@ -57,10 +57,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
+from bot.personas import Persona, Turn  # noqa: E402
 from voice.audio.frames import FRAME_MS, resample_linear  # noqa: E402
 from voice.audio.vad import SpeechEnded, Vad  # noqa: E402
 from voice.session import SessionConfig  # noqa: E402
-from bot.personas import Persona, Turn  # noqa: E402
 from voice.tts.espeak import SAMPLE_RATE, EspeakSynthesizer, Synthesizer, read_wav  # noqa: E402
 
 log = logging.getLogger("bench.voice")
@@ -742,10 +742,10 @@ async def run_rasa(ctx: dict[str, Any], engine_name: str) -> dict[str, Any]:
 
     import voice.simulate as simulate
     from bot.demo import load_sample
+    from bot.personas import load_personas
     from bot.services import RasaStack
     from bot.store import Database
     from voice.gateway import Gateway
-    from bot.personas import load_personas
 
     var = ctx["tmp"] / "rasa"
     var.mkdir()

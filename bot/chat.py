@@ -10,9 +10,10 @@ import aiohttp
 
 from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
+from bot.channel import BotReply, RasaChannel
 from bot.services import RasaStack
 from bot.store import ContactRepo, Database
-from bot.textcall import BotTurn, RasaClient, TextCall
+from bot.textcall import TextCall
 
 HELP = """输入客户说的话 (type what the customer says). Commands:
   :1 … :9, :*, :#   key DTMF digits (":1234" keys four digits)
@@ -21,7 +22,7 @@ HELP = """输入客户说的话 (type what the customer says). Commands:
 """
 
 
-def _show(turn: BotTurn) -> None:
+def _show(turn: BotReply) -> None:
     for text in turn.texts:
         print(f"机器人> {text}")
     notes = []
@@ -58,7 +59,7 @@ async def chat(db: Database, args: argparse.Namespace) -> int:
           file=sys.stderr)
     with RasaStack(db.url.render_as_string(hide_password=False)) as stack:
         async with aiohttp.ClientSession() as http:
-            client = RasaClient(stack.rasa_url, http)
+            client = RasaChannel(stack.rasa_url, http)
             call_id, call = TextCall.dial(client, db, campaign_id, contact_id)
             assert call is not None
             print(HELP)

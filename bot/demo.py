@@ -27,12 +27,13 @@ from bot.campaigns.compliance import next_window_start
 from bot.campaigns.definition import CampaignDefinition, load_definition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
+from bot.channel import RasaChannel
+from bot.personas import Persona, load_personas
 from bot.reports.export import export, render_text
 from bot.reports.figures import campaign_figures
 from bot.store import CallRepo, ContactRepo, Database
 from bot.store.models import Campaign, Contact
-from bot.textcall import RasaClient, TextCall, play_persona
-from bot.personas import Persona, load_personas
+from bot.textcall import TextCall, play_persona
 
 log = logging.getLogger("waihu.demo")
 
@@ -113,7 +114,7 @@ def calling_day(defn: CampaignDefinition, today: date) -> tuple[datetime, dateti
 Placer = Callable[[CallJob, datetime], Coroutine[Any, Any, PersonaResult]]
 
 
-def text_placer(db: Database, client: RasaClient, dialer: Dialer,
+def text_placer(db: Database, client: RasaChannel, dialer: Dialer,
                 by_contact: dict[int, Persona], campaign: str) -> Placer:
     """Each job as a text-mode call: the persona's dial behaviour is the dial result and its
     turns go to Rasa as text; the job is completed at the call's virtual time."""
@@ -211,7 +212,7 @@ async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
     dialer = Dialer(db, "demo-text", lease_s=600)
     try:
         async with aiohttp.ClientSession() as http:
-            place = text_placer(db, RasaClient(rasa_url, http), dialer, by_contact, defn.name)
+            place = text_placer(db, RasaChannel(rasa_url, http), dialer, by_contact, defn.name)
             results = await dial_campaign(db, dialer, campaign_id, by_contact, start, end,
                                           place)
     finally:

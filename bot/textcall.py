@@ -8,85 +8,34 @@ channel: sender = call id, `/call_started` with the call's metadata, call events
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiohttp
-
+from bot import channel
+from bot.channel import BotReply, DialogueChannel, TurnMeta
+from bot.personas import Persona
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Campaign, Contact
-from bot.personas import Persona
 
 log = logging.getLogger("waihu.textcall")
-
-
-class RasaClient:
-    """The Rasa REST channel (`credentials.yml: rest`)."""
-
-    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
-        self.url = f"{base_url.rstrip('/')}/webhooks/rest/webhook"
-        self.session = session
-
-    async def send(self, sender: str, message: str,
-                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        body = {"sender": sender, "message": message, "metadata": metadata or {}}
-        async with self.session.post(self.url, json=body,
-                                     timeout=aiohttp.ClientTimeout(total=30)) as response:
-            response.raise_for_status()
-            replies: list[dict[str, Any]] = await response.json()
-            return replies
-
-
-@dataclass
-class BotTurn:
-    """What the bot said in one turn, and the control it asked for."""
-
-    texts: list[str] = field(default_factory=list)
-    listen: dict[str, Any] | None = None
-    hangup: bool = False
-    transfer: dict[str, Any] | None = None
-    disclosures: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_replies(cls, replies: list[dict[str, Any]]) -> BotTurn:
-        turn = cls()
-        for reply in replies:
-            if reply.get("text"):
-                turn.texts.append(reply["text"])
-            custom = reply.get("custom") or {}
-            if custom.get("hangup"):
-                turn.hangup = True
-            if "transfer" in custom:
-                turn.transfer = custom["transfer"]
-            if "listen" in custom:
-                turn.listen = custom["listen"]
-            if custom.get("barge_in") is False:
-                turn.disclosures.extend(custom.get("disclosure") or [])
-        return turn
-
-    @property
-    def ends_call(self) -> bool:
-        return self.hangup or self.transfer is not None
 
 
 class TextCall:
     """One answered call in text mode. Use `start()`, then `say()`/`key()`/`silence()`."""
 
-    def __init__(self, client: RasaClient, db: Database, call_id: str,
+    def __init__(self, client: DialogueChannel, db: Database, call_id: str,
                  now: datetime | None = None) -> None:
         self.client = client
         self.db = db
         self.call_id = call_id
         self.now = now  # the call's clock when simulated (sent as `now` at /call_started)
         self.ended = False
-        self.turns: list[BotTurn] = []
+        self.turns: list[BotReply] = []
 
     @classmethod
-    def dial(cls, client: RasaClient, db: Database, campaign_id: int, contact_id: int,
+    def dial(cls, client: DialogueChannel, db: Database, campaign_id: int, contact_id: int,
              dial_result: str = "answered") -> tuple[str, TextCall | None]:
         """Register the attempt with its dial result; a `TextCall` if it was answered."""
         with db.session() as session:
@@ -95,7 +44,7 @@ class TextCall:
         return call_id, cls.connect(client, db, call_id, dial_result)
 
     @classmethod
-    def connect(cls, client: RasaClient, db: Database, call_id: str,
+    def connect(cls, client: DialogueChannel, db: Database, call_id: str,
                 dial_result: str = "answered", now: datetime | None = None
                 ) -> TextCall | None:
         """Store the dial result of an attempt already made (by the dialer, or `dial`);
@@ -107,7 +56,7 @@ class TextCall:
                 calls.open_call(call_id)
         return cls(client, db, call_id, now) if dial_result == "answered" else None
 
-    async def start(self) -> BotTurn:
+    async def start(self) -> BotReply:
         with self.db.session() as session:
             call = session.get(Call, self.call_id)
             assert call is not None, self.call_id
@@ -115,50 +64,48 @@ class TextCall:
             assert contact is not None
             campaign = session.get(Campaign, call.campaign_id)
             assert campaign is not None
-            meta = {"call_id": self.call_id, "campaign_id": call.campaign_id,
-                    "contact_id": call.contact_id, "campaign_type": campaign.type,
-                    "input_mode": "text"}
-            if self.now is not None:
-                meta["now"] = self.now.isoformat()
+            meta = channel.call_started_meta(
+                call_id=self.call_id, campaign_id=call.campaign_id,
+                contact_id=call.contact_id, campaign_type=campaign.type, input_mode="text",
+                now=self.now)
             log.info("call.start call_id=%s phone=%s", self.call_id, mask_phone(contact.phone))
-        return await self._exchange("/call_started", meta, speaker=None)
+        return await self._exchange(channel.CALL_STARTED, meta, speaker=None)
 
-    async def say(self, text: str) -> BotTurn:
-        return await self._exchange(text, {"input_mode": "text"}, speaker=text)
+    async def say(self, text: str) -> BotReply:
+        return await self._exchange(text, TurnMeta().to_dict(), speaker=text)
 
-    async def hear(self, text: str, confidence: float, *, snapped: bool = False) -> BotTurn:
+    async def hear(self, text: str, confidence: float, *, snapped: bool = False) -> BotReply:
         """A spoken reply as the voice gateway sends it: the transcript, its acoustic
         confidence, and whether the recogniser snapped it to one of the bot's hints."""
-        meta = {"input_mode": "speech", "asr_confidence": confidence, "asr_snapped": snapped}
-        return await self._exchange(text, meta, speaker=text, input_mode="speech")
+        meta = TurnMeta("speech", asr_confidence=confidence, asr_snapped=snapped)
+        return await self._exchange(text, meta.to_dict(), speaker=text, input_mode="speech")
 
-    async def key(self, digits: str) -> BotTurn:
-        message = "/dtmf" + json.dumps({"digits": digits})
-        return await self._exchange(message, {"input_mode": "dtmf"},
+    async def key(self, digits: str) -> BotReply:
+        return await self._exchange(channel.dtmf_message(digits), TurnMeta("dtmf").to_dict(),
                                     speaker=f"[按键 {digits}]", input_mode="dtmf")
 
-    async def silence(self) -> BotTurn:
-        return await self._exchange("/silence_timeout", {"input_mode": "text"},
+    async def silence(self) -> BotReply:
+        return await self._exchange(channel.SILENCE_TIMEOUT, TurnMeta().to_dict(),
                                     speaker="[静音]", input_mode=None)
 
     async def hang_up(self) -> None:
         """The customer hangs up: Rasa hears of it (a do-not-call request being confirmed
         stands), then CallRepo.hang_up decides the outcome if there is none."""
         if not self.ended:
-            await self.client.send(self.call_id, "/caller_hung_up", {"input_mode": "text"})
+            await self.client.send(self.call_id, channel.CALLER_HUNG_UP, TurnMeta().to_dict())
         self.ended = True
         with self.db.session() as session:
             CallRepo(session).hang_up(self.call_id)
 
     async def _exchange(self, message: str, meta: dict[str, Any], speaker: str | None,
-                        input_mode: str | None = "text") -> BotTurn:
+                        input_mode: str | None = "text") -> BotReply:
         if self.ended:
             raise RuntimeError(f"call {self.call_id} has ended")
         if speaker is not None:
             with self.db.session() as session:
                 CallRepo(session).add_turn(self.call_id, "customer", speaker,
                                            input_mode=input_mode)
-        turn = BotTurn.from_replies(await self.client.send(self.call_id, message, meta))
+        turn = BotReply.parse(await self.client.send(self.call_id, message, meta))
         with self.db.session() as session:
             calls = CallRepo(session)
             for text in turn.texts:

@@ -21,8 +21,8 @@ import aiohttp
 from bot.campaigns.definition import load_definition
 from bot.campaigns.dialer import CallJob
 from bot.campaigns.registry import save_campaign
+from bot.channel import RasaChannel
 from bot.store import CallRepo, ContactRepo, Database
-from bot.textcall import RasaClient
 from voice.gateway import CallReport, Gateway, GatewayConfig
 from voice.session import SessionConfig
 from voice.stack import VoiceSettings, voice_parts
@@ -81,7 +81,7 @@ def _one_job(db: Database, args: Any) -> CallJob:
 async def _call(db: Database, rasa_url: str, job: CallJob, args: Any) -> CallReport:
     async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
         await asyncio.to_thread(_warm, db, job.campaign_name, parts)
-        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaClient(rasa_url, http),
+        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaChannel(rasa_url, http),
                           GatewayConfig(gateway_id="waihu-call", capacity=1,
                                         ring_timeout_s=args.ring_timeout,
                                         session=_session_config(args)))
@@ -140,7 +140,7 @@ async def _serve(db: Database, rasa_url: str, args: Any) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
-        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaClient(rasa_url, http),
+        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaChannel(rasa_url, http),
                           GatewayConfig(capacity=args.capacity, session=_session_config(args)))
         print(f"gateway {gateway.config.gateway_id} running: up to {args.capacity} calls; "
               "Ctrl-C stops dialling and lets the calls in progress finish", file=sys.stderr)

@@ -29,13 +29,14 @@ from sqlalchemy import delete
 
 from bot.campaigns.definition import CampaignDefinition, parse_definition
 from bot.campaigns.dialer import CallJob, Dialer
+from bot.channel import DialogueChannel
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Campaign, TranscriptTurn
 from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
 from voice.asr.base import AsrWorker, Hints
 from voice.audio.frames import SAMPLE_RATE, rms
-from voice.session import CallSession, Dialogue, SessionConfig, SessionResult, Speech
+from voice.session import CallSession, SessionConfig, SessionResult, Speech
 from voice.telephony.base import DialOutcome, DialRequest, Leg, Telephony
 
 log = logging.getLogger("waihu.gateway")
@@ -87,7 +88,7 @@ class CallReport:
 
 class Gateway:
     def __init__(self, db: Database, telephony: Telephony, asr: AsrWorker, tts: Speech,
-                 dialogue: Dialogue, config: GatewayConfig | None = None,
+                 dialogue: DialogueChannel, config: GatewayConfig | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.telephony = telephony

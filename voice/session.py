@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -44,6 +43,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from bot import channel
+from bot.channel import BotReply, BotSegment, DialogueChannel, TurnMeta
 from bot.store import CallRepo, Database, EscalationRepo
 from bot.store.models import Call
 from voice.asr.announce import Announcement, classify_announcement
@@ -55,13 +56,6 @@ from voice.telephony.base import DialRequest, Direction, Dtmf, Hangup, Leg, Tele
 log = logging.getLogger("waihu.session")
 
 InputKind = Literal["speech", "dtmf", "silence", "unclear"]
-
-
-class Dialogue(Protocol):
-    """The Rasa REST channel (bot.textcall.RasaClient)."""
-
-    async def send(self, sender: str, message: str,
-                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
 
 class Speech(Protocol):
@@ -97,46 +91,6 @@ class SessionConfig:
     # After the caller hangs up: how long their last words (an utterance or keyed digits
     # the hang-up cut short, a decode under way) may take to be decoded and reach Rasa.
     hangup_settle_s: float = 10.0
-
-
-@dataclass
-class BotSegment:
-    text: str
-    disclosure: tuple[str, ...] = ()  # ids; non-empty = `barge_in: false`
-
-
-@dataclass
-class BotReply:
-    """One Rasa answer: what to say and the control that goes with it."""
-
-    segments: list[BotSegment] = field(default_factory=list)
-    listen: dict[str, Any] | None = None
-    hangup: bool = False
-    transfer: dict[str, Any] | None = None
-
-    @classmethod
-    def parse(cls, replies: list[dict[str, Any]]) -> BotReply:
-        """Rasa's REST channel sends a response's text and its `custom` as two messages, the
-        custom one after its text: a `barge_in: false` marks the text just before it."""
-        reply = cls()
-        for message in replies:
-            if message.get("text"):
-                reply.segments.append(BotSegment(str(message["text"])))
-            custom = message.get("custom") or {}
-            if custom.get("hangup"):
-                reply.hangup = True
-            if "transfer" in custom:
-                reply.transfer = dict(custom["transfer"] or {})
-            if "listen" in custom:
-                reply.listen = dict(custom["listen"] or {})
-            if custom.get("barge_in") is False and reply.segments:
-                ids = tuple(str(d) for d in custom.get("disclosure") or ()) or ("unnamed",)
-                reply.segments[-1].disclosure = ids
-        return reply
-
-    @property
-    def ends_call(self) -> bool:
-        return self.hangup or self.transfer is not None
 
 
 @dataclass(frozen=True)
@@ -216,7 +170,7 @@ class TranscriptWriter:
 class CallSession:
     """Run with `await CallSession(...).run()` once the leg is answered."""
 
-    def __init__(self, *, call_id: str, leg: Leg, dialogue: Dialogue, asr: AsrWorker,
+    def __init__(self, *, call_id: str, leg: Leg, dialogue: DialogueChannel, asr: AsrWorker,
                  tts: Speech, db: Database, metadata: dict[str, Any],
                  config: SessionConfig | None = None, telephony: Telephony | None = None,
                  call_start: datetime | None = None, greeting: str | None = None,
@@ -376,7 +330,7 @@ class CallSession:
                                                {**meta, "caller_hung_up": True})
             self._turns += 1
             log.info("rasa.after_hangup call_id=%s message=%s", self.call_id,
-                     message if message.startswith("/") else "<speech>")
+                     channel.shown(message))
             if BotReply.parse(replies).transfer is not None:
                 self._set_escalation("failed")
                 self._system_turn("客户已挂机，未能转接坐席")
@@ -399,7 +353,7 @@ class CallSession:
                     message, meta = self._message(got)
                     if got.kind in ("speech", "dtmf"):
                         await send(message, meta)
-                await send("/caller_hung_up", {})  # a request being confirmed back stands
+                await send(channel.CALLER_HUNG_UP, {})  # a request being confirmed back stands
         except Exception:
             log.exception("call.last_words_lost call_id=%s", self.call_id)
 
@@ -414,7 +368,7 @@ class CallSession:
 
     async def _converse(self) -> None:
         meta = {**self.metadata, "input_mode": "speech"}
-        started = asyncio.create_task(self._ask("/call_started", meta))
+        started = asyncio.create_task(self._ask(channel.CALL_STARTED, meta))
         if self.greeting:
             try:
                 await self._speak(BotReply([BotSegment(self.greeting)]))
@@ -449,7 +403,7 @@ class CallSession:
         replies = await asyncio.shield(request)
         reply = BotReply.parse(replies)
         log.info("rasa.reply call_id=%s message=%s segments=%d ms=%.0f", self.call_id,
-                 message if message.startswith("/") else "<speech>", len(reply.segments),
+                 channel.shown(message), len(reply.segments),
                  (self._clock() - started) * 1000)
         return reply
 
@@ -560,30 +514,30 @@ class CallSession:
                     return await self.inputs.get()
 
     def _message(self, got: CallerInput) -> tuple[str, dict[str, Any]]:
-        meta: dict[str, Any] = {"input_mode": "speech"}
-        if self._pending_interrupted:
-            meta["disclosures_interrupted"] = self._pending_interrupted
+        interrupted = tuple(self._pending_interrupted)
         at = self._at(got.at_ms)
         end = self._at(got.end_ms or got.at_ms)
         if got.kind != "silence":
             self._replied = True  # no announcement check from now on
         if got.kind == "dtmf":
-            meta["input_mode"] = "dtmf"
             self._customer_turn(f"[按键 {got.text}]", "dtmf", None, at, end)
-            return "/dtmf" + json.dumps({"digits": got.text}), meta
+            return (channel.dtmf_message(got.text),
+                    TurnMeta("dtmf", disclosures_interrupted=interrupted).to_dict())
+        meta = TurnMeta("speech", disclosures_interrupted=interrupted)
         if got.kind == "silence":
             self._system_turn("客户无应答", at)
-            return "/silence_timeout", meta
+            return channel.SILENCE_TIMEOUT, meta.to_dict()
         transcript = got.transcript
         confidence = transcript.confidence if transcript else None
         if got.kind == "unclear":
             shown = f"[听不清] {transcript.raw}" if transcript and transcript.raw else "[听不清]"
             self._customer_turn(shown, "speech", confidence, at, end)
-            return "/asr_unclear", meta
-        meta["asr_confidence"] = confidence
-        meta["asr_snapped"] = bool(transcript and transcript.snapped)
+            return channel.ASR_UNCLEAR, meta.to_dict()
+        meta = TurnMeta("speech", asr_confidence=confidence,
+                        asr_snapped=bool(transcript and transcript.snapped),
+                        disclosures_interrupted=interrupted)
         self._customer_turn(got.text, "speech", confidence, at, end)
-        return got.text, meta
+        return got.text, meta.to_dict()
 
     # -- audio in: VAD, barge-in, ASR ----------------------------------------------
     async def _audio_in(self) -> None:

@@ -26,6 +26,7 @@ import aiohttp
 from bot.campaigns.definition import CampaignDefinition, Trunk
 from bot.campaigns.dialer import CallJob
 from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
+from bot.channel import RasaChannel
 from bot.demo import (
     PersonaResult,
     Placer,
@@ -34,13 +35,12 @@ from bot.demo import (
     dial_campaign,
     load_sample,
 )
+from bot.personas import Persona, load_personas
 from bot.reports.figures import campaign_figures
 from bot.store import Database
 from bot.store.models import Campaign, Contact
-from bot.textcall import RasaClient
 from voice.gateway import Gateway, GatewayConfig
 from voice.session import SessionConfig
-from bot.personas import Persona, load_personas
 from voice.stack import VoiceSettings, voice_parts
 from voice.tts.warm import warm_campaign
 
@@ -117,7 +117,7 @@ async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinitio
         try:
             async with aiohttp.ClientSession() as http:
                 gateway = Gateway(db, stack.telephony, stack.asr, stack.tts,
-                                  RasaClient(rasa_url, http), config)
+                                  RasaChannel(rasa_url, http), config)
                 results = await dial_campaign(
                     db, gateway.dialer, campaign_id, by_contact, start, end,
                     voice_placer(gateway, by_contact, defn.name),

@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.campaigns.definition import load_definition
+from bot.channel import BotReply, RasaChannel
 from bot.demo import PersonaResult, run_campaign, sample_campaigns
 from bot.services import RasaStack
 from bot.store import CampaignRepo, ConsentLedger, ContactRepo, Database, DncRepo
 from bot.store.models import Call, Consent, TranscriptTurn
-from bot.textcall import BotTurn, RasaClient, TextCall
+from bot.textcall import TextCall
 
 pytestmark = pytest.mark.rasa
 
@@ -176,9 +177,9 @@ def test_a_do_not_call_request_heard_unclearly_is_confirmed_back(
         campaign_id = campaign.id
         contact_id = ContactRepo(session).add(campaign_id, phone, name="测试", gender="男").id
 
-    async def converse() -> tuple[list[BotTurn], str]:
+    async def converse() -> tuple[list[BotReply], str]:
         async with aiohttp.ClientSession() as http:
-            call_id, call = TextCall.dial(RasaClient(stack.rasa_url, http), db, campaign_id,
+            call_id, call = TextCall.dial(RasaChannel(stack.rasa_url, http), db, campaign_id,
                                           contact_id)
             assert call is not None
             await call.start()

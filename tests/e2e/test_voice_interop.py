@@ -254,7 +254,7 @@ def recording_of(db: Database, call_id: str) -> Path:
 async def test_marketing_call_to_debian_baresip(rasa_url: str, db_url: str,
                                                 audio: dict[str, Path], peers: Peers,
                                                 parts: VoiceParts, tmp_path: Path) -> None:
-    from bot.textcall import RasaClient
+    from bot.channel import RasaChannel
 
     db = Database(db_url)
     phone = "13800000001"
@@ -265,7 +265,7 @@ async def test_marketing_call_to_debian_baresip(rasa_url: str, db_url: str,
         (job,) = claim_all(dialer, 1)
         assert job.target == customer.uri
         async with aiohttp.ClientSession() as http:
-            gw = gateway(db, parts, RasaClient(rasa_url, http), tmp_path)
+            gw = gateway(db, parts, RasaChannel(rasa_url, http), tmp_path)
             report = await place(gw, job)
     finally:
         pause_campaign(db, "interop-marketing")

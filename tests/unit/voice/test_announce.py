@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
 from bot.personas import PersonaError, parse_persona
+from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
 from voice.simphone.phone import ANNOUNCEMENTS
 
 

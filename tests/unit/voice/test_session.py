@@ -21,7 +21,7 @@ from bot.store.models import Call
 from tests.conftest import seed_call
 from voice.asr.base import AsrEngine, AsrWorker, Hints, Recognizer, Transcript
 from voice.audio.frames import FRAME_MS, SAMPLE_RATE
-from voice.session import BotReply, CallSession, SessionConfig
+from voice.session import CallSession, SessionConfig
 from voice.telephony.base import DialRequest
 from voice.telephony.fake import FakeTelephony, FarEnd
 
@@ -128,17 +128,6 @@ async def wait_bot_quiet(far: FarEnd, quiet_ms: int = 200, timeout: float = 10) 
             return
         await asyncio.sleep(0.02)
     raise TimeoutError("the bot never went quiet")
-
-
-def test_reply_parsing_marks_disclosures_and_controls() -> None:
-    reply = BotReply.parse([
-        {"text": "价格是每月十元。"}, {"custom": {"barge_in": False, "disclosure": ["price"]}},
-        {"text": "您同意吗？"}, listen()["custom"] and {"custom": listen()["custom"]},
-    ])
-    assert [s.disclosure for s in reply.segments] == [("price",), ()]
-    assert reply.listen is not None and reply.listen["expect"] == "yes_no"
-    assert not reply.ends_call
-    assert BotReply.parse([{"text": "再见"}, HANGUP]).ends_call
 
 
 async def test_greeting_starts_at_answer_and_speech_goes_to_rasa(
