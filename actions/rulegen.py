@@ -1,4 +1,4 @@
-"""Write data/rules/moves.yml from the LEADS and QUESTIONS tables of actions/flow.py.
+"""Write data/rules/moves.yml from the LEADS and QUESTIONS tables of actions/wording.py.
 
     python -m actions.rulegen          # rewrite the file
     python -m actions.rulegen --check  # exit 1 if the file is out of date (used by tests)
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from actions.flow import LEADS, QUESTIONS
+from actions.wording import LEADS, QUESTIONS
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "rules" / "moves.yml"
 DECIDING_ACTIONS = ("action_start_call", "action_dialogue", "action_escalate",

@@ -22,7 +22,7 @@ def replay(campaign: str, turns: list[tuple[str, str, dict[str, str]]]
     state = flow.FlowState()
     moves = []
     for turn in [None, *turns]:
-        dialogue = flow.Dialogue(script, state, now=NOW,
+        dialogue = flow.CallFlow(script, state, now=NOW,
                                  check_id=lambda digits: digits == ID_LAST4)
         if turn is None:
             step = dialogue.start()

@@ -10,7 +10,7 @@ import pytest
 from actions import flow
 from actions.flow import (
     AddDoNotCall,
-    Dialogue,
+    CallFlow,
     Escalate,
     FlowState,
     Outcome,
@@ -29,7 +29,7 @@ SURVEY = Script("survey", survey=(SurveyQuestion("install", "满意吗？", "sat
 
 
 class Call:
-    """Plays a conversation against the flow the way the actions do: one Dialogue per turn."""
+    """Plays a conversation against the flow the way the actions do: one CallFlow per turn."""
 
     def __init__(self, script: Script, check_id: str | None = None) -> None:
         self.script = script
@@ -39,7 +39,7 @@ class Call:
         self._run(lambda d: d.start())
 
     def _run(self, fn):  # type: ignore[no-untyped-def]
-        dialogue = Dialogue(self.script, self.state, now=NOW,
+        dialogue = CallFlow(self.script, self.state, now=NOW,
                             check_id=lambda digits: digits == self.check_id)
         step = fn(dialogue)
         self.state = dialogue.state
@@ -386,6 +386,15 @@ def test_state_round_trips_through_the_slot() -> None:
     call = pitched()
     assert FlowState.from_slot(call.state.to_slot()) == call.state
     assert FlowState.from_slot(None) == FlowState()
+
+
+def test_slot_stored_before_played_became_sent_is_read() -> None:
+    """A call in progress across a deploy keeps the disclosures it was sent."""
+    call = pitched()
+    old = call.state.to_slot()
+    old["played"] = old.pop("sent")
+    assert FlowState.from_slot(old) == call.state
+    assert call.state.sent and "played" not in call.state.to_slot()
 
 
 def test_after_the_end_nothing_more_is_said() -> None:
