@@ -114,7 +114,7 @@ def cmd_campaign_pause_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign_check(args: argparse.Namespace) -> int:
-    from bot.campaigns.dialer import check_campaign
+    from bot.campaigns.dryrun import check_campaign
     from bot.store import NotFound
 
     at = datetime.fromisoformat(args.at) if args.at else utcnow()
@@ -253,7 +253,7 @@ def cmd_dnc_list(args: argparse.Namespace) -> int:
 
 
 def cmd_qa_review(args: argparse.Namespace) -> int:
-    from bot.campaigns.dialer import record_qa_review
+    from bot.campaigns.qa import record_qa_review
     from bot.store import NotFound
 
     try:

@@ -248,7 +248,7 @@ class Grading(_Strict):
 
 
 class FollowUps(_Strict):
-    """Calls generated automatically after this campaign's calls (bot/campaigns/dialer.py)."""
+    """Calls generated automatically after this campaign's calls (bot/campaigns/followups.py)."""
 
     second_confirmation: str | None = Field(
         None, description="name of the second-confirmation campaign that re-confirms a trial "

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.campaigns.compliance import DeadlineWarning, deadline_warning, next_window_start
-from bot.campaigns.definition import CampaignDefinition, parse_definition
+from bot.campaigns.definition import CampaignDefinition, CampaignFileError, parse_definition
 from bot.store import CampaignRepo, Database
 from bot.store.models import Campaign
 
@@ -33,6 +33,16 @@ def save_campaign(db: Database, defn: CampaignDefinition) -> int:
 def campaign_definition(campaign: Campaign) -> CampaignDefinition:
     """The stored definition, validated (``CampaignFileError`` if it no longer is valid)."""
     return parse_definition(campaign.definition, f"campaign {campaign.name}")
+
+
+def definition_or_none(campaign: Campaign) -> CampaignDefinition | None:
+    """The stored definition, or None (logged) when it no longer is valid: the dialer skips
+    such a campaign and closes its calls without rescheduling them."""
+    try:
+        return campaign_definition(campaign)
+    except CampaignFileError as exc:
+        log.error("dialer.bad_definition campaign=%s error=%s", campaign.name, exc)
+        return None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.campaigns.dialer import CallJob, Dialer, check_campaign
+from bot.campaigns.dialer import CallJob, Dialer
+from bot.campaigns.dryrun import check_campaign
 from bot.campaigns.registry import (
     CampaignControlError,
     pause_campaign,
@@ -48,7 +49,7 @@ def sh(day: date, hh: int, mm: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=SH)
 
 
-# --- helpers (test_followups.py uses them too) ----------------------------------------------
+# --- helpers (test_followups.py, test_qa.py and test_dryrun.py use them too) ----------------
 
 
 def add_campaign(db: Database, name: str = "m", type: str = "marketing",
@@ -434,39 +435,6 @@ def test_restart_dials_nothing_twice(db: Database) -> None:
     assert after.complete(handed[0].call_id, NOW).already  # a completed attempt stays so
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(CallAttempt)) == 5
-
-
-# --- dry run ------------------------------------------------------------------------------
-
-
-def test_check_counts_a_seeded_list(db: Database) -> None:
-    cid = add_campaign(db, status="draft", dialing={"max_attempts": 2})
-    ids = add_contacts(db, cid, phones(8))
-    fresh1, fresh2, listed, done, invalid, waiting, exhausted, called_back = ids
-    set_contact(db, done, status="done")
-    set_contact(db, invalid, status="failed", last_result="invalid_number")
-    set_contact(db, waiting, next_attempt_at=NOW + timedelta(hours=1), attempts=1)
-    set_contact(db, exhausted, attempts=2)
-    set_contact(db, called_back, attempts=2)
-    with db.session() as session:
-        DncRepo(session).add(phones(3)[2], "do_not_call", "asked", "customer", "bot")
-        CallbackRepo(session).schedule(cid, called_back, NOW, "customer_request")
-    report = check_campaign(db, "m", NOW)
-    assert (report["status"], report["contacts"], report["would_dial"]) == ("draft", 8, 3)
-    assert report["skipped"] == {"dnc": 1, "done": 1, "invalid": 1, "attempts_exhausted": 1,
-                                 "in_progress": 0, "retry_wait": 1, "marketing_cap": 0,
-                                 "outside_window": 0}
-    assert report["next_retry_at"] == "2030-05-06T11:00:00+08:00"
-    lunch = check_campaign(db, "m", sh(MON, 12, 30))  # the retry is due by then, too
-    assert lunch["would_dial"] == 0 and lunch["skipped"]["outside_window"] == 4
-    assert lunch["next_window_start"] == "2030-05-06T14:00:00+08:00"
-    # nothing changed: the listed contact is still pending, nothing was dialled
-    assert contact(db, listed).status == "pending"
-    with db.session() as session:
-        assert session.scalar(select(func.count()).select_from(CallAttempt)) == 0
-    start_campaign(db, "m", NOW)  # and a real claim agrees with the dry run
-    jobs = Dialer(db, "gw").claim(NOW, capacity=10)
-    assert {j.contact_id for j in jobs} == {fresh1, fresh2, called_back}
 
 
 # --- several processes at once ----------------------------------------------------------
