@@ -1,0 +1,38 @@
+"""The scripted dialogue that stands in for Rasa, so the figures are the gateway's."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+GREETING = "您好，这里是外呼服务中心，我们在做一次服务回访，请问您现在方便说话吗？"
+QUESTIONS = ("请问您对我们的服务满意吗？", "您最近一个月使用过我们的产品吗？",
+             "请问您愿意参加我们的会员活动吗？", "您是否需要我们再发一条短信给您？",
+             "请问这个号码是您本人在使用吗？", "您还有其他问题需要咨询吗？")
+GOODBYE = "好的，感谢您的配合，祝您生活愉快，再见。"
+
+
+class ScriptedDialogue:
+    """Rasa's REST reply shape without Rasa: greeting, questions, goodbye + hangup."""
+
+    def __init__(self, questions: int, hints: tuple[str, ...]) -> None:
+        self.questions = questions
+        self.listen = {"expect": "yes_no", "hints": list(hints), "dtmf_max": 0, "timeout_s": 8}
+        self.turn: dict[str, int] = defaultdict(int)
+        self.heard: dict[str, list[str]] = defaultdict(list)
+
+    def texts(self) -> list[str]:
+        return [GREETING, *QUESTIONS, GOODBYE]
+
+    async def send(self, sender: str, message: str,
+                   metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        n = self.turn[sender]
+        self.turn[sender] += 1
+        if n:
+            self.heard[sender].append(message)
+        if n > self.questions:
+            return [{"recipient_id": sender, "text": GOODBYE},
+                    {"recipient_id": sender, "custom": {"hangup": True}}]
+        text = GREETING if n == 0 else QUESTIONS[(n - 1) % len(QUESTIONS)]
+        return [{"recipient_id": sender, "text": text},
+                {"recipient_id": sender, "custom": {"listen": dict(self.listen)}}]
