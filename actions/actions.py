@@ -1,6 +1,6 @@
 """Rasa SDK actions: the boundary between Rasa, the call flow and the database.
 
-Each action reads the turn from the tracker, lets ``actions.flow.Dialogue`` decide, then
+Each action reads the turn from the tracker, lets ``actions.flow.CallFlow`` decide, then
 applies the decision in one unit of work (``bot.store``) and sends the responses and
 control payloads (`custom`) back to Rasa. Run with ``rasa run actions`` from `.venv`.
 """
@@ -24,7 +24,7 @@ from bot import channel
 from bot.campaigns.definition import CampaignDefinition, canonical_json, parse_definition
 from bot.privacy import mask_phone
 from bot.store import ConsentLedger
-from bot.store.models import Call, Campaign, Contact
+from bot.store.models import Call, CallAttempt, Campaign, Contact
 from bot.store.repositories import (
     CallbackRepo,
     CallRepo,
@@ -125,7 +125,12 @@ def _history(tracker: Tracker, limit: int = 10) -> list[dict[str, Any]]:
 
 
 class _CallAction(Action, ABC):
-    """Shared run(): decide with the flow, apply effects, send messages."""
+    """Shared run(): decide with the flow, apply effects, send messages.
+
+    The flow's state is the server's (`calls.flow_state`), read and written back in the
+    same unit of work as the effects it leads to; the `flow` slot the request carries is
+    only a mirror and is never read.  A message for a call that has ended, or whose lease
+    was taken back, changes nothing."""
 
     @abstractmethod
     def name(self) -> str: ...
@@ -136,9 +141,10 @@ class _CallAction(Action, ABC):
         try:
             with runtime.database().session() as session:
                 call, campaign, contact, defn = _load(session, call_id)
-                dialogue = flow.Dialogue(
+                state = _server_state(session, call)
+                dialogue = flow.CallFlow(
                     context.build_script(defn, can_verify_id=bool(contact.id_last4_hash)),
-                    flow.FlowState.from_slot(tracker.get_slot("flow")),
+                    state,
                     check_id=lambda digits: bool(
                         ContactRepo(session).check_id_last4(contact, digits)),
                     now=_now(defn, call),
@@ -149,10 +155,35 @@ class _CallAction(Action, ABC):
         except CallNotReady as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
             return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
+        except CallClosed as exc:
+            log.warning("call.message_after_end call_id=%s why=%s message=%s", call_id, exc,
+                        channel.shown((tracker.latest_message or {}).get("text") or ""))
+            return _events(flow.Step(), exc.state)
         return _events(step, dialogue.state)
 
-    def decide(self, dialogue: flow.Dialogue, tracker: Tracker) -> flow.Step:
+    def decide(self, dialogue: flow.CallFlow, tracker: Tracker) -> flow.Step:
         return dialogue.handle(_reply(tracker))
+
+
+class CallClosed(RuntimeError):
+    """The call is over (or not started): a message for it must change nothing."""
+
+    def __init__(self, why: str, state: flow.FlowState) -> None:
+        super().__init__(why)
+        self.state = state
+
+
+def _server_state(session: Session, call: Call) -> flow.FlowState:
+    """The call's flow state as the server holds it, if the call may still take a turn."""
+    state = flow.FlowState.from_slot(call.flow_state)
+    attempt = session.get(CallAttempt, call.attempt_id)
+    if call.flow_state is None:
+        raise CallClosed("not started", state)
+    if call.ended_at is not None:
+        raise CallClosed("ended", state)
+    if attempt is not None and attempt.completed_at is not None:
+        raise CallClosed("lease taken back", state)
+    return state
 
 
 def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker) -> None:
@@ -165,7 +196,10 @@ def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker) -> None:
 
 def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
            contact: Contact, defn: CampaignDefinition, tracker: Tracker) -> None:
+    before = flow.FlowState.from_slot(call.flow_state)
     calls = CallRepo(session)
+    state.question = step.question  # what action_ask will ask, read back from here
+    call.flow_state = state.to_slot()
     calls.update_call(call.id, stage=state.stage, verified=state.verified,
                       pitched=state.pitched,
                       summary={**(call.summary or {}),
@@ -205,9 +239,8 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
                                            "customer_request", call_id=call.id,
                                            requested_text=effect.said)
         elif isinstance(effect, flow.Escalate):
-            before = tracker.get_slot("flow") or {}
             EscalationRepo(session).add(call.id, call.campaign_id, contact.id, effect.reason, {
-                "stage_before": before.get("stage"),
+                "stage_before": before.stage,
                 "customer_title": tracker.get_slot("customer_title"),
                 "campaign": defn.name, "campaign_type": defn.type,
                 "verified": state.verified, "pitched": state.pitched,
@@ -229,22 +262,29 @@ class ActionStartCall(_CallAction):
         call_id = str(meta.get("call_id") or tracker.sender_id)
         try:
             with runtime.database().session() as session:
-                call = CallRepo(session).open_call(call_id)
-                _, _, contact, defn = _load(session, call.id)
+                call, _, contact, defn = _load(session, call_id)
+                if call.flow_state is not None or call.ended_at is not None:
+                    raise CallClosed("already started", flow.FlowState.from_slot(
+                        call.flow_state))
                 CallRepo(session).update_call(call.id, summary={
                     **(call.summary or {}), "clock_offset_s": _clock_offset(meta)})
                 slots = context.wording_slots(defn, name=contact.name, gender=contact.gender,
                                               fields=contact.fields or {},
                                               now=_now(defn, call))
-                dialogue = flow.Dialogue(context.build_script(
+                dialogue = flow.CallFlow(context.build_script(
                     defn, can_verify_id=bool(contact.id_last4_hash)), flow.FlowState())
                 step = dialogue.start()
+                dialogue.state.question = step.question
+                call.flow_state = dialogue.state.to_slot()
                 CallRepo(session).update_call(call.id, stage=dialogue.state.stage)
                 log.info("call.started call_id=%s campaign=%s phone=%s", call.id, defn.name,
                          mask_phone(contact.phone))
         except (CallNotReady, LookupError) as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
             return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
+        except CallClosed as exc:
+            log.warning("call.start_refused call_id=%s why=%s", call_id, exc)
+            return _events(flow.Step(), exc.state)
         ids = {"call_id": call_id, "campaign_id": float(call.campaign_id),
                "contact_id": float(contact.id)}
         return [SlotSet(k, v) for k, v in {**slots, **ids}.items()] + _events(step, dialogue.state)
@@ -261,7 +301,10 @@ class ActionAsk(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: dict[str, Any]) -> list[EventType]:
-        state = flow.FlowState.from_slot(tracker.get_slot("flow"))
+        call_id = tracker.get_slot("call_id") or tracker.sender_id
+        with runtime.database().session() as session:
+            call = session.get(Call, call_id)
+            state = flow.FlowState.from_slot(call.flow_state if call is not None else None)
         events: list[EventType] = [SlotSet("question", state.question)]
         if state.outcome in ("escalated", "complaint"):
             events.append(ConversationPaused())

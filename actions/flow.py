@@ -60,7 +60,6 @@ from bot.timeparse import parse_callback_time, say_time
 __all__ = [
     # the machine
     "CallFlow",
-    "Dialogue",  # deprecated alias of CallFlow, for actions/actions.py until it switches
     "PRODUCT_QUESTIONS",
     "MAX_CONTROL_ASKS",
     "MAX_ID_TRIES",
@@ -349,6 +348,3 @@ class CallFlow(OfferStages):
         self.state.answered.append("open")
         return self._end("end_survey", Outcome("survey_completed"),
                          SaveSurveyAnswer("open", self.script.open_question, text=reply.text))
-
-
-Dialogue = CallFlow  # deprecated: the old name, until actions/actions.py says CallFlow

@@ -9,30 +9,42 @@ channel: sender = call id, `/call_started` with the call's metadata, call events
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import channel
+from bot import callrecord, channel, events
 from bot.channel import BotReply, DialogueChannel, TurnMeta
+from bot.events import CallEvent, EventBus, InProcessBus
 from bot.personas import Persona
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Campaign, Contact
+from bot.transcript import TranscriptSink
 
 log = logging.getLogger("waihu.textcall")
 
 
 class TextCall:
-    """One answered call in text mode. Use `start()`, then `say()`/`key()`/`silence()`."""
+    """One answered call in text mode. Use `start()`, then `say()`/`key()`/`silence()`.
+
+    Its turns are published on the event bus like a voice call's and written by a
+    `TranscriptSink`; the call's timeline is the wall time since the answer, on the call's
+    clock (*now*, virtual in a simulation)."""
 
     def __init__(self, client: DialogueChannel, db: Database, call_id: str,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, events: EventBus | None = None) -> None:
         self.client = client
         self.db = db
         self.call_id = call_id
         self.now = now  # the call's clock when simulated (sent as `now` at /call_started)
+        self.call_start = now or datetime.now(UTC)
+        self._t0 = time.monotonic()
         self.ended = False
+        self._closed = False
         self.turns: list[BotReply] = []
+        self.events = events or InProcessBus()
+        self.transcript = TranscriptSink(db, call_id).attach(self.events)
 
     @classmethod
     def dial(cls, client: DialogueChannel, db: Database, campaign_id: int, contact_id: int,
@@ -45,16 +57,16 @@ class TextCall:
 
     @classmethod
     def connect(cls, client: DialogueChannel, db: Database, call_id: str,
-                dial_result: str = "answered", now: datetime | None = None
-                ) -> TextCall | None:
+                dial_result: str = "answered", now: datetime | None = None,
+                events: EventBus | None = None) -> TextCall | None:
         """Store the dial result of an attempt already made (by the dialer, or `dial`);
         a `TextCall` if it was answered.  *now*: a virtual clock for the conversation."""
         with db.session() as session:
-            calls = CallRepo(session)
-            calls.set_dial_result(call_id, dial_result)
-            if dial_result == "answered":
-                calls.open_call(call_id)
-        return cls(client, db, call_id, now) if dial_result == "answered" else None
+            callrecord.record_dial_result(session, call_id, dial_result,
+                                          now or datetime.now(UTC))
+        if dial_result != "answered":
+            return None
+        return cls(client, db, call_id, now, events)
 
     async def start(self) -> BotReply:
         with self.db.session() as session:
@@ -78,7 +90,8 @@ class TextCall:
         """A spoken reply as the voice gateway sends it: the transcript, its acoustic
         confidence, and whether the recogniser snapped it to one of the bot's hints."""
         meta = TurnMeta("speech", asr_confidence=confidence, asr_snapped=snapped)
-        return await self._exchange(text, meta.to_dict(), speaker=text, input_mode="speech")
+        return await self._exchange(text, meta.to_dict(), speaker=text, input_mode="speech",
+                                    asr_confidence=confidence)
 
     async def key(self, digits: str) -> BotReply:
         return await self._exchange(channel.dtmf_message(digits), TurnMeta("dtmf").to_dict(),
@@ -90,30 +103,51 @@ class TextCall:
 
     async def hang_up(self) -> None:
         """The customer hangs up: Rasa hears of it (a do-not-call request being confirmed
-        stands), then CallRepo.hang_up decides the outcome if there is none."""
+        stands), then the call record closes the call (its outcome if the flow left
+        none)."""
         if not self.ended:
             await self.client.send(self.call_id, channel.CALLER_HUNG_UP, TurnMeta().to_dict())
         self.ended = True
-        with self.db.session() as session:
-            CallRepo(session).hang_up(self.call_id)
+        await self._close("caller")
+
+    def _offset_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def _publish(self, name: str, **data: Any) -> None:
+        offset = self._offset_ms()
+        self.events.publish(CallEvent(name, self.call_id, offset,
+                                      self.call_start + timedelta(milliseconds=offset), data))
 
     async def _exchange(self, message: str, meta: dict[str, Any], speaker: str | None,
-                        input_mode: str | None = "text") -> BotReply:
+                        input_mode: str | None = "text",
+                        asr_confidence: float | None = None) -> BotReply:
         if self.ended:
             raise RuntimeError(f"call {self.call_id} has ended")
         if speaker is not None:
-            with self.db.session() as session:
-                CallRepo(session).add_turn(self.call_id, "customer", speaker,
-                                           input_mode=input_mode)
+            self._publish(events.TURN_CUSTOMER, text=speaker, input_mode=input_mode,
+                          asr_confidence=asr_confidence)
+            await self.transcript.flush()  # the action notes its intent on this turn
         turn = BotReply.parse(await self.client.send(self.call_id, message, meta))
-        with self.db.session() as session:
-            calls = CallRepo(session)
-            for text in turn.texts:
-                calls.add_turn(self.call_id, "bot", text)
+        for text in turn.texts:
+            self._publish(events.TURN_BOT, text=text)
         self.turns.append(turn)
         if turn.ends_call:
             self.ended = True
+            await self._close("transfer" if turn.transfer is not None else "bot")
+        else:
+            await self.transcript.flush()
         return turn
+
+    async def _close(self, ended_by: callrecord.EndedBy) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.transcript.flush()
+        with self.db.session() as session:
+            callrecord.close(session, self.call_id, ended_by=ended_by,
+                             ended_at=self.call_start + timedelta(
+                                 milliseconds=self._offset_ms()))
+        await self.transcript.close()
 
     def outcome(self) -> dict[str, Any]:
         with self.db.session() as session:

@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
-
+from bot import callrecord
 from bot.campaigns.definition import CampaignDefinition, parse_definition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.channel import DialogueChannel
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
-from bot.store.models import Call, Campaign, TranscriptTurn
+from bot.store.models import Call, Campaign
 from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
 from voice.asr.base import AsrWorker, Hints
 from voice.audio.frames import SAMPLE_RATE, rms
@@ -143,10 +142,7 @@ class Gateway:
         report.dial_result, report.setup_ms = result, outcome.setup_ms
         report.sip_status, report.sip_reason = outcome.sip_status, outcome.reason
         with self.db.session() as session:
-            calls = CallRepo(session)
-            calls.set_dial_result(job.call_id, result, at=now)
-            if result == "answered":
-                calls.open_call(job.call_id)
+            callrecord.record_dial_result(session, job.call_id, result, now)
         log.info("gateway.dial_result call_id=%s result=%s sip=%s setup_ms=%s", job.call_id,
                  result, outcome.sip_status, outcome.setup_ms)
         if result != "answered":
@@ -168,15 +164,8 @@ class Gateway:
         assert session is not None and session.announcement is not None
         result = session.announcement
         with self.db.session() as db:
-            calls = CallRepo(db)
-            db.execute(delete(TranscriptTurn).where(TranscriptTurn.call_id == call_id))
-            call = db.get(Call, call_id)
-            if call is not None:
-                db.delete(call)
-                db.flush()
-            attempt = calls.set_dial_result(call_id, result,
-                                            at=now + timedelta(milliseconds=session.duration_ms))
-            attempt.answered_at = None
+            callrecord.drop_answered(db, call_id, result,
+                                     now + timedelta(milliseconds=session.duration_ms))
         report.dial_result, report.announcement = result, session.announcement_text
         log.info("gateway.dial_result call_id=%s result=%s sip=%s announced_after_answer=true "
                  "recording=%s", call_id, result, report.sip_status, session.recording_path)

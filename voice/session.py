@@ -16,9 +16,10 @@ prompt cache and their `custom` payloads obeyed (DESIGN.md, "Contracts"):
 
 Every frame in and out goes into a `StereoRecorder` (caller left, bot right), written
 with its sha256 when the call ends however it ends; every turn goes into the transcript
-with its offset on the call timeline, ASR confidence and input mode.  The transcript is
-written by a `TranscriptWriter`: one worker thread per call, in order, off the event loop;
-the session waits for it before it reports its result.
+with its offset on the call timeline, ASR confidence and input mode.  Turns and other call
+events are published on the event bus (`bot.events`); the transcript is written by a
+`bot.transcript.TranscriptSink` subscribed to it (one worker thread per call, in order,
+off the event loop); the session waits for it before it reports its result.
 
 Some exchanges answer (200 OK) and then play the carrier announcement (空号, 停机, 关机,
 正在通话中).  Until the caller's first words have been taken as a reply, anything they say
@@ -37,16 +38,16 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bot import channel
+from bot import callrecord, channel, events
 from bot.channel import BotReply, BotSegment, DialogueChannel, TurnMeta
-from bot.store import CallRepo, Database, EscalationRepo
-from bot.store.models import Call
+from bot.events import CallEvent, EventBus, InProcessBus
+from bot.store import Database, EscalationRepo
+from bot.transcript import TranscriptSink
 from voice.asr.announce import Announcement, classify_announcement
 from voice.asr.base import AsrWorker, Hints, Recognizer, Transcript
 from voice.audio.frames import FRAME_MS, Frame, StereoRecorder
@@ -105,7 +106,7 @@ class CallerInput:
 @dataclass
 class SessionResult:
     call_id: str
-    ended_by: str  # bot | caller | transfer | bridge_ended | failure | timeout
+    ended_by: callrecord.EndedBy
     turns: int
     recording_path: str | None
     recording_sha256: str | None
@@ -120,53 +121,6 @@ class SessionResult:
     transcript_failures: int = 0  # turns the database did not take (logged)
 
 
-class TranscriptWriter:
-    """The call's database writes, in order, on one worker thread of its own.
-
-    `add_turn` returns at once (the event loop never waits for the database); `submit` runs
-    any other unit of work in the same queue, after the turns before it.  A failed write is
-    logged with the call id and counted; the ones after it still run.  `close` waits for
-    everything queued, then lets the thread go.
-    """
-
-    def __init__(self, db: Database, call_id: str) -> None:
-        self.db = db
-        self.call_id = call_id
-        self.failures = 0
-        self._executor = ThreadPoolExecutor(max_workers=1,
-                                            thread_name_prefix=f"transcript-{call_id[:8]}")
-        self._pending: set[asyncio.Future[None]] = set()
-
-    def add_turn(self, speaker: str, text: str, **fields: Any) -> None:
-        def write() -> None:
-            with self.db.session() as session:
-                CallRepo(session).add_turn(self.call_id, speaker, text, **fields)
-        self.submit(write, "transcript")
-
-    def submit(self, work: Callable[[], None], what: str) -> asyncio.Future[None]:
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, work,
-                                                            what)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        return future
-
-    def _run(self, work: Callable[[], None], what: str) -> None:
-        try:
-            work()
-        except Exception:
-            self.failures += 1
-            log.exception("call.%s_failed call_id=%s", what, self.call_id)
-
-    async def flush(self) -> None:
-        """Until everything queued so far is written (or has failed and been logged)."""
-        while self._pending:
-            await asyncio.wait(set(self._pending))
-
-    async def close(self) -> None:
-        await self.flush()
-        self._executor.shutdown(wait=False)
-
-
 class CallSession:
     """Run with `await CallSession(...).run()` once the leg is answered."""
 
@@ -174,7 +128,8 @@ class CallSession:
                  tts: Speech, db: Database, metadata: dict[str, Any],
                  config: SessionConfig | None = None, telephony: Telephony | None = None,
                  call_start: datetime | None = None, greeting: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 events: EventBus | None = None) -> None:
         self.call_id = call_id
         self.leg = leg
         self.dialogue = dialogue
@@ -219,7 +174,8 @@ class CallSession:
         self._announced = asyncio.Event()  # the far end was heard to be an announcement
         self._requests: set[asyncio.Future[list[dict[str, Any]]]] = set()  # sent to Rasa
         self._unsent: list[tuple[str, dict[str, Any]]] = []  # taken, but the caller had gone
-        self.transcript = TranscriptWriter(db, call_id)
+        self.events = events or InProcessBus()
+        self.transcript = TranscriptSink(db, call_id).attach(self.events)
         self.result = SessionResult(call_id, "bot", 0, None, None, 0)
         leg.on_frame(self._record)
 
@@ -381,6 +337,8 @@ class CallSession:
         while True:
             await self._speak(reply)
             if reply.transfer is not None:
+                self._publish(events.ESCALATION_REQUESTED, self.now_ms(),
+                              reason=str(reply.transfer.get("reason") or "request_human"))
                 await self._handoff(reply.transfer)
                 return
             if reply.hangup:
@@ -430,6 +388,8 @@ class CallSession:
                     self._system_turn("客户插话，重复声明")
                     if await self._play(segment, pcm):
                         interrupted.extend(segment.disclosure)
+                        self._publish(events.DISCLOSURE_INTERRUPTED, start_ms,
+                                      disclosures=list(segment.disclosure))
             elif await self._play(segment, pcm):
                 self._bot_turn(segment.text + "（被打断）", start_ms)
                 break
@@ -515,28 +475,26 @@ class CallSession:
 
     def _message(self, got: CallerInput) -> tuple[str, dict[str, Any]]:
         interrupted = tuple(self._pending_interrupted)
-        at = self._at(got.at_ms)
-        end = self._at(got.end_ms or got.at_ms)
         if got.kind != "silence":
             self._replied = True  # no announcement check from now on
         if got.kind == "dtmf":
-            self._customer_turn(f"[按键 {got.text}]", "dtmf", None, at, end)
+            self._customer_turn(f"[按键 {got.text}]", got, "dtmf", None)
             return (channel.dtmf_message(got.text),
                     TurnMeta("dtmf", disclosures_interrupted=interrupted).to_dict())
         meta = TurnMeta("speech", disclosures_interrupted=interrupted)
         if got.kind == "silence":
-            self._system_turn("客户无应答", at)
+            self._system_turn("客户无应答", got.at_ms)
             return channel.SILENCE_TIMEOUT, meta.to_dict()
         transcript = got.transcript
         confidence = transcript.confidence if transcript else None
         if got.kind == "unclear":
             shown = f"[听不清] {transcript.raw}" if transcript and transcript.raw else "[听不清]"
-            self._customer_turn(shown, "speech", confidence, at, end)
+            self._customer_turn(shown, got, "speech", confidence)
             return channel.ASR_UNCLEAR, meta.to_dict()
-        meta = TurnMeta("speech", asr_confidence=confidence,
-                        asr_snapped=bool(transcript and transcript.snapped),
+        snapped = bool(transcript and transcript.snapped)
+        meta = TurnMeta("speech", asr_confidence=confidence, asr_snapped=snapped,
                         disclosures_interrupted=interrupted)
-        self._customer_turn(got.text, "speech", confidence, at, end)
+        self._customer_turn(got.text, got, "speech", confidence, snapped)
         return got.text, meta.to_dict()
 
     # -- audio in: VAD, barge-in, ASR ----------------------------------------------
@@ -720,6 +678,7 @@ class CallSession:
         self._set_escalation("connected")
         self._system_turn("已接通坐席")
         log.info("call.bridged call_id=%s", self.call_id)
+        self._publish(events.CALL_BRIDGED, self.now_ms(), agent=uri)
         self._accept_input = False
         if self._audio_task is not None:
             self._audio_task.cancel()  # the bridge reads the caller's frames from now on
@@ -740,17 +699,21 @@ class CallSession:
             EscalationRepo(session).mark_for_call(self.call_id, status)
 
     # -- transcript and recording -------------------------------------------------
+    def _publish(self, name: str, offset_ms: float, **data: Any) -> None:
+        at_ms = int(offset_ms)
+        self.events.publish(CallEvent(name, self.call_id, at_ms, self._at(at_ms), data))
+
     def _bot_turn(self, text: str, start_ms: float) -> None:
-        self.transcript.add_turn("bot", text, started_at=self._at(start_ms),
-                                 ended_at=self._at(self.now_ms()))
+        self._publish(events.TURN_BOT, start_ms, text=text, end_offset_ms=int(self.now_ms()))
 
-    def _customer_turn(self, text: str, mode: str, confidence: float | None,
-                       at: datetime, end: datetime) -> None:
-        self.transcript.add_turn("customer", text, input_mode=mode, asr_confidence=confidence,
-                                 started_at=at, ended_at=end)
+    def _customer_turn(self, text: str, got: CallerInput, mode: str,
+                       confidence: float | None, snapped: bool = False) -> None:
+        self._publish(events.TURN_CUSTOMER, got.at_ms, text=text, input_mode=mode,
+                      asr_confidence=confidence, asr_snapped=snapped,
+                      end_offset_ms=got.end_ms or got.at_ms)
 
-    def _system_turn(self, text: str, at: datetime | None = None) -> None:
-        self.transcript.add_turn("system", text, started_at=at or self._at(self.now_ms()))
+    def _system_turn(self, text: str, at_ms: float | None = None) -> None:
+        self._publish(events.TURN_SYSTEM, self.now_ms() if at_ms is None else at_ms, text=text)
 
     async def _finish(self) -> None:
         """Recording and outcome, whatever happened, after every turn queued before them
@@ -777,22 +740,11 @@ class CallSession:
     def _close_call(self, duration: int) -> None:
         """The call's row once the audio has ended (on the writer's thread)."""
         with self.db.session() as session:
-            calls = CallRepo(session)
-            call = session.get(Call, self.call_id)
-            if call is None:
-                return
-            if self.result.recording_path:
-                calls.update_call(self.call_id, recording_path=self.result.recording_path,
-                                  recording_sha256=self.result.recording_sha256)
-            ended = self._at(duration)
-            if self.result.ended_by == "caller":
-                calls.hang_up(self.call_id, at=ended)  # hung_up_early if unfinished
-            elif self.result.ended_by in ("failure", "timeout") and call.outcome is None:
-                call.summary = {**(call.summary or {}),
-                                "interrupted": self.result.error or self.result.ended_by}
-            # The real end of the audio (the actions stamp the moment they decided the
-            # outcome, before the goodbye was said).
-            call.ended_at = ended
+            callrecord.close(session, self.call_id, ended_at=self._at(duration),
+                             ended_by=self.result.ended_by,
+                             recording_path=self.result.recording_path,
+                             recording_sha256=self.result.recording_sha256,
+                             error=self.result.error)
 
 
 class _CallerHungUp(Exception):

@@ -155,6 +155,9 @@ class Call(Base):
     recording_path: Mapped[str | None] = mapped_column(String(500))
     recording_sha256: Mapped[str | None] = mapped_column(String(64))
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=EMPTY_JSON)
+    # The call flow's state (actions.flowtypes.FlowState), kept by the server: the actions
+    # read it from here, never from the slot a request carries.  Null until /call_started.
+    flow_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class TranscriptTurn(Base):

@@ -16,9 +16,11 @@ from sqlalchemy import select
 
 from actions import actions as act
 from actions import runtime
+from bot import callrecord
 from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
 from bot.store import CallRepo, ConsentLedger, ContactRepo, Database, DncRepo
+from bot.store.base import utcnow
 from bot.store.models import Call, Callback, Consent, Escalation, SurveyAnswer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,9 +49,8 @@ class Conversation:
         with db.session() as session:
             person = ContactRepo(session).add(campaign_id, "13812345678", name="张伟",
                                               gender="male", **contact)
-            calls = CallRepo(session)
-            attempt = calls.start_attempt(campaign_id, person.id)
-            calls.set_dial_result(attempt.call_id, "answered")
+            attempt = CallRepo(session).start_attempt(campaign_id, person.id)
+            callrecord.record_dial_result(session, attempt.call_id, "answered", utcnow())
             self.call_id = attempt.call_id
         self.campaign_id, self.contact_id = campaign_id, person.id
         self.slots: dict[str, Any] = {}
@@ -281,3 +282,65 @@ def test_the_classified_intent_is_noted_on_the_customer_turn(db: Database) -> No
                  for t in CallRepo(session).turns(conversation.call_id)
                  if t.speaker == "customer"]
     assert turns == [("是我", "affirm", 0.93), ("别再打了", "do_not_call", 0.88)]
+
+
+FORGED_FLOW = {"stage": "final_confirm", "verified": True, "pitched": True,
+               "sent": ["price", "trial_end", "cancel", "usage", "features"]}
+
+
+def _consents(db: Database) -> int:
+    with db.session() as session:
+        return len(session.scalars(select(Consent)).all())
+
+
+def test_a_forged_flow_slot_records_nothing(db: Database) -> None:
+    """Whoever can post to the action server claims the last stage and keys 1: the flow
+    state is the server's, so the call is still at the identity question."""
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.slots["flow"] = dict(FORGED_FLOW)
+    conv.run(act.ActionDialogue(), "dtmf", '/dtmf{"digits": "1"}',
+             entities=[{"entity": "digits", "value": "1"}], metadata={"input_mode": "dtmf"})
+    call = conv.call()
+    assert _consents(db) == 0
+    assert call.outcome is None and call.stage != "final_confirm"
+    assert conv.slots["flow"]["stage"] == call.flow_state["stage"]  # the mirror is the server's
+
+
+def test_call_started_again_does_not_reset_the_flow(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.say("affirm", "是我")
+    stage = conv.call().stage
+    events = conv.start()
+    assert conv.call().stage == stage != "identity"
+    assert SlotSet("lead", "greeting") not in events
+
+
+def test_a_message_after_the_call_ended_changes_nothing(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    with db.session() as session:
+        callrecord.close(session, conv.call_id, ended_at=utcnow(), ended_by="bot")
+    before = conv.call()
+    conv.say("do_not_call", "别再打了")
+    conv.say("request_human", "转人工")
+    after = conv.call()
+    assert (after.outcome, after.stage, after.flow_state) == (
+        before.outcome, before.stage, before.flow_state)
+    with db.session() as session:
+        assert DncRepo(session).is_blocked("13812345678") is False
+        assert session.scalars(select(Escalation)).all() == []
+
+
+def test_a_message_after_the_lease_was_taken_back_changes_nothing(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    with db.session() as session:
+        attempt = CallRepo(session).get_attempt(conv.call_id)
+        assert attempt is not None
+        attempt.completed_at = utcnow()
+    conv.say("complain", "我要投诉")
+    assert conv.call().outcome is None
+    with db.session() as session:
+        assert session.scalars(select(Escalation)).all() == []

@@ -1,0 +1,92 @@
+"""The one owner of a call's record: dial result, the conversation's row, its end.
+
+The gateway, the voice session, text-mode calls and the dialer call these functions for
+every write to a call's rows that is not a turn (turns come through the event stream,
+`bot.transcript`) or a decision of the call flow (the actions record the flow's outcome,
+consent, answers); nothing else writes `Call` rows.  Each function works inside the
+caller's unit of work (one `Session`) and only flushes.
+
+Decisions taken here and nowhere else:
+- a call ends when its audio ends: `close` sets `ended_at`, on the call's own clock (the
+  flow's outcome is decided earlier, before the goodbye is said, and does not stamp it);
+- the outcome of a hang-up the flow had not decided: `survey_partial` if a survey answer
+  was saved, else `hung_up_early` (the flow leaves it here because a hang-up can come when
+  Rasa cannot be reached);
+- an answered call that turns out to be a carrier announcement is no call: `drop_answered`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from bot.store import CallRepo
+from bot.store.models import Call, CallAttempt, SurveyAnswer, TranscriptTurn
+
+log = logging.getLogger("waihu.callrecord")
+
+EndedBy = Literal["bot", "caller", "transfer", "bridge_ended", "failure", "timeout",
+                  "announcement", "lease_expired", "completed"]
+
+
+def record_dial_result(session: Session, call_id: str, result: str, at: datetime
+                       ) -> CallAttempt:
+    """The attempt's dial result; an answered one opens the call (the conversation)."""
+    calls = CallRepo(session)
+    attempt = calls.set_dial_result(call_id, result, at=at)
+    if result == "answered":
+        calls.open_call(call_id)
+    return attempt
+
+
+def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: EndedBy,
+          recording_path: str | None = None, recording_sha256: str | None = None,
+          error: str | None = None) -> Call | None:
+    """The call is over: its end time, its recording, and the outcome of a call the flow
+    left unfinished (by how it ended).  A call already closed keeps its end time; None
+    when there is no call (not answered)."""
+    call = session.get(Call, call_id)
+    if call is None:
+        return None
+    if recording_path:
+        call.recording_path, call.recording_sha256 = recording_path, recording_sha256
+    if ended_by == "caller" or (ended_by == "completed" and call.outcome is None):
+        _hung_up(session, call, ended_at)
+    elif call.outcome is None and ended_by in ("failure", "timeout", "lease_expired"):
+        call.summary = {**(call.summary or {}), "interrupted": error or ended_by}
+    if ended_by != "lease_expired" or call.ended_at is None:
+        call.ended_at = ended_at
+    attempt = session.get(CallAttempt, call.attempt_id)
+    if attempt is not None and attempt.ended_at is None:
+        attempt.ended_at = ended_at
+    session.flush()
+    return call
+
+
+def _hung_up(session: Session, call: Call, at: datetime) -> None:
+    """The customer hung up: noted in the transcript; an unfinished call gets its outcome."""
+    calls = CallRepo(session)
+    if call.outcome is None:
+        answered = session.scalar(select(func.count()).select_from(SurveyAnswer)
+                                  .where(SurveyAnswer.call_id == call.id))
+        calls.finish_call(call.id, "survey_partial" if answered else "hung_up_early", at=at)
+    calls.add_turn(call.id, "system", "客户挂机", started_at=at)
+
+
+def drop_answered(session: Session, call_id: str, result: str, at: datetime) -> CallAttempt:
+    """The far end answered but was a carrier announcement (空号, 停机 …): the attempt gets
+    the announcement's dial result as if it had come as early media, and no call remains
+    (the recording stays on disk)."""
+    session.execute(delete(TranscriptTurn).where(TranscriptTurn.call_id == call_id))
+    call = session.get(Call, call_id)
+    if call is not None:
+        session.delete(call)
+        session.flush()
+    attempt = CallRepo(session).set_dial_result(call_id, result, at=at)
+    attempt.answered_at = None
+    session.flush()
+    return attempt

@@ -1,0 +1,89 @@
+"""The transcript writer: a subscriber of one call's events that stores its turns.
+
+The channel (the voice session, a text call) publishes each turn on the event bus and goes
+on at once; this sink writes the turns to the database in the order they were published, on
+one worker thread of its own, so the event loop never waits for the database.  `submit`
+runs any other unit of work of the call in the same queue, after the turns before it (the
+recording and the close).  The channel calls `flush` before it sends the customer's words to
+Rasa, so that the action finds the turn and notes the classifier's intent on it.
+
+A failed write is logged with the call id and counted; the ones after it still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from bot import events
+from bot.events import CallEvent, EventBus
+from bot.store import CallRepo, Database
+
+log = logging.getLogger("waihu.transcript")
+
+_SPEAKERS = {events.TURN_CUSTOMER: "customer", events.TURN_BOT: "bot",
+             events.TURN_AGENT: "agent", events.TURN_SYSTEM: "system"}
+
+
+class TranscriptSink:
+    """Use `attach(bus)`; `flush()` before a message goes to Rasa; `close()` at the end."""
+
+    def __init__(self, db: Database, call_id: str) -> None:
+        self.db = db
+        self.call_id = call_id
+        self.failures = 0
+        self._executor = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix=f"transcript-{call_id[:8]}")
+        self._pending: set[asyncio.Future[None]] = set()
+        self._detach: Callable[[], None] | None = None
+
+    def attach(self, bus: EventBus) -> TranscriptSink:
+        self._detach = bus.subscribe(self.on_event, call_id=self.call_id,
+                                     names=events.TURN_EVENTS)
+        return self
+
+    def on_event(self, event: CallEvent) -> None:
+        speaker = _SPEAKERS[event.name]
+        data = event.data
+        end_ms = data.get("end_offset_ms")
+        ended = (None if end_ms is None
+                 else event.at + timedelta(milliseconds=int(end_ms) - event.offset_ms))
+
+        def write() -> None:
+            with self.db.session() as session:
+                CallRepo(session).add_turn(
+                    self.call_id, speaker, str(data.get("text") or ""),
+                    input_mode=data.get("input_mode"),
+                    asr_confidence=data.get("asr_confidence"),
+                    started_at=event.at, ended_at=ended)
+        self.submit(write, "transcript")
+
+    def submit(self, work: Callable[[], None], what: str) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, work,
+                                                            what)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    def _run(self, work: Callable[[], None], what: str) -> None:
+        try:
+            work()
+        except Exception:
+            self.failures += 1
+            log.exception("call.%s_failed call_id=%s", what, self.call_id)
+
+    async def flush(self) -> None:
+        """Until everything queued so far is written (or has failed and been logged)."""
+        while self._pending:
+            await asyncio.wait(set(self._pending))
+
+    async def close(self) -> None:
+        """Stop following the call, write what is queued, let the thread go."""
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+        await self.flush()
+        self._executor.shutdown(wait=False)
