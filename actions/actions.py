@@ -224,6 +224,7 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
                 script_hash=script_hash(defn, runtime.domain()),
                 disclosures=list(effect.disclosures), utterance=effect.utterance,
                 input_mode=effect.input_mode, asr_confidence=effect.asr_confidence,
+                created_at=_now(defn, call),  # the call's clock, like its outcome
             )
             log.info("consent.recorded call_id=%s entry=%s", call.id, entry.entry_hash[:12])
         elif isinstance(effect, flow.SaveSurveyAnswer):

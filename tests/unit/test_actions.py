@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -344,3 +345,21 @@ def test_a_message_after_the_lease_was_taken_back_changes_nothing(db: Database) 
     assert conv.call().outcome is None
     with db.session() as session:
         assert session.scalars(select(Escalation)).all() == []
+
+
+def test_the_consent_is_stamped_on_the_call_clock(db: Database) -> None:
+    """A simulated day: the sale and its call fall on the same (virtual) day."""
+    conv = Conversation(db, "marketing")
+    virtual = "2026-03-02T10:00:00+08:00"
+    conv.run(act.ActionStartCall(), "call_started", "/call_started",
+             metadata={"call_id": conv.call_id, "now": virtual})
+    conv.say("affirm", "是我")
+    conv.say("affirm", "可以")
+    conv.say("agree", "好的我同意")
+    conv.say("dtmf", '/dtmf{"digits": "1"}', entities=[{"entity": "digits", "value": "1"}],
+             metadata={"input_mode": "dtmf"})
+    with db.session() as session:
+        entry = session.scalars(select(Consent)).one()
+        stamped = entry.created_at.replace(tzinfo=entry.created_at.tzinfo or ZoneInfo("UTC"))
+    gap = abs((stamped - datetime.fromisoformat(virtual)).total_seconds())
+    assert gap < 60, stamped
