@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from actions import context, flow, runtime
 from bot import channel
-from bot.campaigns.definition import CampaignDefinition, canonical_json, parse_definition
+from bot.campaigns.definition import CampaignDefinition, canonical_json
+from bot.campaigns.registry import campaign_definition
 from bot.privacy import mask_phone
 from bot.store import ConsentLedger
 from bot.store.models import Call, CallAttempt, Campaign, Contact
@@ -73,7 +74,7 @@ def _load(session: Session, call_id: str) -> tuple[Call, Campaign, Contact, Camp
     contact = session.get(Contact, call.contact_id)
     if campaign is None or contact is None:
         raise CallNotReady(f"call {call_id} has no campaign or contact")
-    return call, campaign, contact, parse_definition(campaign.definition, campaign.name)
+    return call, campaign, contact, campaign_definition(campaign)
 
 
 def _now(defn: CampaignDefinition, call: Call) -> datetime:

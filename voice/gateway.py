@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import callrecord
-from bot.campaigns.definition import CampaignDefinition, parse_definition
+from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.dialer import CallJob, Dialer
+from bot.campaigns.registry import campaign_definition
 from bot.channel import DialogueChannel
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
@@ -190,8 +191,7 @@ class Gateway:
                 campaign = session.get(Campaign, campaign_id)
                 if campaign is None:
                     return None
-                self._definitions[campaign_id] = parse_definition(campaign.definition,
-                                                                  campaign.name)
+                self._definitions[campaign_id] = campaign_definition(campaign)
         return self._definitions[campaign_id]
 
     def _greeting(self, campaign_id: int, now: datetime) -> str | None:

@@ -69,10 +69,11 @@ def _post(base: str, action: str, call_id: str, intent: str, text: str,
           metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     message = {"intent": {"name": intent, "confidence": 1.0}, "text": text,
                "entities": entities or [], "metadata": metadata or {}}
-    body = {"next_action": action, "sender_id": call_id, "version": "3.6.21", "domain": None,
-            "tracker": {"sender_id": call_id, "slots": slots, "latest_message": message,
-                        "events": [], "paused": False, "followup_action": None,
-                        "active_loop": {}, "latest_action_name": "action_listen"}}
+    tracker = {"sender_id": call_id, "slots": slots, "latest_message": message,
+               "events": [], "paused": False, "followup_action": None, "active_loop": {},
+               "latest_action_name": "action_listen"}
+    body = {"next_action": action, "sender_id": call_id, "version": "3.6.21",
+            "domain": None, "tracker": tracker}
     request = urllib.request.Request(f"{base}/webhook", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:

@@ -305,6 +305,7 @@ def test_a_forged_flow_slot_records_nothing(db: Database) -> None:
     call = conv.call()
     assert _consents(db) == 0
     assert call.outcome is None and call.stage != "final_confirm"
+    assert call.flow_state is not None
     assert conv.slots["flow"]["stage"] == call.flow_state["stage"]  # the mirror is the server's
 
 

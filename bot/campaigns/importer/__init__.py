@@ -35,13 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.campaigns.definition import CampaignDefinition, CampaignFileError, parse_definition
+from bot.campaigns.definition import CampaignDefinition, CampaignFileError
 from bot.campaigns.importer.cells import id_last4, is_blank_row
 from bot.campaigns.importer.columns import STANDARD_HEADERS, ColumnPlan, header_key
 from bot.campaigns.importer.errors import ContactImportError
 from bot.campaigns.importer.reading import open_table
 from bot.campaigns.importer.rejects import RejectsFile
 from bot.campaigns.importer.writer import ContactSink, bulk_load_settings
+from bot.campaigns.registry import campaign_definition
 from bot.store import CampaignRepo, Database
 
 __all__ = [
@@ -147,7 +148,7 @@ def _campaign(db: Database, name: str) -> tuple[int, CampaignDefinition]:
             raise ContactImportError(
                 f"no campaign named {name!r} (create it first: waihu campaign create FILE.yml)")
         try:
-            return campaign.id, parse_definition(campaign.definition, f"campaign {name!r}")
+            return campaign.id, campaign_definition(campaign)
         except CampaignFileError as exc:  # stored by an older version of the schema
             raise ContactImportError(" ".join(str(exc).split())) from None
 
