@@ -48,13 +48,12 @@ def test_voice_id_names_voice_rate_and_frontend() -> None:
     assert EspeakSynthesizer().voice_id == (
         f"espeak-ng/cmn-latn-pinyin/rate170/frontend{FRONTEND_VERSION}")
     assert EspeakSynthesizer(rate=150).voice_id != EspeakSynthesizer().voice_id
-    assert EspeakSynthesizer(backend="pyttsx3").voice_id.endswith("/pyttsx3")
 
 
 def test_synthesizer_pickles_for_worker_processes() -> None:
-    synth = pickle.loads(pickle.dumps(EspeakSynthesizer(rate=150, backend="pyttsx3")))
-    assert (synth.voice, synth.rate, synth.backend) == ("cmn-latn-pinyin", 150, "pyttsx3")
-    assert synth.voice_id == EspeakSynthesizer(rate=150, backend="pyttsx3").voice_id
+    synth = pickle.loads(pickle.dumps(EspeakSynthesizer(rate=150)))
+    assert (synth.voice, synth.rate) == ("cmn-latn-pinyin", 150)
+    assert synth.voice_id == EspeakSynthesizer(rate=150).voice_id
 
 
 def test_nothing_to_say_is_no_audio() -> None:
@@ -76,7 +75,7 @@ def test_real_synthesis_is_audible_8khz_speech() -> None:
 
 @needs_espeak
 def test_same_text_gives_the_same_audio_every_time() -> None:
-    # The pyttsx3 driver could hand back the previous prompt's audio; the program cannot.
+    # pyttsx3's espeak driver could hand back the previous prompt's audio; the program cannot.
     synth = EspeakSynthesizer()
     long, short = "跟您确认一下，资费每月5元，免费试用到2026年12月1日。", "好的"
     first = synth.synthesize(long)
@@ -89,12 +88,3 @@ def test_text_starting_with_a_dash_is_spoken_not_parsed(tmp_path: Path) -> None:
     synth = EspeakSynthesizer()
     synth._espeak_cli("-h ni3 hao3", tmp_path / "out.wav")
     assert read_wav(tmp_path / "out.wav")[1]
-
-
-@needs_espeak
-def test_espeak_cli_fallback_when_pyttsx3_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    synth = EspeakSynthesizer(backend="pyttsx3")
-    monkeypatch.setattr(synth, "_speak_to_file", lambda pinyin, path: None)
-    pcm = synth.synthesize("好的")
-    assert 0.2 < len(pcm) / 2 / 8000 < 3.0
-    assert _rms(pcm) > 300
