@@ -1,10 +1,10 @@
-"""Waihu storage layer: models, unit of work, repositories, consent ledger.
+"""Waihu storage layer: models, unit of work, repositories (``repos``), consent ledger.
 
 Importing this package creates no engine and opens no connection: build a
 :class:`Database` and use ``with db.session() as session:`` as the unit of work.
 """
 
-from bot.store import models, repositories, vocab
+from bot.store import models, repos, repositories, vocab
 from bot.store.base import Base, UTCDateTime, utcnow
 from bot.store.db import Database, default_url
 from bot.store.ledger import ConsentLedger, LedgerCheck
@@ -22,7 +22,7 @@ from bot.store.models import (
     SurveyAnswer,
     TranscriptTurn,
 )
-from bot.store.repositories import (
+from bot.store.repos import (
     CallbackRepo,
     CallRepo,
     CampaignRepo,
@@ -69,6 +69,7 @@ __all__ = [
     "UTCDateTime",
     "default_url",
     "models",
+    "repos",
     "repositories",
     "utcnow",
     "vocab",

@@ -28,9 +28,8 @@ from actions.context import wording_slots
 from actions.flow import DEFAULT_OPEN_QUESTION, SCALE_HINTS
 from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.registry import campaign_definition
-from bot.store import Database
+from bot.store import CampaignRepo, Database
 from bot.store.models import Contact
-from bot.store.repositories import CampaignRepo
 
 DOMAIN_FILE = Path(__file__).resolve().parents[2] / "domain.yml"
 

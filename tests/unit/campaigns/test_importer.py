@@ -426,7 +426,7 @@ def test_duplicates_merge_first_values_win_later_fill_blanks(marketing: Database
     assert zhang.fields == {"plan": "畅享套餐58元", "order_no": "DD001"}
     with marketing.session() as session:
         repo = ContactRepo(session)
-        contact = repo.get(zhang.id)
+        contact = session.get(Contact, zhang.id)
         assert contact is not None
         assert repo.check_id_last4(contact, "456x") is True
         assert repo.check_id_last4(contact, ID_B[-4:]) is False
@@ -457,7 +457,7 @@ def test_reimport_changes_nothing_then_fills_blanks(marketing: Database,
     assert chen.fields == {"plan": "家庭宽带套餐", "order_no": "DD003"}
     assert (zhang.name, zhang.gender, zhang.fields["order_no"]) == ("张伟", "male", "DD001")
     with marketing.session() as session:
-        contact = ContactRepo(session).get(chen.id)
+        contact = session.get(Contact, chen.id)
         assert contact is not None
         assert ContactRepo(session).check_id_last4(contact, ID_B[-4:]) is True
 

@@ -129,7 +129,8 @@ def test_datetimes_come_back_timezone_aware_utc(db: Database, call: Call) -> Non
         CallbackRepo(session).schedule(call.campaign_id, call.contact_id, due, "customer_request")
         CallRepo(session).add_turn(call.id, "bot", "您好")
     with db.session() as session:
-        callback = CallbackRepo(session).due(due + timedelta(seconds=1))[0]
+        callback = CallbackRepo(session).pending_for(call.contact_id,
+                                                     due_by=due + timedelta(seconds=1))[0]
         assert callback.due_at == due
         assert callback.due_at.tzinfo is not None and callback.due_at.utcoffset() == timedelta(0)
         assert callback.due_at.hour == 1  # 09:30 in Beijing is 01:30 UTC
@@ -139,7 +140,8 @@ def test_datetimes_come_back_timezone_aware_utc(db: Database, call: Call) -> Non
         assert turn.started_at.utcoffset() == timedelta(0)
         assert abs(datetime.now(UTC) - turn.started_at) < timedelta(minutes=1)
         # comparisons in SQL see the same instants
-        assert CallbackRepo(session).due(due - timedelta(seconds=1)) == []
+        assert CallbackRepo(session).pending_for(call.contact_id,
+                                                 due_by=due - timedelta(seconds=1)) == []
 
 
 def test_server_default_timestamps_read_as_utc(db: Database) -> None:

@@ -6,9 +6,10 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot import privacy
@@ -18,20 +19,21 @@ from bot.store import (
     CallbackRepo,
     CallRepo,
     CampaignRepo,
+    Contact,
     ContactRepo,
     Database,
     DncRepo,
     EscalationRepo,
     NotFound,
+    SurveyAnswer,
     SurveyRepo,
 )
 
 
-def test_campaign_add_get_list_and_upsert(db: Database) -> None:
+def test_campaign_add_list_and_upsert(db: Database) -> None:
     with db.session() as session:
         repo = CampaignRepo(session)
         first = repo.add("notice", "notification", {"deadline": "2030-01-01"}, "1" * 64)
-        assert repo.get(first.id) is first
         with pytest.raises(ValueError, match="campaign type"):
             repo.add("bad", "spam", {}, "1" * 64)
     with db.session() as session:
@@ -40,7 +42,7 @@ def test_campaign_add_get_list_and_upsert(db: Database) -> None:
             "notice", "notification", {"deadline": "2030-02-01"}, "2" * 64
         )
         created = repo.upsert_definition("survey", "survey", {"questions": ["q1"]}, "3" * 64)
-        assert updated.id == first.id
+        assert updated.id == first.id and created.id != first.id
         assert updated.updated_at >= first.updated_at
     with db.session() as session:
         repo = CampaignRepo(session)
@@ -48,7 +50,7 @@ def test_campaign_add_get_list_and_upsert(db: Database) -> None:
         notice = repo.by_name("notice")
         assert notice is not None
         assert notice.definition == {"deadline": "2030-02-01"} and notice.script_hash == "2" * 64
-        assert repo.get(created.id) is not None and repo.by_name("nope") is None
+        assert repo.by_name("nope") is None
 
 
 def test_contact_phone_is_unique_per_campaign(db: Database) -> None:
@@ -104,8 +106,7 @@ def test_attempts_are_numbered_per_contact(db: Database) -> None:
     assert numbers == [1, 2, 3]
     assert other.attempt_no == 1 and other.call_id == "fixed-id" and other.gateway == "gw1"
     with db.session() as session:
-        contacts = ContactRepo(session)
-        first, second = contacts.get(ids[0]), contacts.get(ids[1])
+        first, second = session.get(Contact, ids[0]), session.get(Contact, ids[1])
         assert first is not None and first.attempts == 3
         assert second is not None and second.attempts == 1
         with pytest.raises(NotFound):
@@ -220,7 +221,8 @@ def test_survey_answers_upsert_by_question(db: Database, call: Call) -> None:
     with db.session() as session:
         SurveyRepo(session).save_answer(call.id, "teacher", "您对老师满意吗？", score=4)
     with db.session() as session:
-        answers = SurveyRepo(session).answers(call.id)
+        answers = session.scalars(select(SurveyAnswer).where(SurveyAnswer.call_id == call.id)
+                                  .order_by(SurveyAnswer.id)).all()
         assert [(a.question_key, a.score, a.answer_text) for a in answers] == [
             ("teacher", 4, None),
             ("open", None, "多布置作业"),
@@ -276,54 +278,35 @@ def test_dnc_add_is_idempotent_and_blacklist_blocks(db: Database) -> None:
         assert readded.id != first.id and dnc.is_blocked("13800000001")
 
 
-def test_callbacks_due_and_mark(db: Database, call: Call) -> None:
-    now = datetime(2030, 3, 1, 10, tzinfo=UTC)
+def test_callback_schedule_checks_the_kind(db: Database, call: Call) -> None:
+    due = datetime(2030, 3, 1, 10, tzinfo=UTC)
     with db.session() as session:
         callbacks = CallbackRepo(session)
-        later = callbacks.schedule(
-            call.campaign_id,
-            call.contact_id,
-            now + timedelta(hours=1),
-            "customer_request",
-            call_id=call.id,
-            requested_text="明天下午",
-        )
-        due_b = callbacks.schedule(
-            call.campaign_id, call.contact_id, now - timedelta(minutes=5), "trial_extension"
-        )
-        due_a = callbacks.schedule(
-            call.campaign_id, call.contact_id, now - timedelta(hours=1), "second_confirmation"
-        )
+        callback = callbacks.schedule(call.campaign_id, call.contact_id, due, "customer_request",
+                                      call_id=call.id, requested_text="明天下午")
+        assert (callback.status, callback.due_at, callback.requested_text) == (
+            "pending", due, "明天下午")
         with pytest.raises(ValueError, match="callback kind"):
-            callbacks.schedule(call.campaign_id, call.contact_id, now, "whenever")
-    with db.session() as session:
-        callbacks = CallbackRepo(session)
-        assert [c.id for c in callbacks.due(now)] == [due_a.id, due_b.id]
-        assert [c.id for c in callbacks.due(now, limit=1)] == [due_a.id]
-        callbacks.mark(due_a.id, "done")
-        with pytest.raises(ValueError, match="callback status"):
-            callbacks.mark(due_b.id, "later")
-    with db.session() as session:
-        callbacks = CallbackRepo(session)
-        assert [c.id for c in callbacks.due(now + timedelta(hours=2))] == [due_b.id, later.id]
+            callbacks.schedule(call.campaign_id, call.contact_id, due, "whenever")
 
 
-def test_escalations_pending(db: Database, seeder: Callable[..., Call]) -> None:
+def test_escalation_mark_for_call_sets_the_latest_pending(
+    db: Database, seeder: Callable[..., Call]
+) -> None:
     first = seeder(db, "13800000001")
     second = seeder(db, "13800000002")
     with db.session() as session:
         escalations = EscalationRepo(session)
-        a = escalations.add(
+        older = escalations.add(
             first.id,
             first.campaign_id,
             first.contact_id,
             "request_human",
             {"stage": "pitch", "last_utterance": "转人工"},
         )
-        escalations.add(second.id, second.campaign_id, second.contact_id, "complain", {})
-        escalations.mark(a.id, "connected")
-    with db.session() as session:
-        pending = EscalationRepo(session).pending()
-        assert [(e.call_id, e.reason, e.status) for e in pending] == [
-            (second.id, "complain", "pending")
-        ]
+        latest = escalations.add(first.id, first.campaign_id, first.contact_id, "complain", {})
+        with pytest.raises(ValueError, match="escalation status"):
+            escalations.mark_for_call(first.id, "maybe")
+        assert escalations.mark_for_call(first.id, "connected") is latest
+        assert (older.status, latest.status) == ("pending", "connected")
+        assert escalations.mark_for_call(second.id, "failed") is None

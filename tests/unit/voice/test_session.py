@@ -16,6 +16,8 @@ from array import array
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.store import CallRepo, Database, EscalationRepo
 from bot.store.models import Call
 from tests.conftest import seed_call
@@ -420,7 +422,8 @@ async def test_transfer_bridges_to_the_agent_and_recording_goes_on(
     assert len(agent.heard_voiced()) >= 20  # the customer's voice reached the agent
     assert agent.hung_up_by == "local"
     with sqlite_db.session() as s:
-        assert EscalationRepo(s).pending() == []
+        from bot.store.models import Escalation
+        assert s.scalars(select(Escalation).where(Escalation.status == "pending")).all() == []
         texts = [t.text for t in CallRepo(s).turns(session.call_id)]
     assert "已接通坐席" in texts
     assert result.recording_path is not None

@@ -11,8 +11,7 @@ import pytest
 from actions.context import wording_slots
 from bot.campaigns.definition import CampaignDefinition, load_definition
 from bot.campaigns.registry import save_campaign
-from bot.store import Database
-from bot.store.repositories import CampaignRepo, ContactRepo
+from bot.store import CampaignRepo, ContactRepo, Database
 from voice.tts.prompts import (
     ContactWording,
     Template,

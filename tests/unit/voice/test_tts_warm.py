@@ -11,8 +11,7 @@ import pytest
 
 from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
-from bot.store import Database
-from bot.store.repositories import CampaignRepo, ContactRepo
+from bot.store import CampaignRepo, ContactRepo, Database
 from tests.unit.voice.test_tts_worker import ToneSynthesizer
 from voice.tts.cache import PromptCache
 from voice.tts.warm import main, warm_campaign

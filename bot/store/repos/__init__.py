@@ -1,0 +1,34 @@
+"""Repositories, one module per aggregate: queries and changes on one Session.
+
+They flush, never commit: the caller's unit of work (``Database.session()``) commits or rolls
+back.
+"""
+
+from bot.store.repos.callbacks import CallbackRepo
+from bot.store.repos.calls import CallFlags, CallRepo, CallUpdate
+from bot.store.repos.campaigns import CampaignRepo
+from bot.store.repos.common import NotFound, check_phone
+from bot.store.repos.contacts import ContactRepo
+from bot.store.repos.dnc import DncRepo
+from bot.store.repos.escalations import EscalationRepo
+from bot.store.repos.phone_locks import PHONE_LOCK_NAMESPACE, PhoneLockRepo, phone_lock_key
+from bot.store.repos.qa import QaReviewRepo
+from bot.store.repos.surveys import SurveyRepo
+
+__all__ = [
+    "PHONE_LOCK_NAMESPACE",
+    "CallFlags",
+    "CallRepo",
+    "CallUpdate",
+    "CallbackRepo",
+    "CampaignRepo",
+    "ContactRepo",
+    "DncRepo",
+    "EscalationRepo",
+    "NotFound",
+    "PhoneLockRepo",
+    "QaReviewRepo",
+    "SurveyRepo",
+    "check_phone",
+    "phone_lock_key",
+]
