@@ -4,7 +4,7 @@ Pure dataclasses: `SipRequest.parse` / `SipResponse.parse` / `parse_message` rea
 datagram and raise `ValueError` with a precise message; `bytes(msg)` writes it back. Header
 names and order are kept as received, so `bytes(parse(x)) == x` for a message written in the
 usual `Name: value` form. Compact header names (`v`, `f`, `t`, `i`, …) are understood.
-No transactions or sockets here: those live in `voice.simphone.phone`.
+No transactions or sockets here: those live in `voice.simphone.transactions`.
 """
 
 from __future__ import annotations
