@@ -24,16 +24,16 @@ from bot import channel
 from bot.campaigns.definition import CampaignDefinition, canonical_json
 from bot.campaigns.registry import campaign_definition
 from bot.privacy import mask_phone
-from bot.store import ConsentLedger
-from bot.store.models import Call, CallAttempt, Campaign, Contact
-from bot.store.repositories import (
+from bot.store import (
     CallbackRepo,
     CallRepo,
+    ConsentLedger,
     ContactRepo,
     DncRepo,
     EscalationRepo,
     SurveyRepo,
 )
+from bot.store.models import Call, CallAttempt, Campaign, Contact
 
 log = logging.getLogger("waihu.actions")
 

@@ -4,7 +4,7 @@ Importing this package creates no engine and opens no connection: build a
 :class:`Database` and use ``with db.session() as session:`` as the unit of work.
 """
 
-from bot.store import models, repos, repositories, vocab
+from bot.store import models, repos, vocab
 from bot.store.base import Base, UTCDateTime, utcnow
 from bot.store.db import Database, default_url
 from bot.store.ledger import ConsentLedger, LedgerCheck
@@ -70,7 +70,6 @@ __all__ = [
     "default_url",
     "models",
     "repos",
-    "repositories",
     "utcnow",
     "vocab",
 ]
