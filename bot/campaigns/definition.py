@@ -86,8 +86,9 @@ class CustomField(_Strict):
 
 class ListTemplate(_Strict):
     """Which columns a contact list carries.  ``phone`` is always required; the standard
-    columns are found under their usual Chinese or English headers (bot/campaigns/importer.py)
-    plus any listed in ``headers``; ID numbers are reduced to a salted hash of the last 4."""
+    columns are found under their usual Chinese or English headers
+    (bot/campaigns/importer/columns.py) plus any listed in ``headers``; ID numbers are
+    reduced to a salted hash of the last 4."""
 
     columns: list[StandardColumn] = ["name", "gender", "age", "region", "id_last4"]
     required: list[StandardColumn] = []
