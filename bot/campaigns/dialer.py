@@ -28,6 +28,13 @@ e.g. a completion creating a second-confirmation contact), and each number goes 
 lock a claimer waits for is one campaign row, held by another claimer that waits for nothing:
 no deadlock.  On SQLite every unit of work here takes the single write lock first
 (``Database.session(write=True)``).
+
+"On a call" has one record: the attempt's lease (``CallAttempt.lease_expires_at``, None once
+the attempt is completed or reclaimed).  Renewing, reclaiming, counting a campaign's live
+calls, and asking whether a number is busy (bot/campaigns/facts.py) all read the lease.  The
+number's ``phone_locks`` row has no clock: it is the uniqueness guard that makes two claims of
+one number collide, inserted with the lease and deleted with it in the same unit of work.  The
+contact's ``in_progress`` status is its place in its rounds, set and cleared with the lease too.
 """
 
 from __future__ import annotations
@@ -171,11 +178,7 @@ class Dialer:
                                   .with_for_update(key_share=True))
         if campaign is None or campaign.status != "running":
             return []  # paused (or removed) since it was listed
-        live = session.scalar(
-            select(func.count()).select_from(CallAttempt).where(
-                CallAttempt.campaign_id == campaign.id,
-                CallAttempt.lease_expires_at.is_not(None))) or 0
-        room = min(defn.dialing.concurrency - live, capacity)
+        room = min(defn.dialing.concurrency - live_calls(session, campaign.id), capacity)
         return self._claim_in(session, campaign, defn, now, room) if room > 0 else []
 
     def _claim_in(self, session: Session, campaign: Campaign, defn: CampaignDefinition,
@@ -233,7 +236,7 @@ class Dialer:
             at=now, lease_expires_at=expires, kind=kind,
             callback_id=callback.id if callback else None,
             counted=counts_against_cap(defn, contact_facts))
-        locks.lock(contact.phone, attempt.call_id, self.gateway_id, expires)
+        locks.lock(contact.phone, attempt.call_id, self.gateway_id)
         contact.status = "in_progress"
         session.flush()
         return CallJob(
@@ -264,7 +267,7 @@ class Dialer:
     # -- renew / complete / reclaim ----------------------------------------------------------
 
     def renew(self, call_ids: Iterable[str], now: datetime) -> list[str]:
-        """Extend the leases (and phone locks) of this gateway's live calls to now + lease_s.
+        """Extend the leases of this gateway's live calls to now + lease_s.
 
         Returns the ids still held: a call missing from it lost its lease (reclaimed after
         it expired, or already completed) and should be hung up by the gateway.
@@ -282,7 +285,6 @@ class Dialer:
             held = [a.call_id for a in attempts]
             for attempt in attempts:
                 attempt.lease_expires_at = expires
-            PhoneLockRepo(session).renew(held, expires)
         lost = set(ids) - set(held)
         if lost:
             log.warning("dialer.lease_lost gateway=%s call_ids=%s", self.gateway_id,
@@ -319,11 +321,21 @@ class Dialer:
             return len(attempts)
 
 
-# --- ending a lease ----------------------------------------------------------------------
+# --- live calls and the end of a lease ------------------------------------------------------
+
+
+def live_calls(session: Session, campaign_id: int) -> int:
+    """How many of the campaign's attempts hold a lease (expired ones included until they
+    are reclaimed)."""
+    return session.scalar(
+        select(func.count()).select_from(CallAttempt).where(
+            CallAttempt.campaign_id == campaign_id,
+            CallAttempt.lease_expires_at.is_not(None))) or 0
 
 
 def _end_lease(session: Session, attempt: CallAttempt, now: datetime) -> None:
-    """The attempt is over: its lease ends and its number is released."""
+    """The attempt is over: its lease ends and, in the same unit of work, its number's lock
+    goes (the lock never outlives the lease)."""
     attempt.lease_expires_at = None
     attempt.completed_at = now
     PhoneLockRepo(session).release(attempt.call_id)

@@ -12,8 +12,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot.campaigns.compliance import (
     REASONS,
     block_reason,
@@ -21,10 +19,10 @@ from bot.campaigns.compliance import (
     in_window,
     next_window_start,
 )
+from bot.campaigns.dialer import live_calls
 from bot.campaigns.facts import ClaimFacts
 from bot.campaigns.registry import campaign_definition
 from bot.store import CampaignRepo, ContactRepo, Database, NotFound
-from bot.store.models import CallAttempt
 
 
 def check_campaign(db: Database, name: str, now: datetime) -> dict[str, Any]:
@@ -46,9 +44,7 @@ def check_campaign(db: Database, name: str, now: datetime) -> dict[str, Any]:
             counts[reason or "would_dial"] += 1
             if reason == "retry_wait" and contact.next_attempt_at is not None:
                 waits.append(contact.next_attempt_at)
-        live = session.scalar(select(func.count()).select_from(CallAttempt).where(
-            CallAttempt.campaign_id == campaign.id,
-            CallAttempt.lease_expires_at.is_not(None))) or 0
+        live = live_calls(session, campaign.id)
     warning = deadline_warning(defn, now.astimezone(defn.zone).date())
     window_open = in_window(defn, now)
     next_start = next_window_start(defn, now)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from bot.campaigns.compliance import ContactFacts
 from bot.campaigns.definition import CampaignDefinition
-from bot.store.models import CallAttempt, Callback, Campaign, Contact, DncEntry, PhoneLock
+from bot.store.models import CallAttempt, Callback, Campaign, Contact, DncEntry
 
 
 def _due_callbacks(session: Session, contact_ids: Sequence[int] | None, campaign_id: int,
@@ -79,11 +79,17 @@ def _blocked_contacts(session: Session, campaign_id: int,
     return set(session.scalars(query))
 
 
-def _locked_contacts(session: Session, campaign_id: int,
-                     contact_ids: Sequence[int] | None) -> set[int]:
-    """Contacts whose number another attempt holds (their own live attempt included)."""
-    query = (select(Contact.id).join(PhoneLock, PhoneLock.phone == Contact.phone)
-             .where(Contact.campaign_id == campaign_id))
+def _on_call_contacts(session: Session, campaign_id: int,
+                      contact_ids: Sequence[int] | None) -> set[int]:
+    """Contacts whose number is on a live call: an attempt to it, in any campaign, holds a
+    lease (their own live attempt included).  The lease is what says a call is live; the
+    number's ``phone_locks`` row is only the guard a claim inserts (bot/campaigns/dialer.py)."""
+    holder = aliased(Contact)
+    live_numbers = (select(holder.phone)
+                    .join(CallAttempt, CallAttempt.contact_id == holder.id)
+                    .where(CallAttempt.lease_expires_at.is_not(None)))
+    query = select(Contact.id).where(Contact.campaign_id == campaign_id,
+                                     Contact.phone.in_(live_numbers))
     if contact_ids is not None:
         query = query.where(Contact.id.in_(list(contact_ids)))
     return set(session.scalars(query))
@@ -95,7 +101,7 @@ class ClaimFacts:
     None), as of *now*."""
 
     blocked: set[int]
-    locked: set[int]
+    on_call: set[int]
     callbacks: dict[int, Callback]
     callback_calls: dict[int, int]
     cap: dict[int, datetime]
@@ -104,7 +110,7 @@ class ClaimFacts:
     def read(cls, session: Session, defn: CampaignDefinition, campaign_id: int,
              contact_ids: Sequence[int] | None, now: datetime) -> ClaimFacts:
         return cls(_blocked_contacts(session, campaign_id, contact_ids),
-                   _locked_contacts(session, campaign_id, contact_ids),
+                   _on_call_contacts(session, campaign_id, contact_ids),
                    _due_callbacks(session, contact_ids, campaign_id, now),
                    _callback_calls(session, campaign_id, contact_ids),
                    _cap_until(session, defn, campaign_id, contact_ids, now))
@@ -118,4 +124,4 @@ class ClaimFacts:
             due_callback=callback.kind if callback else None,
             callback_calls=self.callback_calls.get(contact.id, 0),
             marketing_cap_until=self.cap.get(contact.id),
-            phone_locked=contact.id in self.locked)
+            phone_locked=contact.id in self.on_call)

@@ -100,8 +100,10 @@ class CallAttempt(Base):
 
     An attempt handed out by the dialer holds a *lease* (``lease_expires_at``) while a gateway
     works on it; the gateway renews it, and completing or reclaiming the attempt clears it and
-    sets ``completed_at``.  ``callback_id`` is a loose reference (no foreign key, so SQLite can
-    add and drop the column in place) to the callback this attempt dialled.
+    sets ``completed_at``.  The lease is the one record of a live call: its number's
+    ``phone_locks`` row only guards against a second call and lives exactly as long.
+    ``callback_id`` is a loose reference (no foreign key, so SQLite can add and drop the
+    column in place) to the callback this attempt dialled.
     """
 
     __tablename__ = "call_attempts"
@@ -279,11 +281,13 @@ class Escalation(Base):
 
 
 class PhoneLock(Base):
-    """A number being dialled right now: one row per phone, whatever the campaign or gateway.
+    """The guard that keeps a number on one live call at most, whatever the campaign or
+    gateway: the primary key makes a second row for the same phone impossible.
 
-    Created with the attempt in the claiming transaction, renewed with its lease, deleted when
-    the attempt is completed or reclaimed.  The primary key makes a second live call to the
-    same number impossible.
+    It has no clock of its own.  Whether a call is live, and until when, is its attempt's
+    lease (``CallAttempt.lease_expires_at``); this row is inserted in the unit of work that
+    grants the lease and deleted in the one that ends it (completion or reclaim), so it exists
+    exactly while its attempt's lease does.
     """
 
     __tablename__ = "phone_locks"
@@ -291,7 +295,6 @@ class PhoneLock(Base):
     phone: Mapped[str] = mapped_column(String(20), primary_key=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("call_attempts.call_id"), unique=True)
     gateway: Mapped[str | None] = mapped_column(String(100))
-    expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 

@@ -1,10 +1,11 @@
-"""Phone locks: one live call per number across campaigns and gateways."""
+"""Phone locks: one live call per number across campaigns and gateways.
+
+A lock is a uniqueness guard with no clock: the attempt's lease says whether the call is live
+and until when (bot/campaigns/dialer.py); the lock is taken and released with it."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
@@ -37,23 +38,16 @@ class PhoneLockRepo:
                 return False
         return self.holder(phone) is None
 
-    def lock(self, phone: str, call_id: str, gateway: str | None,
-             expires_at: datetime) -> PhoneLock:
-        """Lock *phone* for the attempt *call_id* (check :meth:`available` first)."""
-        lock = PhoneLock(phone=check_phone(phone), call_id=call_id, gateway=gateway,
-                         expires_at=expires_at)
+    def lock(self, phone: str, call_id: str, gateway: str | None) -> PhoneLock:
+        """Lock *phone* for the attempt *call_id* (check :meth:`available` first) for as long
+        as that attempt's lease lives: :meth:`release` it in the unit of work that ends it."""
+        lock = PhoneLock(phone=check_phone(phone), call_id=call_id, gateway=gateway)
         self.session.add(lock)
         self.session.flush()
         return lock
 
     def holder(self, phone: str) -> PhoneLock | None:
         return self.session.scalar(select(PhoneLock).where(PhoneLock.phone == phone))
-
-    def renew(self, call_ids: Sequence[str], expires_at: datetime) -> None:
-        for lock in self.session.scalars(
-                select(PhoneLock).where(PhoneLock.call_id.in_(list(call_ids)))):
-            lock.expires_at = expires_at
-        self.session.flush()
 
     def release(self, call_id: str) -> None:
         self.session.execute(delete(PhoneLock).where(PhoneLock.call_id == call_id))

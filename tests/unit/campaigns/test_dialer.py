@@ -88,6 +88,7 @@ def run_call(db: Database, dialer: Dialer, job: CallJob, dial: str = "answered",
              outcome: str | None = None, at: datetime = NOW, **flags: Any) -> None:
     gateway_result(db, job.call_id, dial, outcome, at, **flags)
     dialer.complete(job.call_id, at)
+    on_call(db)
 
 
 def set_contact(db: Database, contact_id: int, **values: Any) -> None:
@@ -112,9 +113,22 @@ def attempt(db: Database, call_id: str) -> CallAttempt:
         return found
 
 
-def lock_count(db: Database) -> int:
+def on_call(db: Database) -> set[str]:
+    """The numbers on a live call, after checking that the attempts' leases are the only
+    record of it: every lease has its number's lock and its contact ``in_progress``, and no
+    lock or ``in_progress`` contact is left without a lease."""
     with db.session() as session:
-        return session.scalar(select(func.count()).select_from(PhoneLock)) or 0
+        leased = {(phone, call_id, contact_id) for phone, call_id, contact_id in session.execute(
+            select(Contact.phone, CallAttempt.call_id, Contact.id)
+            .join(CallAttempt, CallAttempt.contact_id == Contact.id)
+            .where(CallAttempt.lease_expires_at.is_not(None)))}
+        locked = {(phone, call_id) for phone, call_id in session.execute(
+            select(PhoneLock.phone, PhoneLock.call_id))}
+        in_progress = set(session.scalars(select(Contact.id)
+                                          .where(Contact.status == "in_progress")))
+    assert locked == {(phone, call_id) for phone, call_id, _ in leased}
+    assert in_progress == {contact_id for _, _, contact_id in leased}
+    return {phone for phone, _ in locked}
 
 
 # --- claiming ------------------------------------------------------------------------------
@@ -139,6 +153,7 @@ def test_claim_creates_the_attempt_lease_lock_and_job(db: Database) -> None:
     with db.session() as session:
         lock = session.get(PhoneLock, "13812345678")
         assert lock is not None and (lock.call_id, lock.gateway) == (job.call_id, "gw-1")
+    assert on_call(db) == {"13812345678"}
     assert Dialer(db, "gw-2").claim(NOW, capacity=5) == []  # nothing is handed out twice
 
 
@@ -234,7 +249,7 @@ def test_retry_timing_after_busy_no_answer_powered_off_invalid(db: Database) -> 
     assert dialer.claim(NOW + timedelta(minutes=29), capacity=5) == []
     [retry] = dialer.claim(NOW + timedelta(minutes=30), capacity=5)
     assert (retry.contact_id, retry.kind, retry.attempt_no) == (busy, "retry", 2)
-    assert lock_count(db) == 1
+    assert len(on_call(db)) == 1
 
 
 def test_attempt_cap(db: Database) -> None:
@@ -275,7 +290,7 @@ def test_answered_outcomes_decide_the_contact(db: Database) -> None:
     assert contact(db, silent).next_attempt_at == sh(MON, 14)  # no_response: 2 h
     assert contact(db, hung_up).status == "done"  # a marketing hang-up is an answer
     assert contact(db, notice_hung_up).status == "pending"  # a notice must be heard
-    assert lock_count(db) == 0
+    assert on_call(db) == set()
 
 
 def test_dnc_numbers_are_never_dialled(db: Database) -> None:
@@ -356,7 +371,7 @@ def test_expired_lease_is_reclaimed_and_retried(db: Database) -> None:
     closed = attempt(db, job.call_id)
     assert (closed.dial_result, closed.lease_expires_at) == ("failed", None)
     assert closed.ended_at == later and closed.completed_at == later
-    assert lock_count(db) == 0
+    assert on_call(db) == set()
     waiting = contact(db, contact_id)
     assert (waiting.status, waiting.next_attempt_at) == ("pending", later + timedelta(minutes=30))
     [retry] = survivor.claim(later + timedelta(minutes=30), capacity=1)
@@ -396,13 +411,38 @@ def test_renew_extends_only_this_gateways_live_leases(db: Database) -> None:
     assert mine.renew([first.call_id, second.call_id, "unknown"], later) == [
         first.call_id, second.call_id]
     assert attempt(db, first.call_id).lease_expires_at == later + timedelta(seconds=60)
-    with db.session() as session:
-        lock = session.get(PhoneLock, first.phone)
-        assert lock is not None and lock.expires_at == later + timedelta(seconds=60)
     assert Dialer(db, "gw-2").renew([first.call_id], later) == []
     assert mine.reclaim_expired(NOW + timedelta(seconds=100)) == 0  # renewed: still live
     run_call(db, mine, first, "busy", at=later)
     assert mine.renew([first.call_id, second.call_id], later) == [second.call_id]
+
+
+def test_the_lease_alone_says_whether_a_number_is_on_a_call(db: Database) -> None:
+    """A renewed lease keeps the number busy after its first expiry, for every campaign; once
+    the lease has expired the number is free again, with no lock left behind."""
+    one = add_campaign(db, "one", "notification", dialing={"priority": 1})
+    two = add_campaign(db, "two", "notification")
+    [a] = add_contacts(db, one, ["13812345678"])
+    [b] = add_contacts(db, two, ["13812345678"])
+    first = Dialer(db, "gw-1", lease_s=60)
+    [job] = first.claim(NOW, capacity=5)
+    assert job.contact_id == a and on_call(db) == {"13812345678"}
+    assert first.renew([job.call_id], NOW + timedelta(seconds=50)) == [job.call_id]
+    renewed = NOW + timedelta(seconds=100)  # past the first expiry, before the renewed one
+    second = Dialer(db, "gw-2", lease_s=60)
+    assert second.claim(renewed, capacity=5) == []
+    assert check_campaign(db, "two", renewed)["skipped"]["in_progress"] == 1
+    assert check_campaign(db, "one", renewed)["live_calls"] == 1
+    assert on_call(db) == {"13812345678"}
+    expired = NOW + timedelta(seconds=111)
+    [taken] = second.claim(expired, capacity=5)  # reclaims gw-1's call; the number is free
+    assert taken.contact_id == b
+    assert attempt(db, job.call_id).lease_expires_at is None
+    assert on_call(db) == {"13812345678"}  # held by the new call alone
+    with db.session() as session:
+        lock = session.get(PhoneLock, "13812345678")
+        assert lock is not None and lock.call_id == taken.call_id
+    assert first.renew([job.call_id], expired) == []  # gw-1 learns it lost the call
 
 
 def test_complete_is_idempotent(db: Database) -> None:
@@ -496,7 +536,7 @@ def _claim_from_processes(db: Database) -> None:
     assert len(phones_claimed) == 90  # every number was claimed
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(CallAttempt)) == 90
-        assert session.scalar(select(func.count()).select_from(PhoneLock)) == 90
+    assert len(on_call(db)) == 90
 
 
 @pytest.mark.postgres

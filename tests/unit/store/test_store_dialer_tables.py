@@ -68,17 +68,46 @@ def test_phone_locks(db: Database, seeder: Callable[..., Call]) -> None:
     with db.session() as session:
         locks = PhoneLockRepo(session)
         assert locks.available("13812345678")
-        locks.lock("13812345678", one.id, "gw", NOW)
+        locks.lock("13812345678", one.id, "gw")
         assert not locks.available("13812345678")
-        locks.renew([one.id], NOW + timedelta(minutes=5))
         holder = locks.holder("13812345678")
-        assert holder is not None and holder.expires_at == NOW + timedelta(minutes=5)
+        assert holder is not None and (holder.call_id, holder.gateway) == (one.id, "gw")
     with pytest.raises(IntegrityError), db.session() as session:
-        PhoneLockRepo(session).lock("13812345678", two.id, "gw-2", NOW)  # one call per number
+        PhoneLockRepo(session).lock("13812345678", two.id, "gw-2")  # one call per number
     with db.session() as session:
         locks = PhoneLockRepo(session)
         locks.release(one.id)
         assert locks.available("13812345678") and locks.holder("13812345678") is None
+
+
+def test_phone_locks_have_no_clock_of_their_own(fresh_db: Database,
+                                                seeder: Callable[..., Call]) -> None:
+    """0004 drops ``phone_locks.expires_at``: the attempt's lease is the one record of a live
+    call.  A downgrade restores the column from the lease, and the upgrade drops it again."""
+    call = seeder(fresh_db)
+    lease = NOW + timedelta(minutes=1)
+    with fresh_db.session() as session:
+        attempt = CallRepo(session).get_attempt(call.id)
+        assert attempt is not None
+        attempt.lease_expires_at = lease
+        PhoneLockRepo(session).lock("13812345678", call.id, "gw")
+
+    def lock_columns() -> set[str]:
+        return {c["name"] for c in inspect(fresh_db.engine).get_columns("phone_locks")}
+
+    assert lock_columns() == {"phone", "call_id", "gateway", "created_at"}
+    fresh_db.downgrade("0003")
+    assert "expires_at" in lock_columns()
+    with fresh_db.engine.connect() as connection:
+        restored = connection.exec_driver_sql("SELECT expires_at FROM phone_locks").scalar()
+    if isinstance(restored, str):  # SQLite hands back the stored text
+        restored = datetime.fromisoformat(restored).replace(tzinfo=UTC)
+    assert restored == lease
+    fresh_db.upgrade()
+    assert "expires_at" not in lock_columns()
+    with fresh_db.session() as session:
+        holder = PhoneLockRepo(session).holder("13812345678")
+        assert holder is not None and holder.call_id == call.id
 
 
 def test_qa_reviews(db: Database, call: Call) -> None:
