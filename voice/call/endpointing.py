@@ -1,0 +1,51 @@
+"""Endpointing: the caller's frames through the pure VAD state machine.
+
+`voice.audio.vad.Vad` decides, frame by frame and without a clock, where an utterance
+starts and ends; this stage only drives it and keeps what the rest of the call asks of it:
+whether the caller is speaking now (the silence timer waits, a disclosure notes the
+talk-over) and where the current utterance started (the announcement check).
+
+Out, for each `CallerAudio`: the VAD events that frame caused (`SpeechStarted`,
+`SpeechEnded`, `UtteranceTooShort`), then the frame itself, for ASR.  `flush` ends an
+utterance the hang-up cut short (the VAD never heard its end).
+"""
+
+from __future__ import annotations
+
+from voice.audio.vad import Vad, VadParams
+from voice.call.events import (
+    CallerAudio,
+    Event,
+    Processor,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceTooShort,
+)
+
+
+class Endpointing(Processor):
+    def __init__(self, params: VadParams) -> None:
+        super().__init__()
+        self.vad = Vad(params)
+        self.speaking = False  # between a confirmed start and its end
+        self.speech_start_ms = 0  # the latest utterance's start
+
+    async def process(self, event: Event) -> None:
+        if not isinstance(event, CallerAudio):
+            await self.push(event)
+            return
+        for vad_event in self.vad.feed(event.pcm):
+            if isinstance(vad_event, SpeechStarted):
+                self.speaking = True
+                self.speech_start_ms = vad_event.at_ms
+            elif isinstance(vad_event, SpeechEnded | UtteranceTooShort):
+                self.speaking = False
+            await self.push(vad_event)
+        await self.push(event)
+
+    async def flush(self) -> None:
+        """End of audio: an utterance under way ends here (a too short one is dropped)."""
+        for vad_event in self.vad.flush():
+            if isinstance(vad_event, SpeechEnded):
+                self.speaking = False
+                await self.push(vad_event)

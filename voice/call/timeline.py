@@ -1,0 +1,50 @@
+"""The call's timeline and its voice on the event bus.
+
+Every stage measures on one clock (ms since the session started, from an injected
+monotonic clock) and stamps what it publishes with the call's own date (`call_start`,
+virtual in a simulation).  Turns and other call events go out on the bus (`bot.events`);
+the transcript writer (`bot.transcript.TranscriptSink`) is one subscriber.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot import events
+from bot.events import CallEvent, EventBus
+from voice.call.events import CallerInput
+
+
+class Timeline:
+    def __init__(self, call_id: str, bus: EventBus, *, call_start: datetime | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.call_id = call_id
+        self.bus = bus
+        self.call_start = call_start or datetime.now(UTC)  # the call's (maybe virtual) clock
+        self.clock = clock
+        self._t0 = clock()
+
+    def now_ms(self) -> float:
+        return (self.clock() - self._t0) * 1000.0
+
+    def at(self, ms: float) -> datetime:
+        return self.call_start + timedelta(milliseconds=ms)
+
+    def publish(self, name: str, offset_ms: float, **data: Any) -> None:
+        at_ms = int(offset_ms)
+        self.bus.publish(CallEvent(name, self.call_id, at_ms, self.at(at_ms), data))
+
+    def bot_turn(self, text: str, start_ms: float) -> None:
+        self.publish(events.TURN_BOT, start_ms, text=text, end_offset_ms=int(self.now_ms()))
+
+    def customer_turn(self, text: str, got: CallerInput, mode: str,
+                      confidence: float | None, snapped: bool = False) -> None:
+        self.publish(events.TURN_CUSTOMER, got.at_ms, text=text, input_mode=mode,
+                     asr_confidence=confidence, asr_snapped=snapped,
+                     end_offset_ms=got.end_ms or got.at_ms)
+
+    def system_turn(self, text: str, at_ms: float | None = None) -> None:
+        self.publish(events.TURN_SYSTEM, self.now_ms() if at_ms is None else at_ms, text=text)
