@@ -26,12 +26,11 @@ import glob
 import json
 import math
 import os
-import random
 import re
+import secrets
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import time
 import wave
@@ -40,8 +39,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from voice.audio.frames import FRAME_BYTES, SAMPLE_RATE, samples, to_pcm
-from voice.audio.g711 import alaw_encode
+from voice.audio.frames import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, samples, to_pcm
+from voice.simphone.rtp import CODECS, RtpPacket
+from voice.simphone.sip import (
+    Sdp,
+    SipRequest,
+    SipResponse,
+    build_answer,
+    negotiate,
+    new_branch,
+    new_tag,
+    parse_headers,
+    parse_message,
+    response_to,
+)
 from voice.telephony.base import free_port
 
 LOOP = "127.0.0.1"
@@ -343,9 +354,10 @@ class Kamailio:
                     self.stop()
                     log = (self.dir / "kamailio.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"kamailio did not come up:\n{log}")
-                probe.sendto(_options(probe.getsockname()[1], self.port), (LOOP, self.port))
+                probe.sendto(bytes(_options(probe.getsockname()[1], self.port)),
+                             (LOOP, self.port))
                 try:
-                    if probe.recv(4096).startswith(b"SIP/2.0"):
+                    if _is_response(probe.recv(4096)):
                         return self
                 except TimeoutError:
                     continue
@@ -357,41 +369,42 @@ class Kamailio:
             self._log = None
 
 
-def _options(local_port: int, port: int) -> bytes:
-    branch = f"z9hG4bK{random.getrandbits(48):x}"
-    return (f"OPTIONS sip:probe@127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch={branch};rport\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:probe@127.0.0.1:{local_port}>;tag={random.getrandbits(32):x}\r\n"
-            f"To: <sip:probe@127.0.0.1:{port}>\r\n"
-            f"Call-ID: {random.getrandbits(64):x}@probe\r\nCSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n").encode()
+def _options(local_port: int, port: int) -> SipRequest:
+    return SipRequest("OPTIONS", f"sip:probe@{LOOP}:{port}", [
+        ("Via", f"SIP/2.0/UDP {LOOP}:{local_port};branch={new_branch()};rport"),
+        ("Max-Forwards", "70"),
+        ("From", f"<sip:probe@{LOOP}:{local_port}>;tag={new_tag()}"),
+        ("To", f"<sip:probe@{LOOP}:{port}>"),
+        ("Call-ID", f"{secrets.token_hex(8)}@probe"),
+        ("CSeq", "1 OPTIONS"),
+        ("Content-Length", "0"),
+    ])
+
+
+def _is_response(data: bytes) -> bool:
+    try:
+        return isinstance(parse_message(data), SipResponse)
+    except ValueError:
+        return False
 
 
 # -- early-media UAS ------------------------------------------------------------------------
-def _header(msg: str, *names: str) -> str:
-    for name in names:
-        found = re.search(rf"^{re.escape(name)}\s*:\s*(.*)$", msg, re.I | re.M)
-        if found:
-            return found.group(1).strip()
-    return ""
-
-
 class EarlyMediaUas(asyncio.DatagramProtocol):
     """A scripted UAS for early media (not a SIP stack: one INVITE at a time, UDP, loopback).
 
-    To an INVITE it answers 100, then 183 Session Progress with SDP (PCMA), sends
-    *announcement* (8 kHz s16 PCM) as PCMA RTP in 20 ms packets, then the *final* status
-    (e.g. (404, "Not Found")) with *extra_headers* (e.g. 'Reason: Q.850;cause=1').
-    A CANCEL gets 200 and the INVITE 487.  `uri(user)` is its address; `requests` logs the
-    request lines it got.
+    To an INVITE it answers 100, then 183 Session Progress with the SDP answer (G.711, PCMA
+    when offered; 488 to an offer without it), sends *announcement* (8 kHz s16 PCM) as RTP in
+    20 ms packets, then the *final* status (e.g. (404, "Not Found")) with *extra_headers*
+    (e.g. 'Reason: Q.850;cause=1').  A CANCEL gets 200 and the INVITE 487.  `uri(user)` is
+    its address; `requests` logs the request lines it got.  SIP, SDP and RTP are read and
+    written by the simphone's `voice.simphone.sip` and `voice.simphone.rtp`.
     """
 
     def __init__(self, announcement: bytes, final: tuple[int, str] = (404, "Not Found"),
                  extra_headers: str = "") -> None:
         self.announcement = announcement
         self.final = final
-        self.extra_headers = extra_headers
+        self.extra_headers = parse_headers(extra_headers)
         self.requests: list[str] = []
         self.done = asyncio.Event()
         self.port = 0
@@ -420,72 +433,64 @@ class EarlyMediaUas(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        msg = data.decode(errors="replace")
-        first = msg.split("\r\n", 1)[0]
-        self.requests.append(first)
-        method = first.split(" ", 1)[0]
-        if method == "INVITE" and (self._invite is None or self._invite.done()):
+        try:
+            request = parse_message(data)
+        except ValueError:
+            return  # a keep-alive or garbage: nothing to answer
+        if not isinstance(request, SipRequest):
+            return
+        self.requests.append(request.start_line)
+        if request.method == "INVITE" and (self._invite is None or self._invite.done()):
             self._cancelled.clear()
-            self._invite = asyncio.get_running_loop().create_task(self._run_invite(msg, addr))
-        elif method in ("BYE", "CANCEL"):
-            self._reply(msg, addr, 200, "OK")
+            self._invite = asyncio.get_running_loop().create_task(
+                self._run_invite(request, addr))
+        elif request.method in ("BYE", "CANCEL"):
+            self._reply(request, addr, 200)
             self._cancelled.set()
 
-    def _reply(self, req: str, addr: tuple[str | Any, int], code: int, reason: str,
-               body: str = "", to_tag: str | None = None, extra: str = "") -> None:
+    def _reply(self, request: SipRequest, addr: tuple[str | Any, int], status: int,
+               reason: str | None = None, *, body: bytes = b"", to_tag: str = "",
+               headers: list[tuple[str, str]] | None = None) -> None:
         assert self._transport is not None
-        to = _header(req, "To", "t")
-        if to_tag and ";tag=" not in to:
-            to += f";tag={to_tag}"
-        vias = re.findall(r"^(?:Via|v)\s*:\s*(.*)$", req, re.I | re.M)
-        lines = [f"SIP/2.0 {code} {reason}", *(f"Via: {v.strip()}" for v in vias),
-                 f"From: {_header(req, 'From', 'f')}", f"To: {to}",
-                 f"Call-ID: {_header(req, 'Call-ID', 'i')}", f"CSeq: {_header(req, 'CSeq')}"]
-        if extra:
-            lines.append(extra)
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        self._transport.sendto(("\r\n".join(lines) + "\r\n\r\n" + body).encode(), addr)
+        response = response_to(request, status, reason, to_tag=to_tag, headers=headers or [],
+                               body=body)
+        self._transport.sendto(bytes(response), addr)
 
-    async def _run_invite(self, req: str, addr: tuple[str | Any, int]) -> None:
-        tag = f"{random.getrandbits(32):08x}"
-        self._reply(req, addr, 100, "Trying")
-        body = req.split("\r\n\r\n", 1)[1]
-        conn = re.search(r"c=IN IP4 (\S+)", body)
-        media = re.search(r"m=audio (\d+)", body)
-        if not (conn and media):
-            self._reply(req, addr, 488, "Not Acceptable Here", to_tag=tag)
+    async def _run_invite(self, request: SipRequest, addr: tuple[str | Any, int]) -> None:
+        tag = new_tag()
+        self._reply(request, addr, 100)
+        try:
+            offer = Sdp.parse(request.body)
+            chosen = negotiate(offer)
+        except ValueError:
+            self._reply(request, addr, 488, to_tag=tag)
             return
         loop = asyncio.get_running_loop()
         rtp, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
                                                      local_addr=(LOOP, 0))
         try:
             rtp_port = rtp.get_extra_info("sockname")[1]
-            sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                   f"m=audio {rtp_port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
-                   "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
-                   "a=sendrecv\r\n")
+            sdp = build_answer(offer, chosen, LOOP, rtp_port, session_id=1)
             sip_port = self._transport.get_extra_info("sockname")[1] if self._transport else 0
-            self._reply(req, addr, 183, "Session Progress", sdp, tag,
-                        f"Contact: <sip:uas@127.0.0.1:{sip_port}>")
-            target = (conn.group(1), int(media.group(1)))
-            seq, ts, ssrc = (random.getrandbits(16), random.getrandbits(32),
-                             random.getrandbits(32))
+            self._reply(request, addr, 183, body=sdp, to_tag=tag,
+                        headers=[("Contact", f"<sip:uas@{LOOP}:{sip_port}>")])
+            encode = CODECS[chosen.payload_type][0]
+            seq, ts, ssrc = secrets.randbits(16), secrets.randbits(32), secrets.randbits(32)
             start = time.monotonic()
             for i, at in enumerate(range(0, len(self.announcement), FRAME_BYTES)):
                 if self._cancelled.is_set():
                     break
                 pcm = self.announcement[at : at + FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
-                header = struct.pack("!BBHII", 0x80, 8 | (0x80 if i == 0 else 0),
-                                     (seq + i) & 0xFFFF, (ts + i * 160) & 0xFFFFFFFF, ssrc)
-                rtp.sendto(header + alaw_encode(pcm), target)
+                packet = RtpPacket(chosen.payload_type, seq + i, ts + i * FRAME_SAMPLES, ssrc,
+                                   encode(pcm), marker=i == 0)
+                rtp.sendto(bytes(packet), chosen.remote)
                 await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
             if self._cancelled.is_set():
-                self._reply(req, addr, 487, "Request Terminated", to_tag=tag)
+                self._reply(request, addr, 487, to_tag=tag)
             else:
                 code, reason = self.final
-                self._reply(req, addr, code, reason, to_tag=tag, extra=self.extra_headers)
+                self._reply(request, addr, code, reason, to_tag=tag,
+                            headers=self.extra_headers)
         finally:
             rtp.close()
             self.done.set()

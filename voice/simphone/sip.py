@@ -61,9 +61,11 @@ def _split_head(data: bytes) -> tuple[list[str], bytes]:
     return head.replace("\r\n", "\n").split("\n"), data[end + sep:]
 
 
-def _parse_headers(lines: Sequence[str]) -> list[tuple[str, str]]:
+def _parse_headers(lines: Sequence[str], first: int = 2) -> list[tuple[str, str]]:
+    """`Name: value` lines as pairs; `first` numbers the first line in error messages (2: the
+    line after a start line)."""
     headers: list[tuple[str, str]] = []
-    for n, line in enumerate(lines, start=2):
+    for n, line in enumerate(lines, start=first):
         if not line:
             raise ValueError(f"SIP header line {n} is empty")
         if line[0] in " \t":  # folded continuation of the previous header
@@ -77,6 +79,14 @@ def _parse_headers(lines: Sequence[str]) -> list[tuple[str, str]]:
             raise ValueError(f"SIP header line {n} is not `Name: value`: {line[:60]!r}")
         headers.append((name.strip(), value.strip()))
     return headers
+
+
+def parse_headers(text: str) -> list[tuple[str, str]]:
+    """Header lines written out on their own (`Name: value`, CRLF or LF line ends, folding
+    allowed) as the pairs a message keeps, e.g. extra headers a test gives as text; blank
+    text gives none. Raises `ValueError` as for a message's headers."""
+    lines = text.replace("\r\n", "\n").rstrip("\n").split("\n") if text.strip() else []
+    return _parse_headers(lines, first=1)
 
 
 def _body(headers: Sequence[tuple[str, str]], rest: bytes) -> bytes:
@@ -156,8 +166,12 @@ class SipRequest(_Headers):
         headers = _parse_headers(lines[1:])
         return cls(parts[0], parts[1], headers, _body(headers, rest))
 
+    @property
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} {SIP_VERSION}"
+
     def __bytes__(self) -> bytes:
-        return self._head_bytes(f"{self.method} {self.uri} {SIP_VERSION}")
+        return self._head_bytes(self.start_line)
 
 
 @dataclass
@@ -179,8 +193,12 @@ class SipResponse(_Headers):
         headers = _parse_headers(lines[1:])
         return cls(int(code), reason, headers, _body(headers, rest))
 
+    @property
+    def start_line(self) -> str:
+        return f"{SIP_VERSION} {self.status} {self.reason}"
+
     def __bytes__(self) -> bytes:
-        return self._head_bytes(f"{SIP_VERSION} {self.status} {self.reason}")
+        return self._head_bytes(self.start_line)
 
 
 SipMessage = SipRequest | SipResponse

@@ -28,9 +28,9 @@ from baresip import (
 )
 from baresip.errors import AudioNotActive, AudioRestarted
 
+from bot.personas import Persona, parse_persona
 from tests.sip_peers import DebianBaresip, free_port, tone, write_wav
 from voice.audio.frames import FRAME_BYTES, SILENCE_FRAME, rms, split_frames
-from bot.personas import Persona, parse_persona
 from voice.simphone.phone import ANNOUNCEMENTS, CallRecord, SimPhone, SimPhoneOptions
 from voice.tts.espeak import EspeakSynthesizer
 

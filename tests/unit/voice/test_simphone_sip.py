@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from voice.audio.g711 import alaw_encode, ulaw_encode
 from bot.personas import parse_persona
+from voice.audio.g711 import alaw_encode, ulaw_encode
 from voice.simphone.phone import SimPhone, SimPhoneOptions, personas_by_number
 from voice.simphone.rtp import (
     PT_PCMA,
@@ -32,6 +32,7 @@ from voice.simphone.sip import (
     build_answer,
     header_param,
     negotiate,
+    parse_headers,
     parse_message,
     response_to,
     split_list,
@@ -101,6 +102,29 @@ def test_response_round_trip() -> None:
     assert isinstance(response, SipResponse)
     assert bytes(response) == RINGING
     assert (response.status, response.reason, response.to_tag) == (180, "Ringing", "beef")
+
+
+def test_start_lines() -> None:
+    request = SipRequest.parse(INVITE)
+    assert request.start_line == "INVITE sip:13800000001@127.0.0.1:5080 SIP/2.0"
+    assert INVITE.startswith(request.start_line.encode() + b"\r\n")
+    response = SipResponse.parse(RINGING)
+    assert response.start_line == "SIP/2.0 180 Ringing"
+    assert RINGING.startswith(response.start_line.encode() + b"\r\n")
+
+
+def test_header_lines_on_their_own() -> None:
+    text = 'Reason: Q.850;cause=20;text="Subscriber absent"\r\nX-Note: a\n  b\n'
+    assert parse_headers(text) == [("Reason", 'Q.850;cause=20;text="Subscriber absent"'),
+                                   ("X-Note", "a b")]
+    assert parse_headers("") == [] and parse_headers("\r\n") == []
+    request = SipRequest("OPTIONS", "sip:a@b", parse_headers("CSeq: 1 OPTIONS\nl: 0"))
+    assert request.cseq == (1, "OPTIONS") and request.get("content-length") == "0"
+    assert SipRequest.parse(bytes(request)) == request
+    with pytest.raises(ValueError, match="header line 2 is not `Name: value`"):
+        parse_headers("Reason: Q.850;cause=1\nno colon here")
+    with pytest.raises(ValueError, match="header line 1 is empty"):
+        parse_headers("\nReason: x")
 
 
 def test_compact_headers_and_lists() -> None:
