@@ -1,0 +1,83 @@
+"""Transfer to an agent, when the bot's reply asks for one.
+
+`transfer_mode: bridge` (the default) dials the agent with `X-Waihu-Call-Id` /
+`X-Waihu-Reason` headers (the console finds the escalation's context by call id) and relays
+frames both ways through the customer leg, so the recording goes on; `refer` sends a blind
+REFER and the recording ends at the transfer.  No agent configured, an agent who does not
+answer or a refused REFER: the bot apologises (`no_agent_text`) and the escalation is
+marked `failed`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from bot import callrecord, events
+from bot.channel import BotSegment
+from bot.store import Database, EscalationRepo
+from voice.call.speaker import Speaker
+from voice.call.timeline import Timeline
+from voice.telephony.base import DialRequest, Leg, Telephony
+
+log = logging.getLogger("waihu.session")
+
+
+class Handoff:
+    def __init__(self, leg: Leg, telephony: Telephony | None, speaker: Speaker,
+                 timeline: Timeline, db: Database, *, agent_uri: str | None,
+                 mode: Literal["bridge", "refer"], answer_s: float, no_agent_text: str,
+                 stop_listening: Callable[[], None] = lambda: None) -> None:
+        self.leg = leg
+        self.telephony = telephony
+        self.speaker = speaker
+        self.timeline = timeline
+        self.db = db
+        self.agent_uri = agent_uri
+        self.mode = mode
+        self.answer_s = answer_s
+        self.no_agent_text = no_agent_text
+        self.stop_listening = stop_listening  # the bridge reads the caller's frames
+
+    async def run(self, transfer: dict[str, Any]) -> callrecord.EndedBy:
+        """Hand the call over; how it ended."""
+        call_id = self.timeline.call_id
+        reason = str(transfer.get("reason") or "request_human")
+        uri = self.agent_uri
+        if uri is None or self.telephony is None:
+            return await self.no_agent(reason, "no agent configured")
+        headers = {"X-Waihu-Call-Id": call_id, "X-Waihu-Reason": reason}
+        if self.mode == "refer":
+            ok = await self.leg.transfer(uri)
+            self.set_escalation("connected" if ok else "failed")
+            self.timeline.system_turn(f"转接坐席（{'成功' if ok else '失败'}，REFER）")
+            return "transfer" if ok else await self.no_agent(reason, "REFER refused")
+        agent = await self.telephony.dial(DialRequest(uri, f"{call_id}-agent",
+                                                      headers=headers))
+        outcome = await agent.wait_answer(self.answer_s)
+        if outcome.result != "answered":
+            await agent.hangup()
+            return await self.no_agent(reason, f"agent {outcome.result}")
+        self.set_escalation("connected")
+        self.timeline.system_turn("已接通坐席")
+        log.info("call.bridged call_id=%s", call_id)
+        self.timeline.publish(events.CALL_BRIDGED, self.timeline.now_ms(), agent=uri)
+        self.speaker.accepting_input = False
+        self.stop_listening()
+        await self.leg.bridge(agent)
+        return "bridge_ended"
+
+    async def no_agent(self, reason: str, why: str) -> callrecord.EndedBy:
+        log.warning("call.no_agent call_id=%s reason=%s why=%s", self.timeline.call_id,
+                    reason, why)
+        self.set_escalation("failed")
+        self.timeline.system_turn(f"转接失败：{why}")
+        pcm = await self.speaker.tts.speech(self.no_agent_text)
+        await self.speaker.play(BotSegment(self.no_agent_text), pcm)
+        self.timeline.bot_turn(self.no_agent_text, self.timeline.now_ms())
+        return "bot"
+
+    def set_escalation(self, status: str) -> None:
+        with self.db.session() as session:
+            EscalationRepo(session).mark_for_call(self.timeline.call_id, status)
