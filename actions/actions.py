@@ -208,9 +208,8 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
                                "objections": dict(state.objections)})
     for effect in step.effects:
         if isinstance(effect, flow.Outcome):
-            calls.finish_call(
+            calls.record_outcome(
                 call.id, effect.outcome, effect.decline_reason,
-                at=_now(defn, call).astimezone(UTC),  # the call's clock (virtual when simulated)
                 confirmation_result=effect.confirmation_result,
                 stage=state.stage, verified=state.verified, pitched=state.pitched,
                 script_completed=effect.outcome in _COMPLETING

@@ -47,8 +47,10 @@ def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: Ended
           recording_path: str | None = None, recording_sha256: str | None = None,
           error: str | None = None) -> Call | None:
     """The call is over: its end time, its recording, and the outcome of a call the flow
-    left unfinished (by how it ended).  A call already closed keeps its end time; None
-    when there is no call (not answered)."""
+    left unfinished (by how it ended).  The channel closes a call when its audio (or text
+    exchange) ends; the dialer closes it again when it completes the attempt
+    (``completed``) or takes its lease back (``lease_expired``), which only fills in what
+    is missing.  A call already closed keeps its end time.  None when there is no call."""
     call = session.get(Call, call_id)
     if call is None:
         return None
@@ -58,7 +60,7 @@ def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: Ended
         _hung_up(session, call, ended_at)
     elif call.outcome is None and ended_by in ("failure", "timeout", "lease_expired"):
         call.summary = {**(call.summary or {}), "interrupted": error or ended_by}
-    if ended_by != "lease_expired" or call.ended_at is None:
+    if call.ended_at is None:  # the first close is the end: the dialer's comes after
         call.ended_at = ended_at
     attempt = session.get(CallAttempt, call.attempt_id)
     if attempt is not None and attempt.ended_at is None:
@@ -73,7 +75,7 @@ def _hung_up(session: Session, call: Call, at: datetime) -> None:
     if call.outcome is None:
         answered = session.scalar(select(func.count()).select_from(SurveyAnswer)
                                   .where(SurveyAnswer.call_id == call.id))
-        calls.finish_call(call.id, "survey_partial" if answered else "hung_up_early", at=at)
+        calls.record_outcome(call.id, "survey_partial" if answered else "hung_up_early")
     calls.add_turn(call.id, "system", "客户挂机", started_at=at)
 
 

@@ -23,7 +23,7 @@ Rules chosen where the brief was silent (see also bot/campaigns/compliance.py):
   ``no_response`` (retried per ``no_response``), and for notifications ``hung_up_early``
   (the notice was not heard: retried like ``no_response``).  A number on the DNC list after
   the call closes it as ``dnc`` and cancels its pending callbacks.
-- An answered call left without an outcome is hung up (``CallRepo.hang_up``) when the
+- An answered call left without an outcome is hung up (``bot.callrecord.close``) when the
   attempt is completed; by a reclaim it is only marked ``summary.interrupted`` and keeps
   ``answered`` as its dial result (the customer did answer), and the contact is retried as
   ``failed``.
@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import callrecord
 from bot.campaigns.compliance import clamp_to_window, next_attempt
 from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.grading import grade_call
@@ -79,13 +80,8 @@ class Closer:
         defn = definition_or_none(campaign)
         if attempt.dial_result is None:
             self.calls.set_dial_result(attempt.call_id, "failed", at=now)
-        call = self.calls.get_call(attempt.call_id)
-        if attempt.dial_result == "answered" and call is not None and call.outcome is None:
-            if reclaimed:
-                call.ended_at = call.ended_at or now
-                call.summary = {**(call.summary or {}), "interrupted": "lease_expired"}
-            else:
-                self.calls.hang_up(call.id, at=now)
+        call = callrecord.close(session, attempt.call_id, ended_at=now,
+                                ended_by="lease_expired" if reclaimed else "completed")
         if call is not None and call.outcome is not None and defn is not None:
             call.grade = grade_call(defn.grading, call)
         attempt.ended_at = attempt.ended_at or now

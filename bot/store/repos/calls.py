@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.store.base import utcnow
-from bot.store.models import Call, CallAttempt, Contact, SurveyAnswer, TranscriptTurn
+from bot.store.models import Call, CallAttempt, Contact, TranscriptTurn
 from bot.store.repos.common import NotFound
 from bot.store.vocab import (
     ATTEMPT_KINDS,
@@ -131,28 +131,23 @@ class CallRepo:
     def get_call(self, call_id: str) -> Call | None:
         return self.session.get(Call, call_id)
 
-    def finish_call(
+    def record_outcome(
         self,
         call_id: str,
         outcome: str,
         decline_reason: str | None = None,
-        at: datetime | None = None,
         **flags: Unpack[CallFlags],
     ) -> Call:
-        """End the call with an outcome from ``OUTCOMES`` (and the attempt with it)."""
+        """The outcome from ``OUTCOMES`` the call flow decided (before its last words are
+        said).  The call's end time is set when it closes (``bot.callrecord.close``)."""
         require(outcome, OUTCOMES, "outcome")
         require(decline_reason, DECLINE_REASONS, "decline reason", nullable=True)
         self._check_fields(flags, _FLAG_NAMES)
         call = self._call(call_id)
-        ended = at or utcnow()
         call.outcome = outcome
         call.decline_reason = decline_reason
-        call.ended_at = ended
         for name, value in flags.items():
             setattr(call, name, value)
-        attempt = self.session.get(CallAttempt, call.attempt_id)
-        if attempt is not None and attempt.ended_at is None:
-            attempt.ended_at = ended
         self.session.flush()
         return call
 
@@ -163,19 +158,6 @@ class CallRepo:
         for name, value in fields.items():
             setattr(call, name, value)
         self.session.flush()
-        return call
-
-    def hang_up(self, call_id: str, at: datetime | None = None) -> Call:
-        """The customer hung up. A call that already has its outcome keeps it; otherwise a
-        survey with answers is `survey_partial` and anything else `hung_up_early`. The
-        transcript (and, in voice mode, the recording) stays as it is."""
-        call = self._call(call_id)
-        if call.outcome is None:
-            answered = self.session.scalar(
-                select(func.count()).select_from(SurveyAnswer).where(
-                    SurveyAnswer.call_id == call_id))
-            self.finish_call(call_id, "survey_partial" if answered else "hung_up_early", at=at)
-        self.add_turn(call_id, "system", "客户挂机", started_at=at)
         return call
 
     def add_turn(

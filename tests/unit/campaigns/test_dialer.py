@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot import callrecord
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.campaigns.dryrun import check_campaign
 from bot.campaigns.registry import (
@@ -76,12 +77,10 @@ def gateway_result(db: Database, call_id: str, dial: str = "answered",
                    outcome: str | None = None, at: datetime = NOW, **flags: Any) -> None:
     """What the gateway and the actions store for a call before it is completed."""
     with db.session() as session:
-        calls = CallRepo(session)
-        calls.set_dial_result(call_id, dial, at=at)
-        if dial == "answered":
-            calls.open_call(call_id)
-            if outcome is not None:
-                calls.finish_call(call_id, outcome, at=at, **flags)
+        callrecord.record_dial_result(session, call_id, dial, at)
+        if dial == "answered" and outcome is not None:
+            CallRepo(session).record_outcome(call_id, outcome, **flags)
+            callrecord.close(session, call_id, ended_at=at, ended_by="bot")
 
 
 def run_call(db: Database, dialer: Dialer, job: CallJob, dial: str = "answered",

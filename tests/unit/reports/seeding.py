@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot import callrecord
 from bot.store import (
     CallRepo,
     CampaignRepo,
@@ -166,10 +167,11 @@ def _call(calls: CallRepo, session_ledger: ConsentLedger, escalations: Escalatio
         calls.update_call(call.id, verified=answered.verified, pitched=answered.pitched)
         return call.id
     end = at + timedelta(seconds=answered.seconds)
-    calls.finish_call(call.id, answered.outcome, answered.reason, at=end, grade=answered.grade,
-                      verified=answered.verified, pitched=answered.pitched,
-                      script_completed=answered.pitched,
-                      confirmation_result=answered.confirmation)
+    calls.record_outcome(call.id, answered.outcome, answered.reason, grade=answered.grade,
+                         verified=answered.verified, pitched=answered.pitched,
+                         script_completed=answered.pitched,
+                         confirmation_result=answered.confirmation)
+    callrecord.close(calls.session, call.id, ended_at=end, ended_by="bot")
     if answered.ledger:
         session_ledger.append(call.id, contact_id, campaign_id, "来电提醒服务", "a" * 64,
                               ["price", "trial_end", "cancel", "usage", "features"],
@@ -229,8 +231,9 @@ def seed(db: Database) -> Seeded:
                     answers.save_answer(call_id, f"{key}_reason", "不满意原因",
                                         answer_text="装了三天")
             answers.save_answer(call_id, "open", "意见建议", answer_text=f"建议{n}")
-            calls.finish_call(call_id, outcome, at=local(18, hhmm) + timedelta(seconds=90),
-                              grade="C", verified=True)
+            calls.record_outcome(call_id, outcome, grade="C", verified=True)
+            callrecord.close(calls.session, call_id, ended_by="bot",
+                             ended_at=local(18, hhmm) + timedelta(seconds=90))
 
         confirm = campaigns.add(seeded.confirm, "second_confirmation", dict(zone), "c" * 64)
         for who, hhmm, outcome, result in CONFIRMATIONS:

@@ -142,24 +142,22 @@ def test_dial_results_and_open_call(db: Database) -> None:
             calls.open_call("no-such-call")
 
 
-def test_finish_call_validates_and_sets_flags(db: Database, call: Call) -> None:
+def test_record_outcome_validates_and_sets_flags(db: Database, call: Call) -> None:
     with db.session() as session:
         calls = CallRepo(session)
         with pytest.raises(ValueError, match="outcome"):
-            calls.finish_call(call.id, "sold")
+            calls.record_outcome(call.id, "sold")
         with pytest.raises(ValueError, match="decline reason"):
-            calls.finish_call(call.id, "declined", decline_reason="rude")
+            calls.record_outcome(call.id, "declined", decline_reason="rude")
         with pytest.raises(ValueError, match="unknown call field"):
-            calls.finish_call(call.id, "declined", colour="red")  # type: ignore[call-arg]  # the point of the test
+            calls.record_outcome(call.id, "declined", colour="red")  # type: ignore[call-arg]  # the point of the test
         with pytest.raises(ValueError, match="confirmation result"):
-            calls.finish_call(call.id, "notified", confirmation_result="maybe")
+            calls.record_outcome(call.id, "notified", confirmation_result="maybe")
         calls.update_call(call.id, stage="pitch", verified=True, recording_path="/r/1.wav")
-        ended = datetime(2030, 1, 1, 12, tzinfo=UTC)
-        finished = calls.finish_call(
+        finished = calls.record_outcome(
             call.id,
             "declined",
             decline_reason="too_expensive",
-            at=ended,
             pitched=True,
             script_completed=True,
             summary={"turns": 7},
@@ -175,12 +173,10 @@ def test_finish_call_validates_and_sets_flags(db: Database, call: Call) -> None:
             "pitch",
         )
         assert stored.verified and stored.pitched and stored.script_completed
-        assert stored.summary == {"turns": 7} and stored.ended_at == ended
-        assert stored.recording_path == "/r/1.wav"
-        attempt = calls.get_attempt(call.id)
-        assert attempt is not None and attempt.ended_at == ended
+        assert stored.summary == {"turns": 7} and stored.recording_path == "/r/1.wav"
+        assert stored.ended_at is None  # the call record sets it when the call closes
         with pytest.raises(NotFound):
-            calls.finish_call("nope", "notified")
+            calls.record_outcome("nope", "notified")
     assert "consented" in OUTCOMES and len(OUTCOMES) == 13
 
 
@@ -229,23 +225,6 @@ def test_survey_answers_upsert_by_question(db: Database, call: Call) -> None:
         ]
         assert answers[0].contact_id == call.contact_id
         assert answers[0].campaign_id == call.campaign_id
-
-
-def test_hang_up_keeps_an_outcome_or_decides_one(
-    db: Database, seeder: Callable[..., Call]
-) -> None:
-    plain, survey, done = (seeder(db, f"1381234567{n}") for n in range(3))
-    with db.session() as session:
-        calls = CallRepo(session)
-        SurveyRepo(session).save_answer(survey.id, "teacher", "满意吗？", score=3)
-        calls.finish_call(done.id, "consented")
-        for call in (plain, survey, done):
-            calls.hang_up(call.id)
-    with db.session() as session:
-        calls = CallRepo(session)
-        outcomes = [calls.get_call(c.id).outcome for c in (plain, survey, done)]  # type: ignore[union-attr]
-        assert outcomes == ["hung_up_early", "survey_partial", "consented"]
-        assert calls.turns(plain.id)[-1].speaker == "system"
 
 
 def test_dnc_add_is_idempotent_and_blacklist_blocks(db: Database) -> None:
