@@ -114,10 +114,9 @@ class Gateway:
             report.error = f"{type(exc).__name__}: {exc}"
             log.exception("gateway.call_failed call_id=%s", job.call_id)
             with contextlib.suppress(Exception), self.db.session() as session:
-                calls = CallRepo(session)
-                attempt = calls.get_attempt(job.call_id)
+                attempt = CallRepo(session).get_attempt(job.call_id)
                 if attempt is not None and attempt.dial_result is None:
-                    calls.set_dial_result(job.call_id, "failed", at=started)
+                    callrecord.record_dial_result(session, job.call_id, "failed", started)
         finally:
             self.legs.pop(job.call_id, None)
             end = started + timedelta(milliseconds=report.session.duration_ms

@@ -38,17 +38,18 @@ class CallStats:
 
 
 def seed_call(db: Any, phone: str) -> str:
+    from bot import callrecord
     from bot.store import CallRepo, CampaignRepo, ContactRepo
+    from bot.store.base import utcnow
 
     with db.session() as session:
         campaigns = CampaignRepo(session)
         campaign = campaigns.by_name("bench") or campaigns.add(
             "bench", "survey", {"product": "彩铃"}, "b" * 64)
         contact = ContactRepo(session).add(campaign.id, phone, name="张三")
-        calls = CallRepo(session)
-        attempt = calls.start_attempt(campaign.id, contact.id)
-        calls.set_dial_result(attempt.call_id, "answered")
-        return str(calls.open_call(attempt.call_id).id)
+        attempt = CallRepo(session).start_attempt(campaign.id, contact.id)
+        callrecord.record_dial_result(session, attempt.call_id, "answered", utcnow())
+        return str(attempt.call_id)
 
 
 async def _watch_stats(leg: Any, stats: CallStats) -> None:

@@ -79,7 +79,7 @@ class Closer:
         assert contact is not None and campaign is not None  # foreign keys
         defn = definition_or_none(campaign)
         if attempt.dial_result is None:
-            self.calls.set_dial_result(attempt.call_id, "failed", at=now)
+            callrecord.record_dial_result(session, attempt.call_id, "failed", now)
         call = callrecord.close(session, attempt.call_id, ended_at=now,
                                 ended_by="lease_expired" if reclaimed else "completed")
         if call is not None and call.outcome is not None and defn is not None:
