@@ -154,7 +154,7 @@ class PromptCache:
             pcm = self.memory.get(f"recorded:{response}")
             if pcm is not None:
                 return pcm
-            pcm = self._read_recorded(recorded)
+            pcm = self._read_pcm(recorded, "tts.recorded_unreadable")
             if pcm is not None:
                 self.memory.put(f"recorded:{response}", pcm)
                 return pcm
@@ -162,7 +162,7 @@ class PromptCache:
         pcm = self.memory.get(key)
         if pcm is not None:
             return pcm
-        pcm = self._read_cached(text)
+        pcm = self._read_pcm(self.path(text), "tts.cache_corrupt")
         if pcm is not None:
             self.memory.put(key, pcm)
         return pcm
@@ -236,25 +236,16 @@ class PromptCache:
         return report
 
     @staticmethod
-    def _read_recorded(path: Path) -> bytes | None:
+    def _read_pcm(path: Path, unreadable: str) -> bytes | None:
+        """8 kHz PCM from a WAV file; None if it is missing or broken (logged as
+        *unreadable*): a broken recording or cache entry must not silence the prompt,
+        synthesis takes over."""
         try:
             rate, pcm = read_wav(path)
         except FileNotFoundError:
             return None
         except (wave.Error, EOFError, ValueError) as exc:
-            # A broken recording must not silence the prompt: synthesis takes over.
-            log.warning("tts.recorded_unreadable path=%s error=%s", path.name, exc)
-            return None
-        return resample_linear(pcm, rate, SAMPLE_RATE)
-
-    def _read_cached(self, text: str) -> bytes | None:
-        path = self.path(text)
-        try:
-            rate, pcm = read_wav(path)
-        except FileNotFoundError:
-            return None
-        except (wave.Error, EOFError, ValueError) as exc:
-            log.warning("tts.cache_corrupt path=%s error=%s", path.name, exc)
+            log.warning("%s path=%s error=%s", unreadable, path.name, exc)
             return None
         return resample_linear(pcm, rate, SAMPLE_RATE)
 
