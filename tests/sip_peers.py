@@ -41,12 +41,10 @@ from typing import Any, cast
 
 from voice.audio.frames import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, samples, to_pcm
 from voice.simphone.rtp import CODECS, RtpPacket
+from voice.simphone.sdp import Sdp, build_answer, negotiate
 from voice.simphone.sip import (
-    Sdp,
     SipRequest,
     SipResponse,
-    build_answer,
-    negotiate,
     new_branch,
     new_tag,
     parse_headers,

@@ -33,14 +33,12 @@ from voice.simphone.call import Call, CallRecord, OwnAudio, SimPhoneOptions, Spa
 from voice.simphone.listening import BotListener, Listening
 from voice.simphone.playback import ANNOUNCEMENTS, PersonaPlayer, phrases
 from voice.simphone.rtp import ReceivedFrame, RtpSession
+from voice.simphone.sdp import Sdp, build_answer, negotiate
 from voice.simphone.sip import (
     REASONS,
-    Sdp,
     SipRequest,
     SipUri,
     addr_uri,
-    build_answer,
-    negotiate,
     new_tag,
 )
 from voice.simphone.transactions import InviteTx, SipUas

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from voice.simphone.call import T2, Call
+from voice.simphone.sdp import Sdp, negotiate
 from voice.simphone.sip import (
-    Sdp,
     SipMessage,
     SipRequest,
     SipResponse,
     SipUri,
-    negotiate,
     new_branch,
     new_tag,
     parse_message,

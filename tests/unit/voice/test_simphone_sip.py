@@ -24,14 +24,12 @@ from voice.simphone.rtp import (
     RtpSession,
     dtmf_payloads,
 )
+from voice.simphone.sdp import Sdp, build_answer, negotiate
 from voice.simphone.sip import (
-    Sdp,
     SipRequest,
     SipResponse,
     SipUri,
-    build_answer,
     header_param,
-    negotiate,
     parse_headers,
     parse_message,
     response_to,
