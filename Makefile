@@ -15,10 +15,10 @@ setup: ## install Debian packages (as root), both venvs, train Rasa if needed
 	@scripts/setup.sh
 
 demo: setup ## sample campaigns with virtual customers through the whole bot, then the report
-	$(PY) -m bot.cli demo
+	$(PY) -m voice.cli demo
 
 demo-text: setup ## the same sample campaigns as text calls (no SIP or audio; about a minute)
-	$(PY) -m bot.cli demo --text
+	$(PY) -m voice.cli demo --text
 
 test: setup lint test-rasa test-py ## every test: lint, Rasa data, conversation tests, NLU gate, pytest
 
@@ -39,7 +39,7 @@ bench: setup ## Rasa REST latency, 1M-row import, voice gateway latency/RTP/CPU 
 	$(PY) bench/voice.py --engines "" --rasa
 
 chat: setup ## talk to the marketing bot in the terminal
-	$(PY) -m bot.cli chat --campaign examples/campaigns/marketing.yml
+	$(PY) -m voice.cli chat --campaign examples/campaigns/marketing.yml
 
 clean: ## remove built models, results and local databases (keeps the venvs)
 	rm -rf models results var .rasa

@@ -1,4 +1,10 @@
-"""`waihu`: the command line of the project (every command that prints results has --json)."""
+"""The `waihu` commands of the bot: campaigns, contacts, reports, audit, DNC, QA, chat, demo.
+
+`voice/cli.py` is the `waihu` command itself: it adds the voice commands (simulate, call,
+run, prompts) and the demo's voice calls through `build_parser`'s *extensions*, so that the
+dependency goes one way (voice on bot).  Run alone (`python -m bot.cli`), this is the
+command line without them: `demo` then needs --text.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,21 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from bot.campaigns.definition import CampaignFileError, load_definition
 from bot.store import CampaignRepo, ConsentLedger, Database, default_url, utcnow
 
 REPO = Path(__file__).resolve().parents[1]
+DESCRIPTION = ("`waihu`: the command line of the project (every command that prints results "
+               "has --json).")
+
+# What `add_parser` is called on (argparse has no public name for it).
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Extension: TypeAlias = Callable[[Subcommands], None]  # adds commands or options to the parser
 
 
 def _print_json(value: Any) -> None:
@@ -304,44 +317,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from voice.simulate import simulate
-
-    return simulate(args)
-
-
-def cmd_call(args: argparse.Namespace) -> int:
-    from voice.commands import call
-
-    return call(args)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from voice.commands import run
-
-    return run(args)
-
-
-def cmd_prompts_warm(args: argparse.Namespace) -> int:
-    from voice.tts.warm import main as warm_main
-
-    argv = [args.campaign, *(["--database", args.database] if args.database else [])]
-    return warm_main(argv)
-
-
 # --- parser ---------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="waihu", description=__doc__)
+def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def build_parser(*extensions: Extension) -> argparse.ArgumentParser:
+    """The bot's commands, then whatever each of *extensions* adds."""
+    parser = argparse.ArgumentParser(prog="waihu", description=DESCRIPTION)
     parser.add_argument("--database", help="SQLAlchemy URL (default: $WAIHU_DATABASE_URL or "
                         "var/waihu.db)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--json", action="store_true", help="print JSON")
-        return p
 
     campaign = sub.add_parser("campaign", help="create and list campaigns")
     csub = campaign.add_subparsers(dest="action", required=True)
@@ -434,60 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run one sample campaign instead of all four")
     demo.add_argument("--text", action="store_true",
                       help="text mode: no SIP, audio, ASR or TTS (fast)")
-    demo.add_argument("--asr", default="auto", choices=["auto", "vosk", "whisper"])
     demo.set_defaults(func=cmd_demo)
 
-    def voice_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--asr", default="auto", choices=["auto", "vosk", "whisper"],
-                       help="ASR engine (auto: Vosk if its Mandarin model is present)")
-        return p
-
-    simulate = voice_options(sub.add_parser(
-        "simulate", help="virtual customers (persona files) as real SIP calls"))
-    simulate.add_argument("--personas", type=Path, required=True, help="folder of personas")
-    simulate.add_argument("--campaign", type=Path,
-                          help="campaign YAML (default: the sample campaign named like the "
-                          "persona folder)")
-    simulate.add_argument("--concurrency", type=int, default=4, help="calls at once")
-    simulate.add_argument("--report", action="store_true",
-                          help="also print the campaign report as a JSON line")
-    simulate.set_defaults(func=cmd_simulate)
-
-    call = voice_options(with_json(sub.add_parser(
-        "call", help="one real call with a campaign's script to any SIP URI")))
-    call.add_argument("uri", help="sip:user@host[:port]")
-    call.add_argument("--campaign", type=Path, required=True, help="campaign YAML file")
-    call.add_argument("--name", default="张伟", help="the customer's name")
-    call.add_argument("--gender", default="male", choices=["male", "female"])
-    call.add_argument("--id-last4", default="1234", help="last 4 ID digits on file")
-    call.add_argument("--ring-timeout", type=float, default=40.0, help="seconds")
-    call.add_argument("--agent-uri", help="SIP URI of the agent phone for transfers")
-    call.add_argument("--transfer-mode", default="bridge", choices=["bridge", "refer"])
-    call.add_argument("--sip-port", type=int, default=0, help="local SIP port (0: any)")
-    call.set_defaults(func=cmd_call)
-
-    run = voice_options(sub.add_parser(
-        "run", help="Rasa, actions, gateway and dialer for real use (until Ctrl-C)"))
-    run.add_argument("--capacity", type=int, default=10, help="concurrent calls")
-    run.add_argument("--sip-host", default="127.0.0.1", help="address to bind SIP/RTP to")
-    run.add_argument("--sip-port", type=int, default=5060)
-    run.add_argument("--outbound-proxy", help="SBC every INVITE goes through (host[:port])")
-    run.add_argument("--agent-uri", help="SIP URI of the agent queue for transfers")
-    run.add_argument("--transfer-mode", default="bridge", choices=["bridge", "refer"])
-    run.add_argument("--recorded-prompts", type=Path,
-                     help="folder of <response>.wav recordings that replace synthesis")
-    run.set_defaults(func=cmd_run)
-
-    prompts = sub.add_parser("prompts", help="the TTS prompt cache")
-    psub = prompts.add_subparsers(dest="prompts_command", required=True)
-    warm = psub.add_parser("warm", help="synthesise every fixed prompt of a campaign (JSON)")
-    warm.add_argument("campaign", help="campaign name or YAML file")
-    warm.set_defaults(func=cmd_prompts_warm)
+    for extend in extensions:
+        extend(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

@@ -1,11 +1,13 @@
-"""Run sample campaigns with virtual customers (text mode) and report the figures.
+"""Run sample campaigns with virtual customers and report the figures.
 
 Each persona of a campaign's folder becomes one contact.  The campaign is started and the
 real dialer works through one calling day on a virtual clock: it claims the due contacts
-under leases, each persona's dial behaviour becomes the dial result, its turns go as text
-through the real Rasa server and action server, and the dialer reschedules busy and
-unanswered numbers per the retry policy.  Until the voice gateway lands this is what
-`waihu demo` runs.
+under leases, each persona answers (or not) as its file says, and the dialer reschedules
+busy and unanswered numbers per the retry policy.  How the calls are placed is a
+`SampleCalls` the caller passes in: text calls are this package's own (`text_calls`: the
+dial behaviour becomes the dial result, the turns go as text through the real Rasa server
+and action server); real SIP calls come from the voice package (`voice.simulate`), which the
+`waihu` command line (`voice/cli.py`) wires in: voice depends on bot, never the reverse.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from sqlalchemy import func, select
@@ -198,15 +200,22 @@ def load_sample(campaign_file: Path, today: date) -> CampaignDefinition:
     return defn
 
 
-async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
-                       personas_dir: Path, today: date | None = None
-                       ) -> tuple[list[PersonaResult], dict[str, Any]]:
-    """Create the campaign, one contact per persona, start it, dial one calling day through
-    the dialer, pause it; then the campaign figures."""
-    today = today or date.today()
-    defn = load_sample(campaign_file, today)
+class SampleCalls(Protocol):
+    """How the demo places one sample campaign's calls through a calling day: the result per
+    persona, then the campaign figures."""
+
+    def __call__(self, db: Database, rasa_url: str, defn: CampaignDefinition,
+                 personas: list[Persona], today: date
+                 ) -> Coroutine[Any, Any, tuple[list[PersonaResult], dict[str, Any]]]: ...
+
+
+async def text_calls(db: Database, rasa_url: str, defn: CampaignDefinition,
+                     personas: list[Persona], today: date
+                     ) -> tuple[list[PersonaResult], dict[str, Any]]:
+    """The campaign as text calls: create it, one contact per persona, start it, dial one
+    calling day through the dialer, pause it; then the campaign figures."""
     campaign_id = save_campaign(db, defn)
-    by_contact = add_persona_contacts(db, campaign_id, load_personas(personas_dir), today)
+    by_contact = add_persona_contacts(db, campaign_id, personas, today)
     start, end = calling_day(defn, today)
     start_campaign(db, defn.name, start)
     dialer = Dialer(db, "demo-text", lease_s=600)
@@ -224,6 +233,15 @@ async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
     return results, figures
 
 
+async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
+                       personas_dir: Path, today: date | None = None
+                       ) -> tuple[list[PersonaResult], dict[str, Any]]:
+    """A sample campaign file and its persona folder as text calls (`text_calls`)."""
+    today = today or date.today()
+    return await text_calls(db, rasa_url, load_sample(campaign_file, today),
+                            load_personas(personas_dir), today)
+
+
 def sample_campaigns() -> list[tuple[Path, Path]]:
     """(campaign file, persona folder) for every sample campaign, main one first."""
     order = ["marketing", "notification", "survey", "second_confirmation"]
@@ -231,14 +249,22 @@ def sample_campaigns() -> list[tuple[Path, Path]]:
             for kind in order]
 
 
-def demo(args: Any) -> int:
+def demo(args: Any, voice_calls: SampleCalls | None = None) -> int:
     """`waihu demo`: every sample campaign through Rasa and the actions, then the report.
 
-    Uses a fresh SQLite database (var/demo.db) unless --database is given. Exit code 1 if a
-    persona's `expect` did not hold.
+    The calls are *voice_calls*, or text calls with --text.  Uses a fresh SQLite database
+    (var/demo.db) unless --database is given. Exit code 1 if a persona's `expect` did not
+    hold, 2 if voice calls are asked for and none were given.
     """
     from bot.services import RasaStack
 
+    mode = "text" if getattr(args, "text", False) else "voice"
+    place_calls = text_calls if mode == "text" else voice_calls
+    if place_calls is None:
+        print("waihu demo: voice calls come with the voice package's command line "
+              "(`waihu demo`, `python -m voice.cli demo`); --text runs text calls",
+              file=sys.stderr)
+        return 2
     url = args.database or f"sqlite:///{EXAMPLES.parent / 'var' / 'demo.db'}"
     if not args.database:
         (EXAMPLES.parent / "var").mkdir(exist_ok=True)
@@ -253,19 +279,11 @@ def demo(args: Any) -> int:
     print("starting the Rasa server and the action server (about 30 s)…", file=sys.stderr)
     failures = 0
     reports: list[Path] = []
-    mode = "text" if getattr(args, "text", False) else "voice"
     with RasaStack(url) as stack:
         for campaign_file, personas_dir in chosen:
-            if mode == "voice":
-                from voice.simulate import simulate_campaign
-
-                results, figures = asyncio.run(simulate_campaign(
-                    db, stack.rasa_url, load_sample(campaign_file, today),
-                    load_personas(personas_dir), EXAMPLES.parent / "var", today=today,
-                    asr_engine=getattr(args, "asr", "auto"), concurrency=6))
-            else:
-                results, figures = asyncio.run(run_campaign(db, stack.rasa_url, campaign_file,
-                                                            personas_dir, today))
+            results, figures = asyncio.run(place_calls(
+                db, stack.rasa_url, load_sample(campaign_file, today),
+                load_personas(personas_dir), today))
             failures += sum(not r.ok for r in results)
             reports += write_reports(figures, EXAMPLES.parent / "var" / "reports")
             if args.json:

@@ -30,6 +30,7 @@ from bot.channel import RasaChannel
 from bot.demo import (
     PersonaResult,
     Placer,
+    SampleCalls,
     add_persona_contacts,
     calling_day,
     dial_campaign,
@@ -129,6 +130,17 @@ async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinitio
         assert campaign is not None
         figures = campaign_figures(session, campaign)
     return results, figures
+
+
+def demo_calls(asr_engine: str) -> SampleCalls:
+    """`waihu demo`'s voice calls: each sample campaign through `simulate_campaign`, six
+    calls at once, files under var/."""
+    async def calls(db: Database, rasa_url: str, defn: CampaignDefinition,
+                    personas: list[Persona], today: date
+                    ) -> tuple[list[PersonaResult], dict[str, Any]]:
+        return await simulate_campaign(db, rasa_url, defn, personas, ROOT / "var",
+                                       today=today, asr_engine=asr_engine, concurrency=6)
+    return calls
 
 
 def simulate(args: Any) -> int:

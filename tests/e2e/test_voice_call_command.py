@@ -55,7 +55,7 @@ def customer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_one_call_prints_outcome_transcript_and_recording(customer: str,
                                                          tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--database", f"sqlite:///{tmp_path / 'call.db'}",
+        [sys.executable, "-m", "voice.cli", "--database", f"sqlite:///{tmp_path / 'call.db'}",
          "call", customer, "--campaign", str(ROOT / "examples" / "campaigns" / "marketing.yml"),
          "--name", "王芳", "--gender", "female", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -45,7 +45,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedP
         (folder / f"{name}.yml").write_text(text, encoding="utf-8")
     url = f"sqlite:///{tmp_path_factory.mktemp('simulate') / 'sim.db'}"
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--database", url, "simulate", "--personas",
+        [sys.executable, "-m", "voice.cli", "--database", url, "simulate", "--personas",
          str(folder), "--campaign", str(ROOT / "examples" / "campaigns" / "marketing.yml")],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     return done, Database(url)
@@ -114,7 +114,7 @@ def test_exit_code_is_1_when_an_expectation_fails(tmp_path: Path) -> None:
         persona.replace("id: line_busy", "id: wrong").replace("dial_result: busy",
                                                                "dial_result: answered"))
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--database", f"sqlite:///{tmp_path / 's.db'}",
+        [sys.executable, "-m", "voice.cli", "--database", f"sqlite:///{tmp_path / 's.db'}",
          "simulate", "--personas", str(tmp_path), "--campaign",
          str(ROOT / "examples" / "campaigns" / "marketing.yml")],
         cwd=ROOT, capture_output=True, text=True, timeout=600)

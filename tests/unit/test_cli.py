@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
+from bot import cli as bot_cli
 from bot.cli import main
 from bot.store import CallRepo, ConsentLedger, ContactRepo, Database
 from bot.store.models import Campaign
+from voice import cli as voice_cli
 
 REPO = Path(__file__).resolve().parents[2]
 MARKETING = REPO / "examples" / "campaigns" / "marketing.yml"
@@ -99,3 +102,27 @@ def test_audit_verify(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert main(["--database", url, "audit", "verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 1
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+def test_waihu_is_the_bot_commands_with_the_voice_ones(url: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    bot_commands = ["campaign", "import", "report", "audit", "dnc", "qa", "chat", "demo"]
+    assert _commands(bot_cli.build_parser()) == bot_commands
+    assert _commands(voice_cli.build_parser()) == [*bot_commands, "simulate", "call", "run",
+                                                   "prompts"]
+    demo = voice_cli.build_parser().parse_args(["demo", "--asr", "vosk", "--only", "survey"])
+    assert (demo.func, demo.asr, demo.only, demo.text) == (voice_cli.cmd_demo, "vosk",
+                                                           "survey", False)
+    assert voice_cli.main(["--database", url, "campaign", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_bot_cli_alone_runs_the_demo_as_text_only(url: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--database", url, "demo"]) == 2  # refused before Rasa starts
+    assert "--text" in capsys.readouterr().err

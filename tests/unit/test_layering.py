@@ -1,0 +1,62 @@
+"""The packages depend one way: voice/ on bot/, never bot/ on voice/ (the `waihu` command
+line that joins them is voice/cli.py)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def voice_imports(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every `import voice…`, `from voice… import …` and
+    `importlib.import_module("voice…")` / `__import__("voice…")` in *source*."""
+    found = [(node.lineno, name) for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.stmt | ast.expr) for name in _imported(node)]
+    return sorted((line, name) for line, name in found
+                  if name == "voice" or name.startswith("voice."))
+
+
+def _imported(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module] if node.level == 0 and node.module else []
+    if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and getattr(node.func, "attr", getattr(node.func, "id", None))
+            in ("import_module", "__import__")):
+        return [node.args[0].value]
+    return []
+
+
+def test_bot_imports_nothing_from_voice() -> None:
+    files = sorted((REPO / "bot").rglob("*.py"))
+    assert len(files) > 10
+    hits = [f"{path.relative_to(REPO)}:{line} imports {module}" for path in files
+            for line, module in voice_imports(path.read_text(encoding="utf-8"))]
+    assert hits == []
+
+
+def test_the_scan_sees_each_kind_of_import() -> None:
+    source = ("import os, voice\n"
+              "import voice.gateway as gateway\n"
+              "from voice.simulate import simulate\n"
+              "from voicemail import box\n"
+              "def later():\n"
+              "    import importlib\n"
+              "    importlib.import_module('voice.cli')\n"
+              "    return __import__('voice.tts')\n")
+    assert voice_imports(source) == [(1, "voice"), (2, "voice.gateway"), (3, "voice.simulate"),
+                                     (7, "voice.cli"), (8, "voice.tts")]
+
+
+def test_the_bot_command_line_loads_no_voice_module() -> None:
+    code = ("import sys, bot.cli, bot.demo; bot.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m == 'voice' or m.startswith('voice.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
