@@ -51,7 +51,7 @@ def _seed_call(db: Database, outcome: str, reason: str | None = None,
         calls.set_dial_result(attempt.call_id, dial)
         if dial == "answered":
             calls.open_call(attempt.call_id)
-            calls.finish_call(attempt.call_id, outcome, reason)
+            calls.record_outcome(attempt.call_id, outcome, reason)
 
 
 def test_report_figures_on_a_known_database(url: str,
