@@ -7,6 +7,7 @@ effects.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -96,7 +97,10 @@ class FlowState:
     def from_slot(cls, value: Any) -> FlowState:
         if not isinstance(value, dict):
             return cls()
-        value = dict(value)
+        # A deep copy: the flow changes its counters and lists in place, and the stored
+        # value (an ORM-loaded JSON column) must not change with them, or the write-back
+        # compares equal to it and is never saved.
+        value = copy.deepcopy(value)
         if "played" in value:  # stored before `played` became `sent`: a call across a deploy
             value.setdefault("sent", value.pop("played"))
         known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}

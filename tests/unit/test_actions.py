@@ -364,3 +364,18 @@ def test_the_consent_is_stamped_on_the_call_clock(db: Database) -> None:
         stamped = entry.created_at.replace(tzinfo=entry.created_at.tzinfo or ZoneInfo("UTC"))
     gap = abs((stamped - datetime.fromisoformat(virtual)).total_seconds())
     assert gap < 60, stamped
+
+
+def test_counters_the_flow_changes_in_place_are_saved(db: Database) -> None:
+    """The second objection of a kind ends the offer: the count of the first must have
+    been written back to calls.flow_state (a dict changed in place once compared equal to
+    the stored one and was never saved)."""
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.say("affirm", "是我")
+    conv.say("affirm", "可以")
+    conv.say("distrust", "你们是骗子吧")
+    assert conv.call().flow_state["objections"] == {"distrust": 1}  # type: ignore[index]
+    conv.say("distrust", "我不信你们")
+    call = conv.call()
+    assert (call.outcome, call.decline_reason) == ("declined", "distrust")
