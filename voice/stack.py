@@ -52,7 +52,7 @@ async def voice_parts(settings: VoiceSettings,
                         recorded_dir=settings.recorded_prompts)
     tts = TtsWorker(cache)
     if telephony is None:
-        from voice.telephony.baresip_leg import BaresipTelephony
+        from voice.telephony.baresip_telephony import BaresipTelephony
 
         telephony = BaresipTelephony(listen=(settings.sip_host, settings.sip_port),
                                      outbound_proxy=settings.outbound_proxy)

@@ -61,7 +61,7 @@ async def run_engine(name: str, levels: list[str], ctx: dict[str, Any],
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from bot.store import Database
-    from voice.telephony.baresip_leg import BaresipTelephony
+    from voice.telephony.baresip_telephony import BaresipTelephony
     from voice.tts.cache import PromptCache
     from voice.tts.worker import TtsWorker
 

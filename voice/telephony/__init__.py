@@ -1,7 +1,8 @@
 """The telephony leg: our own small interface (`base`) and an in-memory fake (`fake`).
 
-The real implementation, `voice.telephony.baresip_leg.BaresipTelephony`, is imported from its
-module on purpose: importing this package does not load the baresip C library.
+The real implementation, `voice.telephony.baresip_telephony.BaresipTelephony` (its legs in
+`baresip_leg`, their audio in `leg_audio`, moved by the thread in `audio_clock`), is imported
+from its module on purpose: importing this package does not load the baresip C library.
 """
 
 from voice.telephony.base import (

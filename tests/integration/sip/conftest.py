@@ -24,7 +24,7 @@ from tests.sip_peers import (
 )
 
 if TYPE_CHECKING:
-    from voice.telephony.baresip_leg import BaresipTelephony
+    from voice.telephony.baresip_telephony import BaresipTelephony
 
 PEER_BINARIES = ("baresip", "kamailio", "sox", "espeak-ng")
 
@@ -96,7 +96,7 @@ async def telephony() -> AsyncIterator[BaresipTelephony]:
     One runtime per process, so one per test, closed (all legs hung up) afterwards.
     rtp_timeout is short so a vanished peer is noticed in the test's time.
     """
-    from voice.telephony.baresip_leg import BaresipTelephony  # loads the C library
+    from voice.telephony.baresip_telephony import BaresipTelephony  # loads the C library
 
     stack = BaresipTelephony(("127.0.0.1", 0), username="bot", password="secret",
                              rtp_timeout=2)

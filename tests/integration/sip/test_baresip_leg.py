@@ -31,9 +31,9 @@ from voice.telephony.base import (
 require_sip_peers()
 from voice.telephony.baresip_leg import (  # noqa: E402 - after the skip: loads the C library
     BaresipLeg,
-    BaresipTelephony,
     mask_uri,
 )
+from voice.telephony.baresip_telephony import BaresipTelephony  # noqa: E402 - after the skip
 
 pytestmark = pytest.mark.sip
 
