@@ -101,10 +101,11 @@ def _clock_offset(meta: dict[str, Any]) -> float:
     return (at - datetime.now(UTC)).total_seconds()
 
 
-def script_hash(defn: CampaignDefinition, domain: dict[str, Any]) -> str:
-    """The approved script as the customer heard it: campaign wording + response templates."""
+def approved_script_hash(defn: CampaignDefinition, domain: dict[str, Any]) -> str:
+    """The approved script as the customer heard it (the ledger's ``script_hash``): the
+    campaign's wording hash and the response templates."""
     responses = domain.get("responses") or {}
-    body = {"campaign": defn.script_hash(),
+    body = {"campaign": defn.wording_hash(),
             "templates": {name: responses.get(name) for name in context.SCRIPT_RESPONSES}}
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
@@ -221,7 +222,7 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
             entry = ConsentLedger(session).append(
                 call_id=call.id, contact_id=contact.id, campaign_id=call.campaign_id,
                 product=defn.script.product or "",
-                script_hash=script_hash(defn, runtime.domain()),
+                script_hash=approved_script_hash(defn, runtime.domain()),
                 disclosures=list(effect.disclosures), utterance=effect.utterance,
                 input_mode=effect.input_mode, asr_confidence=effect.asr_confidence,
                 created_at=_now(defn, call),  # the call's clock, like its outcome

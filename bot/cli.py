@@ -49,7 +49,7 @@ def cmd_campaign_create(args: argparse.Namespace) -> int:
     defn = load_definition(args.file)
     campaign_id = save_campaign(_database(args), defn)
     result = {"id": campaign_id, "name": defn.name, "type": defn.type,
-              "script_hash": defn.script_hash()}
+              "wording_hash": defn.wording_hash()}
     _print_json(result) if args.json else print(
         f"campaign {defn.name} ({defn.type}) saved, id {campaign_id}")
     return 0

@@ -319,8 +319,10 @@ class CampaignDefinition(_Strict):
     def has_trial(self) -> bool:
         return bool(self.script.trial_days or self.script.trial_end)
 
-    def script_hash(self) -> str:
-        """Identifies the approved wording: changes whenever any script text changes."""
+    def wording_hash(self) -> str:
+        """Identifies the campaign's own wording: changes whenever any script text changes.
+        (The ledger's ``script_hash`` also covers the response templates the customer
+        heard: ``actions.actions.approved_script_hash``.)"""
         body = self.model_dump(mode="json", include={"type", "company", "hotline", "script",
                                                      "survey"})
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()

@@ -26,7 +26,7 @@ def save_campaign(db: Database, defn: CampaignDefinition) -> int:
     """Create the campaign, or update its definition and script hash; returns its id."""
     with db.session() as session:
         campaign = CampaignRepo(session).upsert_definition(
-            defn.name, defn.type, defn.model_dump(mode="json"), defn.script_hash())
+            defn.name, defn.type, defn.model_dump(mode="json"), defn.wording_hash())
         return campaign.id
 
 

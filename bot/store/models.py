@@ -62,7 +62,8 @@ class Campaign(Base):
     type: Mapped[str] = mapped_column(String(30))
     status: Mapped[str] = mapped_column(String(20), default="draft", server_default="draft")
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
-    script_hash: Mapped[str] = mapped_column(String(64))
+    # CampaignDefinition.wording_hash(); the column keeps its first name.
+    wording_hash: Mapped[str] = mapped_column("script_hash", String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, server_default=func.now(), onupdate=utcnow

@@ -125,7 +125,7 @@ def test_consent_goes_into_the_ledger_with_script_hash_and_disclosures(db: Datab
         assert consent.utterance == "确认" and consent.asr_confidence == 0.93
         assert consent.input_mode == "speech" and consent.product == "来电提醒服务"
         assert set(consent.disclosures) == {"features", "price", "trial_end", "usage", "cancel"}
-        assert consent.script_hash == act.script_hash(
+        assert consent.script_hash == act.approved_script_hash(
             load_definition(REPO / "examples/campaigns/marketing.yml"), DOMAIN)
         assert ConsentLedger(session).verify().ok
 

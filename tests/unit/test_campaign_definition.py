@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
 def test_sample_campaigns_are_valid(path: Path) -> None:
     defn = load_definition(path)
     assert defn.type == path.stem
-    assert len(defn.script_hash()) == 64
+    assert len(defn.wording_hash()) == 64
 
 
 def test_missing_script_fields_are_named() -> None:
@@ -42,11 +42,11 @@ def test_survey_needs_two_to_five_questions() -> None:
         parse_definition({**base, "survey": {"questions": [{"key": "a", "text": "满意吗"}]}})
 
 
-def test_script_hash_changes_with_the_wording() -> None:
+def test_wording_hash_changes_with_the_wording() -> None:
     defn = load_definition(EXAMPLES / "marketing.yml")
     data = defn.model_dump(mode="json")
     data["script"]["price"] = "每月6元"
-    assert parse_definition(data).script_hash() != defn.script_hash()
+    assert parse_definition(data).wording_hash() != defn.wording_hash()
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

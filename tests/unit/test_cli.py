@@ -26,7 +26,7 @@ def url(tmp_path: Path) -> str:
 def test_campaign_create_and_list(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--database", url, "campaign", "create", str(MARKETING), "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
-    assert created["name"] == "vas-call-alert" and len(created["script_hash"]) == 64
+    assert created["name"] == "vas-call-alert" and len(created["wording_hash"]) == 64
     assert main(["--database", url, "campaign", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
         {"id": created["id"], "name": "vas-call-alert", "type": "marketing", "status": "draft"}]

@@ -16,9 +16,9 @@ class CampaignRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, name: str, type: str, definition: dict[str, Any], script_hash: str) -> Campaign:
+    def add(self, name: str, type: str, definition: dict[str, Any], wording_hash: str) -> Campaign:
         require(type, CAMPAIGN_TYPES, "campaign type")
-        campaign = Campaign(name=name, type=type, definition=definition, script_hash=script_hash)
+        campaign = Campaign(name=name, type=type, definition=definition, wording_hash=wording_hash)
         self.session.add(campaign)
         self.session.flush()
         return campaign
@@ -27,16 +27,16 @@ class CampaignRepo:
         return self.session.scalar(select(Campaign).where(Campaign.name == name))
 
     def upsert_definition(
-        self, name: str, type: str, definition: dict[str, Any], script_hash: str
+        self, name: str, type: str, definition: dict[str, Any], wording_hash: str
     ) -> Campaign:
         """Create, or replace the type, definition and script hash of an existing one."""
         campaign = self.by_name(name)
         if campaign is None:
-            return self.add(name, type, definition, script_hash)
+            return self.add(name, type, definition, wording_hash)
         require(type, CAMPAIGN_TYPES, "campaign type")
         campaign.type = type
         campaign.definition = definition
-        campaign.script_hash = script_hash
+        campaign.wording_hash = wording_hash
         self.session.flush()
         return campaign
 

@@ -49,7 +49,7 @@ def test_campaign_add_list_and_upsert(db: Database) -> None:
         assert [c.name for c in repo.list()] == ["notice", "survey"]
         notice = repo.by_name("notice")
         assert notice is not None
-        assert notice.definition == {"deadline": "2030-02-01"} and notice.script_hash == "2" * 64
+        assert notice.definition == {"deadline": "2030-02-01"} and notice.wording_hash == "2" * 64
         assert repo.by_name("nope") is None
 
 
