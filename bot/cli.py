@@ -35,7 +35,7 @@ def _print_json(value: Any) -> None:
 
 
 def _database(args: argparse.Namespace) -> Database:
-    db = Database(args.database or default_url())
+    db = Database(default_url(args.database))
     db.upgrade()
     return db
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import aiohttp
 from sqlalchemy import func, select
 
+from bot import callrecord
 from bot.campaigns.compliance import next_window_start
 from bot.campaigns.definition import CampaignDefinition, load_definition
 from bot.campaigns.dialer import CallJob, Dialer
@@ -33,7 +34,7 @@ from bot.channel import RasaChannel
 from bot.personas import Persona, load_personas
 from bot.reports.export import export, render_text
 from bot.reports.figures import campaign_figures
-from bot.store import CallRepo, ContactRepo, Database
+from bot.store import ContactRepo, Database, default_url
 from bot.store.models import Campaign, Contact
 from bot.textcall import TextCall, play_persona
 
@@ -179,7 +180,7 @@ async def dial_campaign(db: Database, dialer: Dialer, campaign_id: int,
 def _nobody_answers(db: Database, dialer: Dialer, job: CallJob, now: datetime) -> None:
     """A job for a contact without a persona (a follow-up another campaign's call made)."""
     with db.session() as session:
-        CallRepo(session).set_dial_result(job.call_id, "no_answer")
+        callrecord.record_dial_result(session, job.call_id, "no_answer", now)
     dialer.complete(job.call_id, now)
 
 
@@ -253,8 +254,8 @@ def demo(args: Any, voice_calls: SampleCalls | None = None) -> int:
     """`waihu demo`: every sample campaign through Rasa and the actions, then the report.
 
     The calls are *voice_calls*, or text calls with --text.  Uses a fresh SQLite database
-    (var/demo.db) unless --database is given. Exit code 1 if a persona's `expect` did not
-    hold, 2 if voice calls are asked for and none were given.
+    (var/demo.db) unless --database or WAIHU_DATABASE_URL names one. Exit code 1 if a
+    persona's `expect` did not hold, 2 if voice calls are asked for and none were given.
     """
     from bot.services import RasaStack
 
@@ -265,11 +266,7 @@ def demo(args: Any, voice_calls: SampleCalls | None = None) -> int:
               "(`waihu demo`, `python -m voice.cli demo`); --text runs text calls",
               file=sys.stderr)
         return 2
-    url = args.database or f"sqlite:///{EXAMPLES.parent / 'var' / 'demo.db'}"
-    if not args.database:
-        (EXAMPLES.parent / "var").mkdir(exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            (EXAMPLES.parent / "var" / f"demo.db{suffix}").unlink(missing_ok=True)
+    url = default_url(args.database, scratch="demo")
     db = Database(url)
     db.upgrade()
     chosen = [(c, p) for c, p in sample_campaigns() if not args.only or c.stem == args.only]

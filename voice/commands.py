@@ -22,7 +22,7 @@ from bot.campaigns.definition import load_definition
 from bot.campaigns.dialer import CallJob
 from bot.campaigns.registry import save_campaign
 from bot.channel import RasaChannel
-from bot.store import CallRepo, ContactRepo, Database
+from bot.store import CallRepo, ContactRepo, Database, default_url
 from voice.gateway import CallReport, Gateway, GatewayConfig
 from voice.session import SessionConfig
 from voice.stack import VoiceSettings, voice_parts
@@ -34,10 +34,7 @@ _URI_USER = re.compile(r"^sips?:(?P<user>[^@;]+)@")
 
 
 def _database(args: Any) -> Database:
-    url = args.database or f"sqlite:///{ROOT / 'var' / 'waihu.db'}"
-    if not args.database:
-        (ROOT / "var").mkdir(exist_ok=True)
-    db = Database(url)
+    db = Database(default_url(args.database))
     db.upgrade()
     return db
 

@@ -38,7 +38,7 @@ from bot.demo import (
 )
 from bot.personas import Persona, load_personas
 from bot.reports.figures import campaign_figures
-from bot.store import Database
+from bot.store import Database, default_url
 from bot.store.models import Campaign, Contact
 from voice.gateway import Gateway, GatewayConfig
 from voice.session import SessionConfig
@@ -149,10 +149,7 @@ def simulate(args: Any) -> int:
 
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
-    url = args.database or f"sqlite:///{var / 'simulate.db'}"
-    if not args.database:
-        for suffix in ("", "-wal", "-shm"):
-            (var / f"simulate.db{suffix}").unlink(missing_ok=True)
+    url = default_url(args.database, scratch="simulate")
     db = Database(url)
     db.upgrade()
     today = date.today()

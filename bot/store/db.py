@@ -16,14 +16,23 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ENV_VAR = "WAIHU_DATABASE_URL"
 
 
-def default_url() -> str:
-    """``$WAIHU_DATABASE_URL``, else the embedded SQLite file ``<repo>/var/waihu.db``."""
-    url = os.environ.get(ENV_VAR)
+def default_url(given: str | None = None, *, scratch: str | None = None) -> str:
+    """The database a command uses, decided here for every command and service.
+
+    *given* (a command's ``--database``), else ``$WAIHU_DATABASE_URL``, else an embedded
+    SQLite file under ``<repo>/var``: ``waihu.db``, or for a command that plays sample
+    calls (``demo``, ``simulate``) a fresh ``<scratch>.db``, emptied first so that its
+    report shows that run alone."""
+    url = given or os.environ.get(ENV_VAR)
     if url:
         return url
     var = REPO_ROOT / "var"
     var.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{var / 'waihu.db'}"
+    if scratch is None:
+        return f"sqlite:///{var / 'waihu.db'}"
+    for suffix in ("", "-wal", "-shm"):
+        (var / f"{scratch}.db{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{var / f'{scratch}.db'}"
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recorded = args.recorded_dir or default_recorded_dir()
     cache = PromptCache(args.cache_dir or default_cache_dir(), EspeakSynthesizer(),
                         recorded_dir=recorded if recorded.is_dir() else None)
-    db = Database(args.database or default_url())
+    db = Database(default_url(args.database))
     try:
         db.upgrade()
         report = warm_campaign(db, args.campaign, cache, days=args.days,

@@ -163,3 +163,19 @@ def test_naive_datetimes_are_refused(db: Database, call: Call) -> None:
         CallbackRepo(session).schedule(
             call.campaign_id, call.contact_id, datetime(2030, 1, 1), "customer_request"
         )
+
+
+def test_every_command_takes_its_database_the_same_way(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """--database, else $WAIHU_DATABASE_URL (also for demo and simulate), else var/; a
+    sample run's own file starts empty."""
+    monkeypatch.setattr(db_module, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv("WAIHU_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert default_url("sqlite:///given.db") == "sqlite:///given.db"
+    assert default_url(None, scratch="demo") == "postgresql+psycopg://u@h/db"
+    monkeypatch.delenv("WAIHU_DATABASE_URL")
+    old = tmp_path / "var" / "demo.db"
+    old.parent.mkdir()
+    old.write_bytes(b"yesterday's demo")
+    assert default_url(None, scratch="demo") == f"sqlite:///{old}"
+    assert not old.exists()
