@@ -153,7 +153,7 @@ class _CallAction(Action, ABC):
                 )
                 step = self.decide(dialogue, tracker)
                 _apply(session, step, dialogue.state, call, contact, defn, tracker)
-                _note_intent(CallRepo(session), call.id, tracker)
+                classified = _note_intent(CallRepo(session), call.id, tracker)
         except CallNotReady as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
             return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
@@ -161,6 +161,8 @@ class _CallAction(Action, ABC):
             log.warning("call.message_after_end call_id=%s why=%s message=%s", call_id, exc,
                         channel.shown((tracker.latest_message or {}).get("text") or ""))
             return _events(flow.Step(), exc.state)
+        if classified is not None:  # the channel publishes it with the customer's turn
+            dispatcher.utter_message(json_message=channel.classified_payload(*classified))
         return _events(step, dialogue.state)
 
     def decide(self, dialogue: flow.CallFlow, tracker: Tracker) -> flow.Step:
@@ -188,12 +190,17 @@ def _server_state(session: Session, call: Call) -> flow.FlowState:
     return state
 
 
-def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker) -> None:
+def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker
+                 ) -> tuple[str, float | None] | None:
+    """What the classifier made of the customer's turn, noted on it; None for a call event
+    that is no turn of its own."""
     intent = (tracker.latest_message or {}).get("intent") or {}
-    if intent.get("name") and intent["name"] not in channel.NOT_A_TURN:
-        confidence = intent.get("confidence")
-        calls.note_intent(call_id, str(intent["name"]),
-                          None if confidence is None else round(float(confidence), 4))
+    if not intent.get("name") or intent["name"] in channel.NOT_A_TURN:
+        return None
+    raw = intent.get("confidence")
+    name, confidence = str(intent["name"]), None if raw is None else round(float(raw), 4)
+    calls.note_intent(call_id, name, confidence)
+    return name, confidence
 
 
 def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,

@@ -10,7 +10,9 @@ sent use this module:
   (`listen`, `barge_in: false` disclosures, `hangup`, `transfer`);
 - the messages a call sends (`CALL_STARTED`, `dtmf_message`, …) and the metadata each one
   carries (`TurnMeta`: input mode, ASR confidence, snapping, interrupted disclosures, a
-  hang-up).
+  hang-up);
+- `classified_payload`: how the deciding action tells the channel what the classifier made
+  of the customer's turn (`BotReply.classified`).
 
 Rasa's REST channel sends a response's text and its `custom` part as two consecutive
 entries, so a `custom` entry applies to the text entry just before it.
@@ -92,6 +94,11 @@ class TurnMeta:
         )
 
 
+def classified_payload(intent: str, confidence: float | None) -> dict[str, Any]:
+    """The `custom` part the deciding action sends with its answer."""
+    return {"classified": {"intent": intent, "confidence": confidence}}
+
+
 def call_started_meta(*, call_id: str, campaign_id: int, contact_id: int,
                       campaign_type: str, input_mode: InputMode,
                       now: datetime | None = None) -> dict[str, Any]:
@@ -121,6 +128,9 @@ class BotReply:
     listen: dict[str, Any] | None = None
     hangup: bool = False
     transfer: dict[str, Any] | None = None
+    # What the classifier made of the customer's turn ({"intent", "confidence"}), sent by
+    # the deciding action, so that the channel can publish it with the turn.
+    classified: dict[str, Any] | None = None
 
     @classmethod
     def parse(cls, replies: list[dict[str, Any]]) -> BotReply:
@@ -135,6 +145,8 @@ class BotReply:
                 reply.transfer = dict(custom["transfer"] or {})
             if "listen" in custom:
                 reply.listen = dict(custom["listen"] or {})
+            if "classified" in custom:
+                reply.classified = dict(custom["classified"] or {})
             if custom.get("barge_in") is False and reply.segments:
                 ids = tuple(str(d) for d in custom.get("disclosure") or ()) or ("unnamed",)
                 reply.segments[-1].disclosure = ids

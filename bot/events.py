@@ -33,6 +33,9 @@ TURN_CUSTOMER = "turn.customer"
 TURN_BOT = "turn.bot"
 TURN_AGENT = "turn.agent"
 TURN_SYSTEM = "turn.system"  # what the system noted (silence, a transfer, a failure)
+# What the classifier made of the customer's last turn (intent, NLU confidence): it is
+# decided in the action server and comes back with Rasa's answer, after `turn.customer`.
+TURN_CLASSIFIED = "turn.classified"
 DISCLOSURE_INTERRUPTED = "disclosure.interrupted"
 ESCALATION_REQUESTED = "escalation.requested"
 ESCALATION_OFFERED = "escalation.offered"
@@ -66,6 +69,11 @@ class CallEvent:
     def from_json(cls, body: dict[str, Any]) -> CallEvent:
         return cls(str(body["name"]), str(body["call_id"]), int(body["offset_ms"]),
                    datetime.fromisoformat(str(body["at"])), dict(body.get("data") or {}))
+
+
+def call_event(name: str, call_id: str, at: datetime, offset_ms: int = 0,
+               **data: Any) -> CallEvent:
+    return CallEvent(name, call_id, offset_ms, at, data)
 
 
 Handler = Callable[[CallEvent], None]

@@ -15,7 +15,14 @@ from typing import Any
 
 from bot import callrecord, channel, events
 from bot.channel import BotReply, DialogueChannel, TurnMeta
-from bot.events import CallEvent, EventBus, InProcessBus
+from bot.events import (
+    CALL_ANSWERED,
+    CALL_ENDED,
+    CallEvent,
+    EventBus,
+    InProcessBus,
+    call_event,
+)
 from bot.personas import Persona
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
@@ -61,12 +68,16 @@ class TextCall:
                 events: EventBus | None = None) -> TextCall | None:
         """Store the dial result of an attempt already made (by the dialer, or `dial`);
         a `TextCall` if it was answered.  *now*: a virtual clock for the conversation."""
+        at = now or datetime.now(UTC)
         with db.session() as session:
-            callrecord.record_dial_result(session, call_id, dial_result,
-                                          now or datetime.now(UTC))
+            callrecord.record_dial_result(session, call_id, dial_result, at)
+        bus = events or InProcessBus()
         if dial_result != "answered":
+            bus.publish(call_event(CALL_ENDED, call_id, at, dial_result=dial_result,
+                                   outcome=None))
             return None
-        return cls(client, db, call_id, now, events)
+        bus.publish(call_event(CALL_ANSWERED, call_id, at))
+        return cls(client, db, call_id, now, bus)
 
     async def start(self) -> BotReply:
         with self.db.session() as session:
@@ -128,6 +139,8 @@ class TextCall:
                           asr_confidence=asr_confidence)
             await self.transcript.flush()  # the action notes its intent on this turn
         turn = BotReply.parse(await self.client.send(self.call_id, message, meta))
+        if turn.classified:
+            self._publish(events.TURN_CLASSIFIED, **turn.classified)
         for text in turn.texts:
             self._publish(events.TURN_BOT, text=text)
         self.turns.append(turn)
@@ -143,11 +156,13 @@ class TextCall:
             return
         self._closed = True
         await self.transcript.flush()
+        offset = self._offset_ms()
         with self.db.session() as session:
             callrecord.close(session, self.call_id, ended_by=ended_by,
-                             ended_at=self.call_start + timedelta(
-                                 milliseconds=self._offset_ms()))
+                             ended_at=self.call_start + timedelta(milliseconds=offset))
         await self.transcript.close()
+        self._publish(CALL_ENDED, dial_result="answered", ended_by=ended_by,
+                      **self.outcome())
 
     def outcome(self) -> dict[str, Any]:
         with self.db.session() as session:

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import callrecord
+from bot import callrecord, events
 from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.campaigns.registry import campaign_definition
 from bot.channel import DialogueChannel
+from bot.events import EventBus, InProcessBus
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Campaign
@@ -89,7 +90,8 @@ class CallReport:
 class Gateway:
     def __init__(self, db: Database, telephony: Telephony, asr: AsrWorker, tts: Speech,
                  dialogue: DialogueChannel, config: GatewayConfig | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, events: EventBus | None = None
+                 ) -> None:
         self.db = db
         self.telephony = telephony
         self.asr = asr
@@ -97,6 +99,7 @@ class Gateway:
         self.dialogue = dialogue
         self.config = config or GatewayConfig()
         self.clock = clock
+        self.events = events or InProcessBus()  # every call's events (bot/events.py)
         self.dialer = Dialer(db, self.config.gateway_id, lease_s=self.config.lease_s)
         self.legs: dict[str, Leg] = {}
         self._definitions: dict[int, CampaignDefinition] = {}
@@ -119,10 +122,19 @@ class Gateway:
                     callrecord.record_dial_result(session, job.call_id, "failed", started)
         finally:
             self.legs.pop(job.call_id, None)
-            end = started + timedelta(milliseconds=report.session.duration_ms
-                                      if report.session else 0)
+            duration = report.session.duration_ms if report.session else 0
+            end = started + timedelta(milliseconds=duration)
             self.dialer.complete(job.call_id, max(end, started))
+            self._publish_end(job.call_id, report, max(end, started), duration)
         return report
+
+    def _publish_end(self, call_id: str, report: CallReport, at: datetime,
+                     duration_ms: int) -> None:
+        """`call.ended` once the call record is complete: how it was dialled and ended."""
+        ended = report.session.ended_by if report.session else None
+        self.events.publish(events.call_event(
+            events.CALL_ENDED, call_id, at, duration_ms, dial_result=report.dial_result,
+            ended_by=ended, error=report.error, **self.call_outcome(call_id)))
 
     async def _dial_and_talk(self, job: CallJob, now: datetime, report: CallReport) -> None:
         defn = self._definition(job.campaign_id)
@@ -135,6 +147,10 @@ class Gateway:
                  job.call_id, job.campaign_name, mask_phone(job.phone), job.kind, job.attempt_no)
         leg = await self.telephony.dial(request)
         self.legs[job.call_id] = leg
+        self.events.publish(events.call_event(
+            events.CALL_DIALLED, job.call_id, now, campaign_id=job.campaign_id,
+            contact_id=job.contact_id, campaign=job.campaign_name, kind=job.kind,
+            attempt_no=job.attempt_no, phone=mask_phone(job.phone)))
         outcome = await leg.wait_answer(self.config.ring_timeout_s)
         result = outcome.result
         if result != "answered":
@@ -148,11 +164,14 @@ class Gateway:
         if result != "answered":
             await leg.hangup()
             return
+        self.events.publish(events.call_event(events.CALL_ANSWERED, job.call_id, now,
+                                              setup_ms=outcome.setup_ms))
         call = CallSession(call_id=job.call_id, leg=leg, dialogue=self.dialogue,
                               asr=self.asr, tts=self.tts, db=self.db,
                               metadata=self._metadata(job, now), config=self.config.session,
                               telephony=self.telephony, call_start=now,
-                              greeting=self._greeting(job.campaign_id, now))
+                              greeting=self._greeting(job.campaign_id, now),
+                              events=self.events)
         report.session = await call.run()
         if report.session.ended_by == "announcement" and report.session.announcement:
             self._announced_after_answer(job.call_id, report, now)

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from bot.campaigns.definition import load_definition
 from bot.channel import BotReply, RasaChannel
 from bot.demo import PersonaResult, run_campaign, sample_campaigns
+from bot.events import CallEvent, InProcessBus
 from bot.services import RasaStack
-from bot.store import CampaignRepo, ConsentLedger, ContactRepo, Database, DncRepo
+from bot.store import CallRepo, CampaignRepo, ConsentLedger, ContactRepo, Database, DncRepo
 from bot.store.models import Call, Consent, TranscriptTurn
 from bot.textcall import TextCall
 
@@ -201,3 +202,43 @@ def test_a_do_not_call_request_heard_unclearly_is_confirmed_back(
         call = session.get(Call, call_id)
         assert call is not None and call.outcome == "do_not_call"
     assert [(e.kind, e.reason) for e in entries] == [("do_not_call", "别再打了")]
+
+
+def test_a_text_call_is_a_stream_of_events(results: dict, stack: RasaStack,
+                                           sqlite_url: str) -> None:
+    """Through the real Rasa server and action server: each customer turn is followed by
+    what the classifier made of it, sent back by the deciding action."""
+    db = Database(sqlite_url)
+    with db.session() as session:
+        campaign = CampaignRepo(session).by_name(load_definition(
+            sample_campaigns()[0][0]).name)
+        assert campaign is not None
+        campaign_id = campaign.id
+        contact_id = ContactRepo(session).add(campaign_id, "13900004321", name="事件").id
+    bus = InProcessBus()
+    seen: list[CallEvent] = []
+    bus.subscribe(seen.append)
+
+    async def converse() -> str:
+        async with aiohttp.ClientSession() as http:
+            with db.session() as session:
+                call_id = CallRepo(session).start_attempt(campaign_id, contact_id).call_id
+            call = TextCall.connect(RasaChannel(stack.rasa_url, http), db, call_id,
+                                    events=bus)
+            assert call is not None
+            await call.start()
+            await call.say("是我")
+            await call.say("没兴趣，别再打了")
+            if not call.ended:
+                await call.hang_up()
+            return call_id
+
+    call_id = asyncio.run(converse())
+    names = [e.name for e in seen]
+    assert names[0] == "call.answered" and names[-1] == "call.ended", names
+    classified = [e.data for e in seen if e.name == "turn.classified"]
+    customer = [e.data["text"] for e in seen if e.name == "turn.customer"]
+    assert customer == ["是我", "没兴趣，别再打了"]
+    assert classified[0]["intent"] == "affirm" and classified[0]["confidence"] > 0.5
+    assert len(classified) == 2
+    assert seen[-1].data["outcome"] == "do_not_call" and {e.call_id for e in seen} == {call_id}

@@ -87,3 +87,11 @@ async def test_the_client_sends_sender_message_metadata_and_token(monkeypatch: A
         "sender": "c1", "message": "是的", "metadata": {"input_mode": "text"}}}
     assert seen[1]["token"] is None and seen[1]["body"]["metadata"] == {}
     assert seen[2]["token"] == "from-env"
+
+
+def test_the_classification_rides_back_with_the_answer() -> None:
+    reply = BotReply.parse([{"custom": channel.classified_payload("affirm", 0.93)},
+                            {"text": "好的"}, LISTEN])
+    assert reply.classified == {"intent": "affirm", "confidence": 0.93}
+    assert reply.texts == ["好的"]
+    assert BotReply.parse([{"text": "好的"}]).classified is None

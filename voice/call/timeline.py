@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import events
+from bot.channel import BotReply
 from bot.events import CallEvent, EventBus
 from voice.call.events import CallerInput
 
@@ -45,6 +46,11 @@ class Timeline:
         self.publish(events.TURN_CUSTOMER, got.at_ms, text=text, input_mode=mode,
                      asr_confidence=confidence, asr_snapped=snapped,
                      end_offset_ms=got.end_ms or got.at_ms)
+
+    def classified(self, reply: BotReply) -> None:
+        """What the classifier made of the customer's last turn, if Rasa's answer says."""
+        if reply.classified:
+            self.publish(events.TURN_CLASSIFIED, self.now_ms(), **reply.classified)
 
     def system_turn(self, text: str, at_ms: float | None = None) -> None:
         self.publish(events.TURN_SYSTEM, self.now_ms() if at_ms is None else at_ms, text=text)

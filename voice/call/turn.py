@@ -119,6 +119,7 @@ class DialogueTurn(Processor):
         request.add_done_callback(self._request_done)
         replies = await asyncio.shield(request)
         reply = BotReply.parse(replies)
+        self.timeline.classified(reply)
         log.info("rasa.reply call_id=%s message=%s segments=%d ms=%.0f", call_id,
                  channel.shown(message), len(reply.segments),
                  (self.timeline.clock() - started) * 1000)
@@ -139,7 +140,9 @@ class DialogueTurn(Processor):
         self.turns += 1
         log.info("rasa.after_hangup call_id=%s message=%s", self.timeline.call_id,
                  channel.shown(message))
-        return BotReply.parse(replies)
+        reply = BotReply.parse(replies)
+        self.timeline.classified(reply)
+        return reply
 
     async def settle(self, timeout: float | None = None) -> None:
         """Until the requests with Rasa are answered (or *timeout*)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bot.events import CallEvent, InProcessBus
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Contact, TranscriptTurn
 from tests.unit.campaigns.test_dialer import NOW, add_campaign, add_contacts
@@ -29,7 +30,8 @@ BUSY = "您拨打的电话正在通话中，请稍后再拨"
 
 
 async def place(db: Database, far: FarEnd, asr: ScriptedAsr, tmp_path: Path,
-                rasa: ScriptedRasa | None = None) -> tuple[CallReport, int]:
+                rasa: ScriptedRasa | None = None, bus: InProcessBus | None = None
+                ) -> tuple[CallReport, int]:
     """One contact of a running marketing campaign, dialled once through the gateway."""
     campaign_id = add_campaign(db, name="gw")
     contact_id, = add_contacts(db, campaign_id, ["13800001234"])
@@ -40,7 +42,7 @@ async def place(db: Database, far: FarEnd, asr: ScriptedAsr, tmp_path: Path,
                       rasa or ScriptedRasa([{"text": "您好"}, listen(timeout_s=5)]),
                       GatewayConfig(gateway_id="gw-test", ring_timeout_s=5,
                                     session=SessionConfig(recordings_dir=tmp_path)),
-                      clock=lambda: NOW)
+                      clock=lambda: NOW, events=bus)
     job, = gateway.dialer.claim(NOW, 1)
     report = await asyncio.wait_for(gateway.place_call(job, NOW), 20)
     return report, contact_id
@@ -115,3 +117,30 @@ async def test_busy_announcement_as_early_media_is_busy(sqlite_db: Database,
     assert (report.dial_result, report.sip_status, report.announcement) == ("busy", 480, BUSY)
     assert report.session is None
     assert contact_of(sqlite_db, contact_id).last_result == "busy"
+
+
+async def test_every_call_is_a_stream_of_events(sqlite_db: Database, tmp_path: Path) -> None:
+    """Dialled, answered, the turns with the classifier's verdict, ended with the outcome;
+    all in order, with the call id and offsets on the call's timeline."""
+    bus = InProcessBus()
+    seen: list[CallEvent] = []
+    bus.subscribe(seen.append)
+    far = FarEnd(answer_after_ms=100)
+    far.say(tone(500))
+    rasa = ScriptedRasa([{"text": "您好"}, listen(timeout_s=5)],
+                        [{"custom": {"classified": {"intent": "affirm", "confidence": 0.9}}},
+                         {"text": "再见"}, {"custom": {"hangup": True}}])
+    report, _ = await place(sqlite_db, far, ScriptedAsr(said("是我")), tmp_path, rasa, bus)
+    names = [e.name for e in seen]
+    # the campaign's greeting at the answer, Rasa's 您好, the customer, the goodbye
+    assert names == ["call.dialled", "call.answered", "turn.bot", "turn.bot", "turn.customer",
+                     "turn.classified", "turn.bot", "call.ended"], names
+    assert {e.call_id for e in seen} == {report.call_id}
+    customer = seen[4]
+    assert customer.data["text"] == "是我" and customer.data["input_mode"] == "speech"
+    assert seen[5].data == {"intent": "affirm", "confidence": 0.9}
+    offsets = [e.offset_ms for e in seen[4:7]]
+    assert offsets == sorted(offsets)
+    ended = seen[-1].data
+    assert (ended["dial_result"], ended["ended_by"]) == ("answered", "bot")
+    assert "13800001234" not in str(seen[0].data) and seen[0].data["phone"].endswith("1234")
