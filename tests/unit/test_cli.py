@@ -126,3 +126,27 @@ def test_bot_cli_alone_runs_the_demo_as_text_only(url: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--database", url, "demo"]) == 2  # refused before Rasa starts
     assert "--text" in capsys.readouterr().err
+
+
+def test_dnc_add_list_import_remove(url: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--database", url, "dnc", "add", "138-1234-5678", "--reason", "客户要求",
+                 "--by", "ops", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["phone"] == "13812345678"
+    assert main(["--database", url, "dnc", "add", "abc", "--reason", "x", "--by", "ops"]) == 2
+    assert "waihu dnc add:" in capsys.readouterr().err
+    listing = tmp_path / "dnc.csv"
+    listing.write_text("手机号\n13900000001\n13812345678\n=1+1\n", encoding="utf-8")
+    assert main(["--database", url, "dnc", "import", str(listing), "--by", "ops",
+                 "--json"]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    assert (imported["added"], imported["already_listed"]) == (1, 1)
+    assert [r["line"] for r in imported["rejected"]] == [4]
+    assert main(["--database", url, "dnc", "list", "--json"]) == 0
+    assert {e["phone"] for e in json.loads(capsys.readouterr().out)} == {
+        "13812345678", "13900000001"}
+    assert main(["--database", url, "dnc", "remove", "13812345678", "--reason", "误加",
+                 "--by", "ops"]) == 0
+    assert "1 entry removed" in capsys.readouterr().out
+    assert main(["--database", url, "dnc", "remove", "13812345678", "--reason", "again",
+                 "--by", "ops"]) == 1

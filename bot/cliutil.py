@@ -1,0 +1,28 @@
+"""What every `waihu` command module shares: the database, JSON output, the parser type."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TypeAlias
+
+from bot.store import Database, default_url
+
+# What `add_parser` is called on (argparse has no public name for it).
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def database(args: argparse.Namespace) -> Database:
+    """The database of `--database` (see `bot.store.db.default_url`), migrated."""
+    db = Database(default_url(args.database))
+    db.upgrade()
+    return db
+
+
+def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return p
