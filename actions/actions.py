@@ -303,17 +303,18 @@ class ActionAsk(Action):
     """After the lead: set `question` so that Rasa asks it (data/rules/moves.yml).
 
     A call handed to a human is paused here, once the transfer message has been said, so
-    that Rasa stays silent while the agent talks."""
+    that Rasa stays silent while the agent talks.
+
+    It reads the `flow` slot, the mirror the deciding action set earlier in the same Rasa
+    turn, not the database: it writes nothing and records nothing, so a forged slot can only
+    change the answer sent back to whoever forged it (and the turn needs no second read)."""
 
     def name(self) -> str:
         return "action_ask"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: dict[str, Any]) -> list[EventType]:
-        call_id = tracker.get_slot("call_id") or tracker.sender_id
-        with runtime.database().session() as session:
-            call = session.get(Call, call_id)
-            state = flow.FlowState.from_slot(call.flow_state if call is not None else None)
+        state = flow.FlowState.from_slot(tracker.get_slot("flow"))
         events: list[EventType] = [SlotSet("question", state.question)]
         if state.outcome in ("escalated", "complaint"):
             events.append(ConversationPaused())

@@ -43,7 +43,7 @@ from bot.campaigns.compliance import clamp_to_window, next_attempt
 from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.grading import grade_call
 from bot.campaigns.registry import definition_or_none
-from bot.store import CallbackRepo, CallRepo, CampaignRepo, DncRepo
+from bot.store import CallbackRepo, CampaignRepo, DncRepo
 from bot.store.models import Call, CallAttempt, Callback, Campaign, Contact
 
 log = logging.getLogger("waihu.dialer")
@@ -67,7 +67,6 @@ class Closer:
         self.session = session
         self.attempt = attempt
         self.now = now
-        self.calls = CallRepo(session)
         self.callbacks = CallbackRepo(session)
         self.follow_ups: list[str] = []
 
