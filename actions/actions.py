@@ -20,13 +20,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions import context, flow, runtime
-from bot import channel
+from bot import callrecord, channel
 from bot.campaigns.definition import CampaignDefinition, canonical_json
 from bot.campaigns.registry import campaign_definition
 from bot.privacy import mask_phone
 from bot.store import (
     CallbackRepo,
-    CallRepo,
     ConsentLedger,
     ContactRepo,
     DncRepo,
@@ -77,12 +76,13 @@ def _load(session: Session, call_id: str) -> tuple[Call, Campaign, Contact, Camp
     return call, campaign, contact, campaign_definition(campaign)
 
 
-def _now(defn: CampaignDefinition, call: Call) -> datetime:
+def _now(defn: CampaignDefinition, call: Call, offset_s: float | None = None) -> datetime:
     """The call's clock in the campaign's zone: the wall clock, shifted by the offset the
     gateway gave at `/call_started` (metadata `now`; a simulation runs on a virtual clock, and
     "明天上午十点" must mean the day after the simulated call, not after the real one)."""
-    offset = float((call.summary or {}).get("clock_offset_s") or 0.0)
-    return datetime.now(ZoneInfo(defn.timezone)) + timedelta(seconds=offset)
+    if offset_s is None:
+        offset_s = float((call.summary or {}).get("clock_offset_s") or 0.0)
+    return datetime.now(ZoneInfo(defn.timezone)) + timedelta(seconds=offset_s)
 
 
 def _clock_offset(meta: dict[str, Any]) -> float:
@@ -153,7 +153,7 @@ class _CallAction(Action, ABC):
                 )
                 step = self.decide(dialogue, tracker)
                 _apply(session, step, dialogue.state, call, contact, defn, tracker)
-                classified = _note_intent(CallRepo(session), call.id, tracker)
+                classified = _note_intent(session, call.id, tracker)
         except CallNotReady as exc:
             log.error("call.not_ready call_id=%s error=%s", call_id, exc)
             return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
@@ -190,7 +190,7 @@ def _server_state(session: Session, call: Call) -> flow.FlowState:
     return state
 
 
-def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker
+def _note_intent(session: Session, call_id: str, tracker: Tracker
                  ) -> tuple[str, float | None] | None:
     """What the classifier made of the customer's turn, noted on it; None for a call event
     that is no turn of its own."""
@@ -199,25 +199,22 @@ def _note_intent(calls: CallRepo, call_id: str, tracker: Tracker
         return None
     raw = intent.get("confidence")
     name, confidence = str(intent["name"]), None if raw is None else round(float(raw), 4)
-    calls.note_intent(call_id, name, confidence)
+    callrecord.note_intent(session, call_id, name, confidence)
     return name, confidence
 
 
 def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
            contact: Contact, defn: CampaignDefinition, tracker: Tracker) -> None:
     before = flow.FlowState.from_slot(call.flow_state)
-    calls = CallRepo(session)
-    state.question = step.question  # what action_ask will ask, read back from here
-    call.flow_state = state.to_slot()
-    calls.update_call(call.id, stage=state.stage, verified=state.verified,
-                      pitched=state.pitched,
-                      summary={**(call.summary or {}),
-                               "product_questions": state.product_questions,
-                               "objections": dict(state.objections)})
+    state.question = step.question  # what action_ask will ask (the mirror slot says it too)
+    callrecord.save_flow(session, call, state.to_slot(), stage=state.stage,
+                         verified=state.verified, pitched=state.pitched,
+                         summary={"product_questions": state.product_questions,
+                                  "objections": dict(state.objections)})
     for effect in step.effects:
         if isinstance(effect, flow.Outcome):
-            calls.record_outcome(
-                call.id, effect.outcome, effect.decline_reason,
+            callrecord.record_outcome(
+                session, call.id, effect.outcome, effect.decline_reason,
                 confirmation_result=effect.confirmation_result,
                 stage=state.stage, verified=state.verified, pitched=state.pitched,
                 script_completed=effect.outcome in _COMPLETING
@@ -275,17 +272,16 @@ class ActionStartCall(_CallAction):
                 if call.flow_state is not None or call.ended_at is not None:
                     raise CallClosed("already started", flow.FlowState.from_slot(
                         call.flow_state))
-                CallRepo(session).update_call(call.id, summary={
-                    **(call.summary or {}), "clock_offset_s": _clock_offset(meta)})
+                offset = _clock_offset(meta)
                 slots = context.wording_slots(defn, name=contact.name, gender=contact.gender,
                                               fields=contact.fields or {},
-                                              now=_now(defn, call))
+                                              now=_now(defn, call, offset))
                 dialogue = flow.CallFlow(context.build_script(
                     defn, can_verify_id=bool(contact.id_last4_hash)), flow.FlowState())
                 step = dialogue.start()
                 dialogue.state.question = step.question
-                call.flow_state = dialogue.state.to_slot()
-                CallRepo(session).update_call(call.id, stage=dialogue.state.stage)
+                callrecord.start_flow(session, call, dialogue.state.to_slot(),
+                                      stage=dialogue.state.stage, clock_offset_s=offset)
                 log.info("call.started call_id=%s campaign=%s phone=%s", call.id, defn.name,
                          mask_phone(contact.phone))
         except (CallNotReady, LookupError) as exc:

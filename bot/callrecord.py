@@ -1,9 +1,10 @@
 """The one owner of a call's record: dial result, the conversation's row, its end.
 
-The gateway, the voice session, text-mode calls and the dialer call these functions for
-every write to a call's rows that is not a turn (turns come through the event stream,
-`bot.transcript`) or a decision of the call flow (the actions record the flow's outcome,
-consent, answers); nothing else writes `Call` rows.  Each function works inside the
+The gateway, the voice session, text-mode calls, the dialer and the actions call these
+functions for every write to a call's row (turns come through the event stream and are
+written by `bot.transcript`); nothing else writes `Call` rows (tests/unit/test_layering.py
+checks it).  The actions record here what the call flow decided: its state, the outcome,
+the classifier's intent on the customer's turn.  Each function works inside the
 caller's unit of work (one `Session`) and only flushes.
 
 Decisions taken here and nowhere else:
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -41,6 +42,35 @@ def record_dial_result(session: Session, call_id: str, result: str, at: datetime
     if result == "answered":
         calls.open_call(call_id)
     return attempt
+
+
+def start_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stage: str,
+               clock_offset_s: float) -> None:
+    """`/call_started`: the flow's first state, and how far the call's clock (virtual in a
+    simulation) is from the wall clock."""
+    call.flow_state = flow_state
+    CallRepo(session).update_call(call.id, stage=stage, summary={
+        **(call.summary or {}), "clock_offset_s": clock_offset_s})
+
+
+def save_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stage: str,
+              verified: bool, pitched: bool, summary: dict[str, Any]) -> None:
+    """The flow's state after a turn, and the flags the reports read from it."""
+    call.flow_state = flow_state
+    CallRepo(session).update_call(call.id, stage=stage, verified=verified, pitched=pitched,
+                                  summary={**(call.summary or {}), **summary})
+
+
+def record_outcome(session: Session, call_id: str, outcome: str,
+                   decline_reason: str | None = None, **flags: Any) -> Call:
+    """The outcome the flow decided (the end time comes with `close`)."""
+    return CallRepo(session).record_outcome(call_id, outcome, decline_reason, **flags)
+
+
+def note_intent(session: Session, call_id: str, intent: str, confidence: float | None
+                ) -> None:
+    """What the classifier made of the customer's latest turn, for QA."""
+    CallRepo(session).note_intent(call_id, intent, confidence)
 
 
 def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: EndedBy,

@@ -4,6 +4,7 @@ line that joins them is voice/cli.py)."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,32 @@ def test_the_bot_command_line_loads_no_voice_module() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# How a call's row is written: the repository's methods, or its columns set directly.
+_CALL_WRITES = re.compile(
+    r"(?<!callrecord)\.(record_outcome|update_call|note_intent|open_call|set_dial_result|"
+    r"add_turn)\(|\bcall\.(ended_at|flow_state|outcome|summary|recording_path)\s*=(?!=)")
+_CALL_RECORD_OWNERS = {"bot/callrecord.py", "bot/transcript.py"}
+
+
+def test_only_the_call_record_writes_call_rows() -> None:
+    """One owner of the call record (issue 12): everything else asks bot/callrecord.py (and
+    turns go through the event stream to bot/transcript.py)."""
+    offenders = []
+    for folder in ("bot", "voice", "actions", "bench"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            name = path.relative_to(REPO).as_posix()
+            if name in _CALL_RECORD_OWNERS or name.startswith("bot/store/"):
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _CALL_WRITES.search(line):
+                    offenders.append(f"{name}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_call_record_check_sees_a_write() -> None:
+    assert _CALL_WRITES.search("    CallRepo(session).update_call(call.id, stage='x')")
+    assert _CALL_WRITES.search("        call.ended_at = now")
+    assert not _CALL_WRITES.search("    callrecord.record_outcome(session, call.id, 'x')")
+    assert not _CALL_WRITES.search("    if call.outcome == 'consented':")
