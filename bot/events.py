@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 log = logging.getLogger("waihu.events")
@@ -74,6 +75,31 @@ class CallEvent:
 def call_event(name: str, call_id: str, at: datetime, offset_ms: int = 0,
                **data: Any) -> CallEvent:
     return CallEvent(name, call_id, offset_ms, at, data)
+
+
+class CallTimeline:
+    """One call's clock and its voice on the bus: offsets in ms since the answer (from an
+    injected monotonic clock), times on the call's own date (*call_start*, virtual in a
+    simulation).  The voice session's stages and text-mode calls both publish through it."""
+
+    def __init__(self, call_id: str, bus: EventBus, *, call_start: datetime | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.call_id = call_id
+        self.bus = bus
+        self.call_start = call_start or datetime.now(UTC)
+        self.clock = clock
+        self._t0 = clock()
+
+    def now_ms(self) -> float:
+        return (self.clock() - self._t0) * 1000.0
+
+    def at(self, ms: float) -> datetime:
+        return self.call_start + timedelta(milliseconds=ms)
+
+    def publish(self, name: str, offset_ms: float | None = None, **data: Any) -> None:
+        """Publish *name* at *offset_ms* on the timeline (default: now)."""
+        at_ms = int(self.now_ms() if offset_ms is None else offset_ms)
+        self.bus.publish(CallEvent(name, self.call_id, at_ms, self.at(at_ms), data))
 
 
 Handler = Callable[[CallEvent], None]

@@ -9,8 +9,7 @@ channel: sender = call id, `/call_started` with the call's metadata, call events
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot import callrecord, channel, events
@@ -18,7 +17,7 @@ from bot.channel import BotReply, DialogueChannel, TurnMeta
 from bot.events import (
     CALL_ANSWERED,
     CALL_ENDED,
-    CallEvent,
+    CallTimeline,
     EventBus,
     InProcessBus,
     call_event,
@@ -45,12 +44,11 @@ class TextCall:
         self.db = db
         self.call_id = call_id
         self.now = now  # the call's clock when simulated (sent as `now` at /call_started)
-        self.call_start = now or datetime.now(UTC)
-        self._t0 = time.monotonic()
         self.ended = False
         self._closed = False
         self.turns: list[BotReply] = []
         self.events = events or InProcessBus()
+        self.timeline = CallTimeline(call_id, self.events, call_start=now)
         self.transcript = TranscriptSink(db, call_id).attach(self.events)
 
     @classmethod
@@ -121,13 +119,8 @@ class TextCall:
         self.ended = True
         await self._close("caller")
 
-    def _offset_ms(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000)
-
     def _publish(self, name: str, **data: Any) -> None:
-        offset = self._offset_ms()
-        self.events.publish(CallEvent(name, self.call_id, offset,
-                                      self.call_start + timedelta(milliseconds=offset), data))
+        self.timeline.publish(name, **data)
 
     async def _exchange(self, message: str, meta: dict[str, Any], speaker: str | None,
                         input_mode: str | None = "text",
@@ -156,10 +149,9 @@ class TextCall:
             return
         self._closed = True
         await self.transcript.flush()
-        offset = self._offset_ms()
         with self.db.session() as session:
             callrecord.close(session, self.call_id, ended_by=ended_by,
-                             ended_at=self.call_start + timedelta(milliseconds=offset))
+                             ended_at=self.timeline.at(self.timeline.now_ms()))
         await self.transcript.close()
         self._publish(CALL_ENDED, dial_result="answered", ended_by=ended_by,
                       **self.outcome())

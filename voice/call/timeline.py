@@ -8,35 +8,14 @@ the transcript writer (`bot.transcript.TranscriptSink`) is one subscriber.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 from bot import events
 from bot.channel import BotReply
-from bot.events import CallEvent, EventBus
+from bot.events import CallTimeline
 from voice.call.events import CallerInput
 
 
-class Timeline:
-    def __init__(self, call_id: str, bus: EventBus, *, call_start: datetime | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.call_id = call_id
-        self.bus = bus
-        self.call_start = call_start or datetime.now(UTC)  # the call's (maybe virtual) clock
-        self.clock = clock
-        self._t0 = clock()
-
-    def now_ms(self) -> float:
-        return (self.clock() - self._t0) * 1000.0
-
-    def at(self, ms: float) -> datetime:
-        return self.call_start + timedelta(milliseconds=ms)
-
-    def publish(self, name: str, offset_ms: float, **data: Any) -> None:
-        at_ms = int(offset_ms)
-        self.bus.publish(CallEvent(name, self.call_id, at_ms, self.at(at_ms), data))
+class Timeline(CallTimeline):
+    """The call's timeline with the turn events the voice stages publish."""
 
     def bot_turn(self, text: str, start_ms: float) -> None:
         self.publish(events.TURN_BOT, start_ms, text=text, end_offset_ms=int(self.now_ms()))
