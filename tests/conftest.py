@@ -18,7 +18,19 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import OperationalError
 
+from bot import keys
 from bot.store import Base, Call, CallRepo, CampaignRepo, ContactRepo, Database
+
+@pytest.fixture(scope="session", autouse=True)
+def server_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's own key files (bot.keys): the tests never read or create the machine's
+    var/keys, and the services a test starts inherit WAIHU_KEYS_DIR."""
+    folder = tmp_path_factory.mktemp("keys")
+    os.environ[keys.KEYS_DIR_ENV] = str(folder)
+    for name in keys.KEYRINGS:
+        keys.ensure(name, folder)
+    return folder
+
 
 PG_ADMIN_URL = os.environ.get(
     "WAIHU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -9,6 +9,7 @@ from bot.store.base import Base, UTCDateTime, utcnow
 from bot.store.db import Database, default_url
 from bot.store.ledger import ConsentLedger, LedgerCheck
 from bot.store.models import (
+    AuditEntry,
     Call,
     CallAttempt,
     Callback,
@@ -23,6 +24,7 @@ from bot.store.models import (
     TranscriptTurn,
 )
 from bot.store.repos import (
+    AuditRepo,
     CallbackRepo,
     CallRepo,
     CampaignRepo,
@@ -37,6 +39,8 @@ from bot.store.repos import (
 from bot.store.vocab import DECLINE_REASONS, DIAL_RESULTS, OUTCOMES
 
 __all__ = [
+    "AuditEntry",
+    "AuditRepo",
     "DECLINE_REASONS",
     "DIAL_RESULTS",
     "OUTCOMES",

@@ -87,6 +87,7 @@ class Contact(Base):
     region: Mapped[str | None] = mapped_column(String(50))
     id_last4_hash: Mapped[str | None] = mapped_column(String(64))
     id_salt: Mapped[str | None] = mapped_column(String(32))
+    id_hash_key: Mapped[str | None] = mapped_column(String(32))  # bot.keys key id; None: unkeyed
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=EMPTY_JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -310,3 +311,17 @@ class QaReview(Base):
     compliant: Mapped[bool]
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class AuditEntry(Base):
+    """Who did what: an operator or console user's action that a reviewer may ask about
+    (a forced call, an unmasked number viewed, a disposition changed).  Insert-only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now(), index=True)
+    actor: Mapped[str] = mapped_column(String(100))  # "os:<login>", "user:<name>", "service:…"
+    action: Mapped[str] = mapped_column(String(60), index=True)  # e.g. "call.forced"
+    subject: Mapped[str | None] = mapped_column(String(100))  # a call id, a contact id …
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

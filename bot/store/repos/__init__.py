@@ -4,6 +4,7 @@ They flush, never commit: the caller's unit of work (``Database.session()``) com
 back.
 """
 
+from bot.store.repos.audit import AuditRepo, os_actor
 from bot.store.repos.callbacks import CallbackRepo
 from bot.store.repos.calls import CallFlags, CallRepo, CallUpdate
 from bot.store.repos.campaigns import CampaignRepo
@@ -17,6 +18,7 @@ from bot.store.repos.surveys import SurveyRepo
 
 __all__ = [
     "PHONE_LOCK_NAMESPACE",
+    "AuditRepo",
     "CallFlags",
     "CallRepo",
     "CallUpdate",
@@ -30,5 +32,6 @@ __all__ = [
     "QaReviewRepo",
     "SurveyRepo",
     "check_phone",
+    "os_actor",
     "phone_lock_key",
 ]
