@@ -1,7 +1,8 @@
 """The audit log: who did what, for the actions a reviewer may ask about.
 
 Insert-only, like the consent ledger: triggers refuse UPDATE and DELETE (and TRUNCATE) on
-SQLite and PostgreSQL, with the ledger's error type (an IntegrityError on both).  Details must already be masked (no full phone number, no ID digits).
+SQLite and PostgreSQL, with the ledger's error type (an IntegrityError on both).
+Details must already be masked (no full phone number, no ID digits).
 
 Revision ID: 0006
 Revises: 0005
