@@ -94,15 +94,20 @@ def pg_session_db(pg_admin: Engine) -> Iterator[Database]:
     yield from _fresh_pg(pg_admin)
 
 
+APPEND_ONLY_TABLES = ("consents", "audit_log")
+
+
 def _emptied(database: Database) -> Database:
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]  # children first
     with database.engine.begin() as connection:
-        # The ledger refuses DELETE by design; as the table owner, switch that off for the
-        # clean-up only (DDL is transactional in PostgreSQL: nobody sees it disabled).
-        connection.exec_driver_sql("ALTER TABLE consents DISABLE TRIGGER USER")
+        # The ledger and the audit log refuse DELETE by design; as the tables' owner, switch
+        # that off for the clean-up only (DDL is transactional in PostgreSQL: nobody sees it).
+        for table in APPEND_ONLY_TABLES:
+            connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         for table in tables:
             connection.exec_driver_sql(f"DELETE FROM {table}")
-        connection.exec_driver_sql("ALTER TABLE consents ENABLE TRIGGER USER")
+        for table in APPEND_ONLY_TABLES:
+            connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     return database
 
 
