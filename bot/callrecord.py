@@ -13,7 +13,15 @@ Decisions taken here and nowhere else:
 - the outcome of a hang-up the flow had not decided: `survey_partial` if a survey answer
   was saved, else `hung_up_early` (the flow leaves it here because a hang-up can come when
   Rasa cannot be reached);
-- an answered call that turns out to be a carrier announcement is no call: `drop_answered`.
+- the outcome of a call that a system failure ended before the flow decided one: `failed`
+  (`SYSTEM_FAILURES`), whoever notices first (the session, the gateway, the dialer's
+  reclaim);
+- an answered call that turns out to be a carrier announcement is no call: `drop_answered`;
+- whether a call may still be decided on (`lease_taken_back`): once the dialer has completed
+  the attempt or taken its lease back from a gateway that stopped renewing, the flow's
+  state, its outcome, the intent on a turn, the transcript and the session's close are
+  refused (logged `call.write_refused`), whoever still holds the call; the dialer's own
+  close and the recording (`attach_recording`: evidence, not a decision) still go in.
 """
 
 from __future__ import annotations
@@ -32,6 +40,14 @@ log = logging.getLogger("waihu.callrecord")
 
 EndedBy = Literal["bot", "caller", "transfer", "bridge_ended", "failure", "timeout",
                   "announcement", "lease_expired", "completed"]
+# Ends that are the system's fault, not the customer's: a call the flow left without an
+# outcome is `failed` (never `hung_up_early`) and its contact is retried per the campaign's
+# policy for `failed`.  `failure`: the call could not go on (Rasa or the action server
+# unreachable or failing, the database failing, a bug); `lease_expired`: its gateway died.
+SYSTEM_FAILURES: tuple[EndedBy, ...] = ("failure", "lease_expired")
+# The dialer's closes, after it ended the attempt's lease: they are allowed on an attempt
+# that is over (they are what ends it).
+_DIALER_ENDS: tuple[EndedBy, ...] = ("completed", "lease_expired")
 
 
 def record_dial_result(session: Session, call_id: str, result: str, at: datetime
@@ -44,10 +60,31 @@ def record_dial_result(session: Session, call_id: str, result: str, at: datetime
     return attempt
 
 
+def lease_taken_back(session: Session, call_id: str) -> bool:
+    """The call's attempt is over for the dialer: completed, or its lease taken back (a
+    gateway that stopped renewing).  Nothing of the call may be decided any more.  The
+    attempt's row is locked (PostgreSQL) until the caller's unit of work ends, so a reclaim
+    comes either before this answer or after the writes it allowed."""
+    completed = session.execute(
+        select(CallAttempt.completed_at).where(CallAttempt.call_id == call_id)
+        .with_for_update()).scalar_one_or_none()
+    return completed is not None
+
+
+def _refused(session: Session, call_id: str, write: str) -> bool:
+    if not lease_taken_back(session, call_id):
+        return False
+    log.warning("call.write_refused call_id=%s write=%s: the attempt is over (lease taken "
+                "back or completed)", call_id, write)
+    return True
+
+
 def start_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stage: str,
                clock_offset_s: float) -> None:
     """`/call_started`: the flow's first state, and how far the call's clock (virtual in a
     simulation) is from the wall clock."""
+    if _refused(session, call.id, "start_flow"):
+        return
     call.flow_state = flow_state
     CallRepo(session).update_call(call.id, stage=stage, summary={
         **(call.summary or {}), "clock_offset_s": clock_offset_s})
@@ -56,6 +93,8 @@ def start_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stag
 def save_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stage: str,
               verified: bool, pitched: bool, summary: dict[str, Any]) -> None:
     """The flow's state after a turn, and the flags the reports read from it."""
+    if _refused(session, call.id, "save_flow"):
+        return
     call.flow_state = flow_state
     CallRepo(session).update_call(call.id, stage=stage, verified=verified, pitched=pitched,
                                   summary={**(call.summary or {}), **summary})
@@ -63,13 +102,21 @@ def save_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stage
 
 def record_outcome(session: Session, call_id: str, outcome: str,
                    decline_reason: str | None = None, **flags: Any) -> Call:
-    """The outcome the flow decided (the end time comes with `close`)."""
+    """The outcome the flow decided (the end time comes with `close`); the call unchanged
+    once its attempt is over."""
+    if _refused(session, call_id, "outcome"):
+        call = session.get(Call, call_id)
+        if call is None:
+            raise LookupError(f"call {call_id}")
+        return call
     return CallRepo(session).record_outcome(call_id, outcome, decline_reason, **flags)
 
 
 def note_intent(session: Session, call_id: str, intent: str, confidence: float | None
                 ) -> None:
     """What the classifier made of the customer's latest turn, for QA."""
+    if _refused(session, call_id, "intent"):
+        return
     CallRepo(session).note_intent(call_id, intent, confidence)
 
 
@@ -86,9 +133,15 @@ def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: Ended
         return None
     if recording_path:
         call.recording_path, call.recording_sha256 = recording_path, recording_sha256
+    if ended_by not in _DIALER_ENDS and _refused(session, call_id, f"close:{ended_by}"):
+        session.flush()  # the recording stays linked; the end is the dialer's
+        return call
     if ended_by == "caller" or (ended_by == "completed" and call.outcome is None):
         _hung_up(session, call, ended_at)
-    elif call.outcome is None and ended_by in ("failure", "timeout", "lease_expired"):
+    elif call.outcome is None and ended_by in SYSTEM_FAILURES:
+        call.summary = {**(call.summary or {}), "interrupted": error or ended_by}
+        CallRepo(session).record_outcome(call.id, "failed")
+    elif call.outcome is None and ended_by == "timeout":
         call.summary = {**(call.summary or {}), "interrupted": error or ended_by}
     if call.ended_at is None:  # the first close is the end: the dialer's comes after
         call.ended_at = ended_at
@@ -97,6 +150,18 @@ def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: Ended
         attempt.ended_at = ended_at
     session.flush()
     return call
+
+
+def attach_recording(session: Session, call_id: str, path: str, sha256: str) -> bool:
+    """Link a recording finished after the fact (a partial file a crashed gateway left,
+    `voice.call.recovery`) to its call, whatever became of the call since.  False when
+    there is no such call or it already has a recording."""
+    call = session.get(Call, call_id)
+    if call is None or call.recording_path:
+        return False
+    call.recording_path, call.recording_sha256 = path, sha256
+    session.flush()
+    return True
 
 
 def _hung_up(session: Session, call: Call, at: datetime) -> None:

@@ -24,9 +24,10 @@ Rules chosen where the brief was silent (see also bot/campaigns/compliance.py):
   (the notice was not heard: retried like ``no_response``).  A number on the DNC list after
   the call closes it as ``dnc`` and cancels its pending callbacks.
 - An answered call left without an outcome is hung up (``bot.callrecord.close``) when the
-  attempt is completed; by a reclaim it is only marked ``summary.interrupted`` and keeps
-  ``answered`` as its dial result (the customer did answer), and the contact is retried as
-  ``failed``.
+  attempt is completed; by a reclaim it is ``failed`` (a system failure, with
+  ``summary.interrupted``) and keeps ``answered`` as its dial result (the customer did
+  answer). A ``failed`` call's contact is retried per the policy for ``failed``, like a
+  failed dial.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def _retry_result(dial_result: str | None, outcome: str | None,
     """The result whose retry policy applies, or None when the contact is done."""
     if dial_result != "answered":
         return dial_result or "failed"
-    if outcome is None:
+    if outcome is None or outcome == "failed":  # a system failure: retried as a failed dial
         return "failed"
     if outcome in _CLOSING_OUTCOMES:
         return None

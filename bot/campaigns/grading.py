@@ -53,7 +53,8 @@ def grade(grading: Grading, facts: CallFacts) -> Grade:
 
 
 def grade_call(grading: Grading, call: Call) -> Grade | None:
-    """The grade of a finished call (None while it has no outcome)."""
-    if call.outcome is None:
+    """The grade of a finished call (None while it has no outcome, or when a system failure
+    ended it: it says nothing about the customer)."""
+    if call.outcome is None or call.outcome == "failed":
         return None
     return grade(grading, CallFacts.of(call))

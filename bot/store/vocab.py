@@ -34,6 +34,9 @@ OUTCOMES = (
     "do_not_call",
     "hung_up_early",
     "no_response",
+    # A system failure (Rasa, the action server or the database down, a bug): not the
+    # customer's doing; the contact is retried per the campaign's policy for ``failed``.
+    "failed",
 )
 DECLINE_REASONS = ("distrust", "too_expensive", "not_needed", "other")
 CONFIRMATION_RESULTS = ("keep", "cancel", "undecided")

@@ -69,26 +69,38 @@ def test_the_first_close_is_the_end_and_the_dialer_only_fills_in(
         assert attempt is not None and attempt.ended_at is not None
 
 
-def test_a_failed_session_is_marked_interrupted_then_hung_up_when_completed(
+def test_a_failed_session_is_a_failed_call_never_a_hang_up(
         db: Database, seeder: Callable[..., Call]) -> None:
+    """A system failure is not the customer's doing: `failed`, and the dialer's completion
+    afterwards does not turn it into `hung_up_early` (issue 13, item 6)."""
     call = seeder(db)
     with db.session() as session:
         callrecord.close(session, call.id, ended_at=T0, ended_by="failure",
                          error="RuntimeError: boom")
     assert _call(db, call.id).summary["interrupted"] == "RuntimeError: boom"
-    assert _call(db, call.id).outcome is None
+    assert _call(db, call.id).outcome == "failed"
     with db.session() as session:
         callrecord.close(session, call.id, ended_at=T0, ended_by="completed")
-    assert _call(db, call.id).outcome == "hung_up_early"
+    assert _call(db, call.id).outcome == "failed"
+    assert _call(db, call.id).grade is None
 
 
-def test_a_reclaimed_lease_marks_an_open_call_interrupted(
+def test_a_failure_after_the_flow_decided_keeps_the_outcome(
+        db: Database, seeder: Callable[..., Call]) -> None:
+    call = seeder(db)
+    with db.session() as session:
+        CallRepo(session).record_outcome(call.id, "declined", "not_needed")
+        callrecord.close(session, call.id, ended_at=T0, ended_by="failure", error="x")
+    assert _call(db, call.id).outcome == "declined"
+
+
+def test_a_reclaimed_lease_fails_an_open_call(
         db: Database, seeder: Callable[..., Call]) -> None:
     call = seeder(db)
     with db.session() as session:
         callrecord.close(session, call.id, ended_at=T0, ended_by="lease_expired")
     closed = _call(db, call.id)
-    assert (closed.outcome, closed.summary["interrupted"]) == (None, "lease_expired")
+    assert (closed.outcome, closed.summary["interrupted"]) == ("failed", "lease_expired")
     assert closed.ended_at is not None
 
 
