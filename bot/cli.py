@@ -22,6 +22,7 @@ from bot.cliutil import Subcommands, with_json
 from bot.cliutil import database as _database
 from bot.cliutil import print_json as _print_json
 from bot.dnc_commands import add_dnc_commands
+from bot.keys_commands import add_keys_commands
 from bot.store import CampaignRepo, ConsentLedger, utcnow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -256,6 +257,7 @@ def build_parser(*extensions: Extension) -> argparse.ArgumentParser:
         func=cmd_audit_verify)
 
     add_dnc_commands(sub)
+    add_keys_commands(sub)
 
     qa = sub.add_parser("qa", help="quality review of recorded calls")
     qsub = qa.add_subparsers(dest="action", required=True)

@@ -161,13 +161,15 @@ class Closer:
             other = Contact(campaign_id=target.id, phone=contact.phone, name=contact.name,
                             gender=contact.gender, age=contact.age, region=contact.region,
                             id_last4_hash=contact.id_last4_hash, id_salt=contact.id_salt,
+                            id_hash_key=contact.id_hash_key,
                             fields=fields, priority=contact.priority)
             self.session.add(other)
             self.session.flush()
         else:
             other.fields = {**(other.fields or {}), **fields}
             if contact.id_last4_hash and not other.id_last4_hash:
-                other.id_last4_hash, other.id_salt = contact.id_last4_hash, contact.id_salt
+                other.id_last4_hash, other.id_salt, other.id_hash_key = (
+                    contact.id_last4_hash, contact.id_salt, contact.id_hash_key)
             other.name = other.name or contact.name
             other.gender = other.gender or contact.gender
         self._new_round(other, target.id, due, "second_confirmation", call.id,

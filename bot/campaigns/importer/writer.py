@@ -27,16 +27,19 @@ _ANALYZE_AFTER = 10_000  # new contacts after which PostgreSQL's statistics are 
 _CONTACTS = cast(Table, Contact.__table__)
 _c = _CONTACTS.c
 _FILLABLE = ("name", "gender", "age", "region")
+_NO_ID = (None, None, None)  # hash, salt, key id of a contact without ID digits
 
 
 class ContactSink:
     """Good rows, merged by phone, written in batches: new contacts by bulk INSERT, contacts
     already in the database (before or earlier in this import) by a fill-the-blanks UPDATE."""
 
-    def __init__(self, connection: Connection, campaign_id: int, batch_size: int) -> None:
+    def __init__(self, connection: Connection, campaign_id: int, batch_size: int,
+                 hasher: privacy.IdHasher | None = None) -> None:
         self.connection = connection
         self.campaign_id = campaign_id
         self.batch_size = batch_size
+        self._hasher = hasher  # the server key, loaded once per import (at the first ID)
         self.existing: set[str] = set(connection.scalars(
             select(_c.phone).where(_c.campaign_id == campaign_id)))
         self.dnc: set[str] = set(connection.scalars(
@@ -52,7 +55,12 @@ class ContactSink:
             update(_CONTACTS)
             .where(_c.campaign_id == campaign_id, _c.phone == bindparam("b_phone"))
             .values({name: bindparam(f"b_{name}") for name in
-                     (*_FILLABLE, "id_last4_hash", "id_salt", "fields")}))
+                     (*_FILLABLE, "id_last4_hash", "id_salt", "id_hash_key", "fields")}))
+
+    def _hash_id(self, last4: str) -> privacy.HashedId:
+        if self._hasher is None:
+            self._hasher = privacy.IdHasher()
+        return self._hasher.hash(last4)
 
     def add(self, phone: str, record: list[Any]) -> None:
         pending = self.new.get(phone) or self.known.get(phone)
@@ -96,11 +104,8 @@ class ContactSink:
         # In phone order: the (campaign_id, phone) index then grows in runs, not at random.
         for phone in sorted(self.new):
             name, gender, age, region, last4, fields = self.new[phone]
-            salt = hashed = None
-            if last4 is not None:
-                salt = privacy.new_salt()
-                hashed = privacy.hash_secret(last4, salt)
-            rows.append((campaign_id, phone, name, gender, age, region, hashed, salt,
+            hashed, salt, key_id = self._hash_id(last4) if last4 is not None else _NO_ID
+            rows.append((campaign_id, phone, name, gender, age, region, hashed, salt, key_id,
                          as_json(fields), "pending", 0, 0, created_at))
         self._insert.execute(rows)
         self.connection.commit()
@@ -117,7 +122,7 @@ class ContactSink:
             chunk = phones[start:start + _LOOKUP_CHUNK]
             rows = self.connection.execute(
                 select(_c.phone, _c.name, _c.gender, _c.age, _c.region, _c.id_last4_hash,
-                       _c.id_salt, _c.fields)
+                       _c.id_salt, _c.id_hash_key, _c.fields)
                 .where(_c.campaign_id == self.campaign_id, _c.phone.in_(chunk)))
             for row in rows:
                 params = self._merged(row, self.known.pop(row.phone))
@@ -135,8 +140,7 @@ class ContactSink:
         self.known = {}
         self._insert_new()
 
-    @staticmethod
-    def _merged(row: Any, record: list[Any]) -> dict[str, Any] | None:
+    def _merged(self, row: Any, record: list[Any]) -> dict[str, Any] | None:
         """UPDATE parameters filling the row's blanks from *record*; None if nothing new."""
         values = {name: getattr(row, name) for name in _FILLABLE}
         changed = False
@@ -144,10 +148,9 @@ class ContactSink:
             if values[name] in (None, "") and record[slot] is not None:
                 values[name] = record[slot]
                 changed = True
-        hashed, salt = row.id_last4_hash, row.id_salt
+        hashed, salt, key_id = row.id_last4_hash, row.id_salt, row.id_hash_key
         if hashed is None and record[4] is not None:
-            salt = privacy.new_salt()
-            hashed = privacy.hash_secret(record[4], salt)
+            hashed, salt, key_id = self._hash_id(record[4])
             changed = True
         fields = dict(row.fields or {})
         for key, value in record[5].items():
@@ -158,7 +161,7 @@ class ContactSink:
             return None
         params = {f"b_{name}": value for name, value in values.items()}
         params.update(b_phone=row.phone, b_id_last4_hash=hashed, b_id_salt=salt,
-                      b_fields=fields)
+                      b_id_hash_key=key_id, b_fields=fields)
         return params
 
 
@@ -175,7 +178,8 @@ class _BulkInsert:
     """
 
     COLUMNS = ("campaign_id", "phone", "name", "gender", "age", "region", "id_last4_hash",
-               "id_salt", "fields", "status", "attempts", "priority", "created_at")
+               "id_salt", "id_hash_key", "fields", "status", "attempts", "priority",
+               "created_at")
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection

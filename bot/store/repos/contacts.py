@@ -1,7 +1,9 @@
-"""Contacts: the people a campaign calls, with their ID digits kept only as a salted hash."""
+"""Contacts: the people a campaign calls, with their ID digits kept only as a hash keyed
+with a server key (bot.privacy)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,10 +14,22 @@ from bot import privacy
 from bot.store.models import Contact
 from bot.store.repos.common import check_phone
 
+log = logging.getLogger("waihu.store")
+
 
 class ContactRepo:
-    def __init__(self, session: Session) -> None:
+    """*hasher*: the ID-digits hasher to use (default: the server's ``id-hash`` keyring,
+    loaded the first time ID digits are hashed or checked)."""
+
+    def __init__(self, session: Session, hasher: privacy.IdHasher | None = None) -> None:
         self.session = session
+        self._hasher = hasher
+
+    @property
+    def hasher(self) -> privacy.IdHasher:
+        if self._hasher is None:
+            self._hasher = privacy.IdHasher()
+        return self._hasher
 
     def add(
         self,
@@ -29,11 +43,8 @@ class ContactRepo:
         fields: dict[str, Any] | None = None,
         priority: int = 0,
     ) -> Contact:
-        """Add a contact; ``id_last4`` is stored only as a salted hash."""
-        salt = hashed = None
-        if id_last4:
-            salt = privacy.new_salt()
-            hashed = privacy.hash_secret(id_last4, salt)
+        """Add a contact; ``id_last4`` is stored only as a keyed hash."""
+        hashed = self.hasher.hash(id_last4) if id_last4 else None
         contact = Contact(
             campaign_id=campaign_id,
             phone=check_phone(phone),
@@ -41,8 +52,9 @@ class ContactRepo:
             gender=gender,
             age=age,
             region=region,
-            id_last4_hash=hashed,
-            id_salt=salt,
+            id_last4_hash=hashed.hash if hashed else None,
+            id_salt=hashed.salt if hashed else None,
+            id_hash_key=hashed.key_id if hashed else None,
             fields=dict(fields or {}),
             priority=priority,
         )
@@ -56,10 +68,27 @@ class ContactRepo:
         )
 
     def check_id_last4(self, contact: Contact, value: str) -> bool | None:
-        """Whether *value* matches the stored ID digits; None when the list gave none."""
+        """Whether *value* matches the stored ID digits; None when the list gave none.
+
+        A match on a hash made with an older key (or none, before the server key) is stored
+        again under the current key: the customer has just proved the digits, the only
+        moment they are known in clear."""
         if contact.id_last4_hash is None or contact.id_salt is None:
             return None
-        return privacy.verify_secret(value, contact.id_salt, contact.id_last4_hash)
+        hasher = self.hasher
+        if not hasher.verify(value, contact.id_salt, contact.id_last4_hash,
+                             contact.id_hash_key):
+            return False
+        if not hasher.is_current(contact.id_hash_key):
+            self.set_id_hash(contact, hasher.hash(value))
+        return True
+
+    def set_id_hash(self, contact: Contact, hashed: privacy.HashedId) -> None:
+        """Store *contact*'s ID digits hashed anew (a fresh salt, the current key)."""
+        log.info("contact.id_rehashed contact_id=%s from_key=%s to_key=%s", contact.id,
+                 contact.id_hash_key or "unkeyed", hashed.key_id)
+        contact.id_last4_hash, contact.id_salt, contact.id_hash_key = hashed
+        self.session.flush()
 
     def list(self, campaign_id: int) -> Sequence[Contact]:
         return self.session.scalars(

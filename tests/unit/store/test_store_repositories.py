@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot import privacy
+from bot import keys, privacy
 from bot.store import (
     OUTCOMES,
     Call,
@@ -82,7 +82,9 @@ def test_contact_id_digits_are_only_stored_hashed(db: Database) -> None:
         # a 64-hex-digit hash keyed by the row's salt; "123" may occur in random hex, so check
         # that the value is the keyed hash, not the digits or an unkeyed digest of them
         assert re.fullmatch(r"[0-9a-f]{64}", with_id.id_last4_hash)
-        assert with_id.id_last4_hash == privacy.hash_secret("123X", with_id.id_salt)
+        ring = keys.load(keys.ID_HASH)
+        assert with_id.id_hash_key == ring.current.id and without.id_hash_key is None
+        assert with_id.id_last4_hash == privacy.keyed_hash("123X", with_id.id_salt, ring.current)
         assert with_id.id_last4_hash != hashlib.sha256(b"123X").hexdigest()
         assert contacts.check_id_last4(with_id, "123X") is True
         assert contacts.check_id_last4(with_id, "1234") is False
