@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions import context, flow, runtime
@@ -32,7 +33,7 @@ from bot.store import (
     EscalationRepo,
     SurveyRepo,
 )
-from bot.store.models import Call, CallAttempt, Campaign, Contact
+from bot.store.models import Call, CallAttempt, Campaign, Contact, TranscriptTurn
 
 log = logging.getLogger("waihu.actions")
 
@@ -202,6 +203,12 @@ def _note_intent(session: Session, call_id: str, tracker: Tracker
     callrecord.note_intent(session, call_id, name, confidence)
     return name, confidence
 
+def _latest_customer_turn(session: Session, call_id: str) -> TranscriptTurn | None:
+    return session.scalar(select(TranscriptTurn).where(
+        TranscriptTurn.call_id == call_id, TranscriptTurn.speaker == "customer")
+        .order_by(TranscriptTurn.seq.desc()).limit(1))
+
+
 
 def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
            contact: Contact, defn: CampaignDefinition, tracker: Tracker) -> None:
@@ -222,6 +229,10 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
             )
             log.info("call.outcome call_id=%s outcome=%s reason=%s", call.id,
                      effect.outcome, effect.decline_reason)
+            # The consenting input is this message: its span on the call's timeline comes
+            # with it, and the channel wrote its turn before sending it.
+            meta = channel.TurnMeta.from_dict((tracker.latest_message or {}).get("metadata"))
+            turn = _latest_customer_turn(session, call.id)
         elif isinstance(effect, flow.RecordConsent):
             entry = ConsentLedger(session).append(
                 call_id=call.id, contact_id=contact.id, campaign_id=call.campaign_id,
@@ -229,6 +240,9 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
                 script_hash=approved_script_hash(defn, runtime.domain()),
                 disclosures=list(effect.disclosures), utterance=effect.utterance,
                 input_mode=effect.input_mode, asr_confidence=effect.asr_confidence,
+                turn_seq=None if turn is None else turn.seq,
+                turn_text=None if turn is None else turn.text,
+                audio_start_ms=meta.audio_start_ms, audio_end_ms=meta.audio_end_ms,
                 created_at=_now(defn, call),  # the call's clock, like its outcome
             )
             log.info("consent.recorded call_id=%s entry=%s", call.id, entry.entry_hash[:12])

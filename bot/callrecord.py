@@ -33,7 +33,8 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.store import CallRepo
+from bot.keys import KeyringError
+from bot.store import CallRepo, ConsentLedger
 from bot.store.models import Call, CallAttempt, SurveyAnswer, TranscriptTurn
 
 log = logging.getLogger("waihu.callrecord")
@@ -145,6 +146,7 @@ def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: Ended
         call.summary = {**(call.summary or {}), "interrupted": error or ended_by}
     if call.ended_at is None:  # the first close is the end: the dialer's comes after
         call.ended_at = ended_at
+    _seal_recording(session, call)
     attempt = session.get(CallAttempt, call.attempt_id)
     if attempt is not None and attempt.ended_at is None:
         attempt.ended_at = ended_at
@@ -162,6 +164,20 @@ def attach_recording(session: Session, call_id: str, path: str, sha256: str) -> 
     call.recording_path, call.recording_sha256 = path, sha256
     session.flush()
     return True
+
+
+def _seal_recording(session: Session, call: Call) -> None:
+    """A call with a consent gets its recording sealed in the ledger (sha256 and length),
+    once per recording.  Without the ledger key on this machine the call still closes:
+    `waihu audit verify` then reports the missing seal."""
+    assert call.ended_at is not None
+    try:
+        seal = ConsentLedger(session).seal_recording(call, at=call.ended_at)
+    except KeyringError as exc:
+        log.error("ledger.seal_failed call_id=%s error=%s", call.id, exc)
+        return
+    if seal is not None:
+        log.info("ledger.recording_sealed call_id=%s entry=%s", call.id, seal.entry_hash[:12])
 
 
 def _hung_up(session: Session, call: Call, at: datetime) -> None:

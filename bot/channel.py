@@ -66,6 +66,10 @@ class TurnMeta:
     asr_snapped: bool = False
     disclosures_interrupted: tuple[str, ...] = ()
     caller_hung_up: bool = False
+    # When the customer spoke (or keyed) it, in ms on the call's timeline (the recording's
+    # clock): the consent ledger binds a consent to this span of the recording.
+    audio_start_ms: int | None = None
+    audio_end_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"input_mode": self.input_mode}
@@ -76,6 +80,8 @@ class TurnMeta:
             meta["disclosures_interrupted"] = list(self.disclosures_interrupted)
         if self.caller_hung_up:
             meta["caller_hung_up"] = True
+        if self.audio_start_ms is not None and self.audio_end_ms is not None:
+            meta["audio_start_ms"], meta["audio_end_ms"] = self.audio_start_ms, self.audio_end_ms
         return meta
 
     @classmethod
@@ -91,7 +97,16 @@ class TurnMeta:
             disclosures_interrupted=tuple(str(d) for d in
                                           meta.get("disclosures_interrupted") or ()),
             caller_hung_up=bool(meta.get("caller_hung_up")),
+            audio_start_ms=_ms(meta.get("audio_start_ms")),
+            audio_end_ms=_ms(meta.get("audio_end_ms")),
         )
+
+
+def _ms(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def classified_payload(intent: str, confidence: float | None) -> dict[str, Any]:

@@ -16,14 +16,16 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
+from bot.audit_commands import add_audit_commands
 
 from bot.campaigns.definition import CampaignFileError, load_definition
 from bot.cliutil import Subcommands, with_json
 from bot.cliutil import database as _database
+from bot.db_commands import add_db_commands
 from bot.cliutil import print_json as _print_json
 from bot.dnc_commands import add_dnc_commands
 from bot.keys_commands import add_keys_commands
-from bot.store import CampaignRepo, ConsentLedger, utcnow
+from bot.store import CampaignRepo, utcnow
 
 REPO = Path(__file__).resolve().parents[1]
 DESCRIPTION = ("`waihu`: the command line of the project (every command that prints results "
@@ -174,20 +176,6 @@ def cmd_qa_review(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    with _database(args).session() as session:
-        check = ConsentLedger(session).verify()
-    result = {"ok": check.ok, "entries": check.entries, "first_bad_id": check.first_bad_id,
-              "problem": check.problem}
-    if args.json:
-        _print_json(result)
-    else:
-        print(f"consent ledger: {check.entries} entries, "
-              + ("chain intact" if check.ok else f"BROKEN at id {check.first_bad_id}: "
-                 f"{check.problem}"))
-    return 0 if check.ok else 1
-
-
 # --- chat / demo ----------------------------------------------------------------------
 
 
@@ -251,10 +239,8 @@ def build_parser(*extensions: Extension) -> argparse.ArgumentParser:
     report_command.add_arguments(report)
     report.set_defaults(func=cmd_report)
 
-    audit = sub.add_parser("audit", help="check the consent ledger")
-    asub = audit.add_subparsers(dest="action", required=True)
-    with_json(asub.add_parser("verify", help="recompute the hash chain")).set_defaults(
-        func=cmd_audit_verify)
+    add_audit_commands(sub)
+    add_db_commands(sub)
 
     add_dnc_commands(sub)
     add_keys_commands(sub)

@@ -7,6 +7,7 @@ import json
 from typing import Any, TypeAlias
 
 from bot.store import Database, default_url
+from bot.store.schema import ensure_current
 
 # What `add_parser` is called on (argparse has no public name for it).
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -17,9 +18,10 @@ def print_json(value: Any) -> None:
 
 
 def database(args: argparse.Namespace) -> Database:
-    """The database of `--database` (see `bot.store.db.default_url`), migrated."""
+    """The database of `--database` (see `bot.store.db.default_url`), at the code's schema
+    (migrated if its role may: `bot.store.schema.ensure_current`)."""
     db = Database(default_url(args.database))
-    db.upgrade()
+    ensure_current(db)
     return db
 
 

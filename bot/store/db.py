@@ -38,11 +38,14 @@ def default_url(given: str | None = None, *, scratch: str | None = None) -> str:
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the dialer, the action server and the console read while one of them writes;
     # SQLite leaves foreign keys off unless asked; 30 s of waiting beats "database is locked".
+    # recursive_triggers: INSERT OR REPLACE deletes the row it collides with, and only fires
+    # that row's DELETE triggers (the insert-only tables refuse) when this is on.
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA recursive_triggers=ON")
     finally:
         cursor.close()
 

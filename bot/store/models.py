@@ -185,25 +185,47 @@ class TranscriptTurn(Base):
     ended_at: Mapped[datetime | None]
 
 
+LEDGER_KINDS = ("consent", "recording_seal")  # the kinds of ledger entry
+
+
 class Consent(Base):
-    """The consent ledger: append-only (database triggers), hash-chained (see ledger.py)."""
+    """The consent ledger: append-only and only at its head (database triggers), hash-chained
+    and signed (see ledger.py).  Two kinds of entry share the chain: a ``consent`` and the
+    ``recording_seal`` of a call with a consent (its recording's sha256 and length, appended
+    when the call closes).  Rows from before migration 0007 have no ``key_id``: legacy,
+    unsigned entries."""
 
     __tablename__ = "consents"
-    __table_args__ = (one_of("input_mode", INPUT_MODES),)
+    __table_args__ = (one_of("input_mode", INPUT_MODES), one_of("kind", LEDGER_KINDS))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="consent", server_default="consent")
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
-    product: Mapped[str] = mapped_column(String(200))
-    script_hash: Mapped[str] = mapped_column(String(64))
-    disclosures: Mapped[list[str]] = mapped_column(JSON)
-    utterance: Mapped[str] = mapped_column(Text)
-    input_mode: Mapped[str] = mapped_column(String(10))
+    product: Mapped[str | None] = mapped_column(String(200))
+    script_hash: Mapped[str | None] = mapped_column(String(64))
+    disclosures: Mapped[list[str] | None] = mapped_column(JSON)
+    utterance: Mapped[str | None] = mapped_column(Text)
+    input_mode: Mapped[str | None] = mapped_column(String(10))
     asr_confidence: Mapped[float | None] = mapped_column(Float)
+    # HMAC of the contact's phone number with the ledger key (a plain hash of an 11-digit
+    # number is reversed by trying them all).
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
+    # The consenting input on the call's timeline (ms since the session started; voice only).
+    audio_start_ms: Mapped[int | None] = mapped_column(Integer)
+    audio_end_ms: Mapped[int | None] = mapped_column(Integer)
+    # The transcript turn of the consent (transcript_turns.seq and its text as written).
+    turn_seq: Mapped[int | None] = mapped_column(Integer)
+    turn_text: Mapped[str | None] = mapped_column(Text)
+    # A recording seal's recording.
+    recording_sha256: Mapped[str | None] = mapped_column(String(64))
+    recording_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    signature: Mapped[str | None] = mapped_column(String(128))  # Ed25519, hex
 
 
 class SurveyAnswer(Base):

@@ -88,7 +88,9 @@ class DialogueTurn(Processor):
         if got.kind == "dtmf":
             timeline.customer_turn(f"[按键 {got.text}]", got, "dtmf", None)
             return (channel.dtmf_message(got.text),
-                    TurnMeta("dtmf", disclosures_interrupted=interrupted).to_dict())
+                    TurnMeta("dtmf", disclosures_interrupted=interrupted,
+                             audio_start_ms=got.at_ms,
+                             audio_end_ms=got.end_ms or got.at_ms).to_dict())
         meta = TurnMeta("speech", disclosures_interrupted=interrupted)
         if got.kind == "silence":
             timeline.system_turn("客户无应答", got.at_ms)
@@ -101,7 +103,8 @@ class DialogueTurn(Processor):
             return channel.ASR_UNCLEAR, meta.to_dict()
         snapped = bool(transcript and transcript.snapped)
         meta = TurnMeta("speech", asr_confidence=confidence, asr_snapped=snapped,
-                        disclosures_interrupted=interrupted)
+                        disclosures_interrupted=interrupted, audio_start_ms=got.at_ms,
+                        audio_end_ms=got.end_ms or got.at_ms)
         timeline.customer_turn(got.text, got, "speech", confidence, snapped)
         return got.text, meta.to_dict()
 

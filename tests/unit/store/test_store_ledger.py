@@ -67,9 +67,10 @@ def test_canonical_json_is_compact_sorted_and_unescaped(db: Database, call: Call
     with db.session() as session:
         consent = append(ConsentLedger(session), call)
         canonical = canonical_json(consent)
-    assert canonical.startswith('{"asr_confidence":0.93,"call_id":')
+    assert canonical.startswith('{"asr_confidence":0.93,"audio_end_ms":null,')
     assert "好的我同意" in canonical and ", " not in canonical and '"id"' not in canonical
     assert '"prev_hash":"' + GENESIS_HASH in canonical and "entry_hash" not in canonical
+    assert '"key_id":"' in canonical and "signature" not in canonical
 
 
 def test_input_mode_is_validated(db: Database, call: Call) -> None:
@@ -135,8 +136,8 @@ def test_verify_reports_the_first_tampered_entry(db: Database, call: Call) -> No
     _tamper(db, "UPDATE consents SET utterance = '嗯' WHERE id = :id", {"id": ids[2]})
     with db.session() as session:
         check = ConsentLedger(session).verify()
-    assert (check.ok, check.first_bad_id, check.entries) == (False, ids[2], 3)
-    assert check.problem is not None and "entry_hash" in check.problem
+    assert (check.ok, check.first_bad_id, check.entries) == (False, ids[2], 4)
+    assert check.problem is not None and check.problem.startswith("edited: entry_hash")
 
 
 def test_verify_reports_a_removed_entry(db: Database, call: Call) -> None:
@@ -147,7 +148,7 @@ def test_verify_reports_a_removed_entry(db: Database, call: Call) -> None:
     with db.session() as session:
         check = ConsentLedger(session).verify()
     assert (check.ok, check.first_bad_id) == (False, ids[2])
-    assert check.problem is not None and "prev_hash" in check.problem
+    assert check.problem is not None and check.problem.startswith("deleted: prev_hash")
 
 
 def _append_concurrently(db: Database, call: Call, threads: int, each: int) -> list[BaseException]:
