@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.campaigns.definition import load_definition  # noqa: E402
 from bot.campaigns.registry import save_campaign  # noqa: E402
-from bot.channel import RasaChannel  # noqa: E402
+from bot.channel import RasaChannel, RasaEndpoint  # noqa: E402
 from bot.demo import add_persona_contacts  # noqa: E402
 from bot.personas import load_personas  # noqa: E402
 from bot.services import MODEL, RASA_BIN, RasaStack  # noqa: E402
@@ -39,8 +39,8 @@ from bot.textcall import TextCall, play_persona  # noqa: E402
 class TimedClient(RasaChannel):
     """Records the wall time of every REST round trip."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
         self.latencies_ms: list[float] = []
 
     async def send(self, sender: str, message: str,
@@ -75,7 +75,8 @@ def rss_mb(pid: int) -> float:
     return round(total / 1024, 1)
 
 
-async def run_calls(db: Database, url: str, calls: int, concurrency: int) -> dict[str, Any]:
+async def run_calls(db: Database, rasa: RasaEndpoint, calls: int, concurrency: int
+                    ) -> dict[str, Any]:
     defn = load_definition(REPO / "examples/campaigns/marketing.yml")
     campaign_id = save_campaign(db, defn)
     personas = [p for p in load_personas(REPO / "examples/personas/marketing")
@@ -83,7 +84,7 @@ async def run_calls(db: Database, url: str, calls: int, concurrency: int) -> dic
     chosen = [personas[i % len(personas)] for i in range(calls)]
     gate = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as http:
-        client = TimedClient(url, http)
+        client = TimedClient(rasa.url, http, token=rasa.token)
 
         async def one(contact_id: int, persona: Any) -> None:
             async with gate:
@@ -129,8 +130,8 @@ def main() -> int:
     start = time.perf_counter()
     with RasaStack(url) as stack:
         result["startup_s"] = round(time.perf_counter() - start, 1)
-        sequential = asyncio.run(run_calls(db, stack.rasa_url, args.calls // 2, 1))
-        concurrent = asyncio.run(run_calls(db, stack.rasa_url, args.calls, args.concurrency))
+        sequential = asyncio.run(run_calls(db, stack.endpoint, args.calls // 2, 1))
+        concurrent = asyncio.run(run_calls(db, stack.endpoint, args.calls, args.concurrency))
         rasa_proc, actions_proc = stack.processes[1].popen, stack.processes[0].popen
         assert rasa_proc and actions_proc
         result["rss_mb"] = {"rasa_server": rss_mb(rasa_proc.pid),

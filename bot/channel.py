@@ -4,8 +4,10 @@ Everything that talks to Rasa as the telephone's side of the conversation — th
 session, text-mode calls, `waihu chat`, the benchmarks — and the actions that read what it
 sent use this module:
 
-- `RasaChannel`: the REST client (`credentials.yml: rest`), with a timeout and, when the
-  server runs with `--auth-token`, the token;
+- `RasaChannel`: the client of the telephone's channel (`credentials.yml`:
+  waihu_rasa/channel.py, Rasa's REST channel closed without the token), with a timeout and
+  the Rasa token; `RasaEndpoint`: where Rasa answers and its token, which `RasaStack`
+  hands to whoever builds a channel;
 - `BotReply.parse`: Rasa's answer as segments to say and the control that goes with them
   (`listen`, `barge_in: false` disclosures, `hangup`, `transfer`);
 - the messages a call sends (`CALL_STARTED`, `dtmf_message`, …) and the metadata each one
@@ -188,14 +190,14 @@ class DialogueChannel(Protocol):
 
 
 class RasaChannel:
-    """The Rasa REST channel (`credentials.yml: rest`): sender = call id.
+    """The telephone's channel (`credentials.yml`: waihu_rasa.channel): sender = call id.
 
-    *token*: the server's `--auth-token` (default: `WAIHU_RASA_TOKEN`), sent as the
-    `token` query parameter, the way Rasa's HTTP API takes it."""
+    *token*: the Rasa token (default: `WAIHU_RASA_TOKEN`), which the channel and the HTTP
+    API (`--auth-token`) ask for, sent as the `token` query parameter the way both take it."""
 
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
                  timeout_s: float = 30.0, token: str | None = None) -> None:
-        self.url = f"{base_url.rstrip('/')}/webhooks/rest/webhook"
+        self.url = f"{base_url.rstrip('/')}/webhooks/waihu/webhook"
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         token = token if token is not None else os.environ.get(TOKEN_ENV)
@@ -213,3 +215,14 @@ class RasaChannel:
     async def ask(self, sender: str, message: str,
                   metadata: dict[str, Any] | None = None) -> BotReply:
         return BotReply.parse(await self.send(sender, message, metadata))
+
+
+@dataclass(frozen=True)
+class RasaEndpoint:
+    """Where Rasa answers, and the token it asks for (`RasaStack.endpoint`)."""
+
+    url: str
+    token: str | None = field(default=None, repr=False)
+
+    def channel(self, session: aiohttp.ClientSession, **options: Any) -> RasaChannel:
+        return RasaChannel(self.url, session, token=self.token, **options)

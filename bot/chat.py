@@ -1,4 +1,10 @@
-"""`waihu chat`: be the customer of a campaign in the terminal, through the real servers."""
+"""`waihu chat`: be the customer of a campaign in the terminal, through the real servers.
+
+What is typed here is make-believe: a consent, a do-not-call request or a complaint made in
+a chat must not land in the database of real campaigns. So chat writes to a fresh scratch
+database (var/chat.db, emptied at each start) unless `--database` or `WAIHU_DATABASE_URL`
+says otherwise (`bot.store.db.default_url`, like `demo` and `simulate`).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ import aiohttp
 
 from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
-from bot.channel import BotReply, RasaChannel
+from bot.channel import BotReply
 from bot.services import RasaStack
-from bot.store import ContactRepo, Database
+from bot.store import ContactRepo, Database, default_url
+from bot.store.schema import ensure_current
 from bot.textcall import TextCall
 
 HELP = """输入客户说的话 (type what the customer says). Commands:
@@ -45,6 +52,21 @@ async def _read_line(prompt: str) -> str | None:
         return None
 
 
+def open_database(args: argparse.Namespace) -> Database:
+    """The database chat writes to: `--database`, else `WAIHU_DATABASE_URL`, else the
+    scratch var/chat.db."""
+    db = Database(default_url(args.database, scratch="chat"))
+    ensure_current(db)
+    return db
+
+
+def run(args: argparse.Namespace) -> int:
+    """`waihu chat`."""
+    db = open_database(args)
+    print(f"database: {db.url}", file=sys.stderr)
+    return asyncio.run(chat(db, args))
+
+
 async def chat(db: Database, args: argparse.Namespace) -> int:
     defn = load_definition(args.campaign)
     campaign_id = save_campaign(db, defn)
@@ -59,7 +81,7 @@ async def chat(db: Database, args: argparse.Namespace) -> int:
           file=sys.stderr)
     with RasaStack(db.url.render_as_string(hide_password=False)) as stack:
         async with aiohttp.ClientSession() as http:
-            client = RasaChannel(stack.rasa_url, http)
+            client = stack.endpoint.channel(http)
             call_id, call = TextCall.dial(client, db, campaign_id, contact_id)
             assert call is not None
             print(HELP)

@@ -9,20 +9,19 @@ command line without them: `demo` then needs --text.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
-from bot.audit_commands import add_audit_commands
 
+from bot.audit_commands import add_audit_commands
 from bot.campaigns.definition import CampaignFileError, load_definition
 from bot.cliutil import Subcommands, with_json
 from bot.cliutil import database as _database
-from bot.db_commands import add_db_commands
 from bot.cliutil import print_json as _print_json
+from bot.db_commands import add_db_commands
 from bot.dnc_commands import add_dnc_commands
 from bot.keys_commands import add_keys_commands
 from bot.store import CampaignRepo, utcnow
@@ -180,9 +179,9 @@ def cmd_qa_review(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.chat import chat
+    from bot.chat import run
 
-    return asyncio.run(chat(_database(args), args))
+    return run(args)  # a scratch database unless told otherwise
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

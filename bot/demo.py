@@ -30,7 +30,7 @@ from bot.campaigns.compliance import next_window_start
 from bot.campaigns.definition import CampaignDefinition, load_definition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
-from bot.channel import RasaChannel
+from bot.channel import RasaChannel, RasaEndpoint
 from bot.personas import Persona, load_personas
 from bot.reports.export import export, render_text
 from bot.reports.figures import campaign_figures
@@ -205,12 +205,12 @@ class SampleCalls(Protocol):
     """How the demo places one sample campaign's calls through a calling day: the result per
     persona, then the campaign figures."""
 
-    def __call__(self, db: Database, rasa_url: str, defn: CampaignDefinition,
+    def __call__(self, db: Database, rasa: RasaEndpoint, defn: CampaignDefinition,
                  personas: list[Persona], today: date
                  ) -> Coroutine[Any, Any, tuple[list[PersonaResult], dict[str, Any]]]: ...
 
 
-async def text_calls(db: Database, rasa_url: str, defn: CampaignDefinition,
+async def text_calls(db: Database, rasa: RasaEndpoint, defn: CampaignDefinition,
                      personas: list[Persona], today: date
                      ) -> tuple[list[PersonaResult], dict[str, Any]]:
     """The campaign as text calls: create it, one contact per persona, start it, dial one
@@ -222,7 +222,7 @@ async def text_calls(db: Database, rasa_url: str, defn: CampaignDefinition,
     dialer = Dialer(db, "demo-text", lease_s=600)
     try:
         async with aiohttp.ClientSession() as http:
-            place = text_placer(db, RasaChannel(rasa_url, http), dialer, by_contact, defn.name)
+            place = text_placer(db, rasa.channel(http), dialer, by_contact, defn.name)
             results = await dial_campaign(db, dialer, campaign_id, by_contact, start, end,
                                           place)
     finally:
@@ -234,12 +234,12 @@ async def text_calls(db: Database, rasa_url: str, defn: CampaignDefinition,
     return results, figures
 
 
-async def run_campaign(db: Database, rasa_url: str, campaign_file: Path,
+async def run_campaign(db: Database, rasa: RasaEndpoint, campaign_file: Path,
                        personas_dir: Path, today: date | None = None
                        ) -> tuple[list[PersonaResult], dict[str, Any]]:
     """A sample campaign file and its persona folder as text calls (`text_calls`)."""
     today = today or date.today()
-    return await text_calls(db, rasa_url, load_sample(campaign_file, today),
+    return await text_calls(db, rasa, load_sample(campaign_file, today),
                             load_personas(personas_dir), today)
 
 
@@ -279,7 +279,7 @@ def demo(args: Any, voice_calls: SampleCalls | None = None) -> int:
     with RasaStack(url) as stack:
         for campaign_file, personas_dir in chosen:
             results, figures = asyncio.run(place_calls(
-                db, stack.rasa_url, load_sample(campaign_file, today),
+                db, stack.endpoint, load_sample(campaign_file, today),
                 load_personas(personas_dir), today))
             failures += sum(not r.ok for r in results)
             reports += write_reports(figures, EXAMPLES.parent / "var" / "reports")

@@ -83,6 +83,10 @@ def add_voice_commands(sub: bot_cli.Subcommands) -> None:
     call.add_argument("--agent-uri", help="SIP URI of the agent phone for transfers")
     call.add_argument("--transfer-mode", default="bridge", choices=["bridge", "refer"])
     call.add_argument("--sip-port", type=int, default=0, help="local SIP port (0: any)")
+    call.add_argument("--force", action="store_true",
+                      help="for a test line: call even if the number is on the do-not-call "
+                      "list or blacklist, outside the calling window, or on another call "
+                      "(audited as call.forced)")
     call.set_defaults(func=cmd_call)
 
     run = voice_options(sub.add_parser(

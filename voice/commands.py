@@ -2,6 +2,7 @@
 
 Both start a Rasa server and action server on free local ports (bot.services.RasaStack),
 the gateway's SIP stack, ASR engine and TTS worker (voice.stack), and the gateway.
+`waihu call` obeys the dialer's rules (bot/campaigns/manual.py) unless `--force`d.
 """
 
 from __future__ import annotations
@@ -12,17 +13,24 @@ import logging
 import re
 import signal
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bot.campaigns.definition import load_definition
-from bot.campaigns.dialer import CallJob
+from bot.campaigns.dialer import CallJob, Dialer
+from bot.campaigns.manual import (
+    GATEWAY,
+    RULE_TEXT,
+    CallRefused,
+    ContactDetails,
+    claim_manual_call,
+)
 from bot.campaigns.registry import save_campaign
-from bot.channel import RasaChannel
-from bot.store import CallRepo, ContactRepo, Database, default_url
+from bot.channel import RasaEndpoint
+from bot.store import CallRepo, Database, default_url
 from voice.gateway import CallReport, Gateway, GatewayConfig
 from voice.session import SessionConfig
 from voice.stack import VoiceSettings, voice_parts
@@ -57,29 +65,34 @@ def _settings(args: Any) -> VoiceSettings:
 
 
 def _one_job(db: Database, args: Any) -> CallJob:
-    """A contact and an attempt for the number of the URI, leased to this command."""
+    """A contact and an attempt for the number of the URI, leased to this command, with
+    the number's lock; raises CallRefused when a dialing rule forbids the call."""
     defn = load_definition(args.campaign)
     campaign_id = save_campaign(db, defn)
     match = _URI_USER.match(args.uri)
     phone = match.group("user") if match and match.group("user").isdigit() else "10000000000"
-    now = datetime.now(UTC)
-    with db.session() as session:
-        contacts = ContactRepo(session)
-        contact = contacts.by_phone(campaign_id, phone) or contacts.add(
-            campaign_id, phone, name=args.name, gender=args.gender, id_last4=args.id_last4)
-        attempt = CallRepo(session).start_attempt(
-            campaign_id, contact.id, gateway="waihu-call", at=now,
-            lease_expires_at=now + timedelta(hours=1))
-        return CallJob(attempt.call_id, campaign_id, defn.name, defn.type, contact.id, phone,
-                       attempt.attempt_no, args.uri, defn.dialing.caller_id, "first",
-                       None, now + timedelta(hours=1))
+    manual = claim_manual_call(
+        db, campaign_id, defn, phone, args.uri, datetime.now(UTC),
+        details=ContactDetails(args.name, args.gender, args.id_last4),
+        force=getattr(args, "force", False))
+    if manual.overridden:
+        print("WARNING: --force: calling although "
+              + "; ".join(RULE_TEXT[r] for r in manual.overridden)
+              + f" (audited as call.forced, call {manual.job.call_id})", file=sys.stderr)
+    return manual.job
 
 
-async def _call(db: Database, rasa_url: str, job: CallJob, args: Any) -> CallReport:
+def _release(db: Database, call_id: str) -> None:
+    """End the call's lease and free its number, if the call did not get as far as the
+    gateway's own completion (idempotent)."""
+    Dialer(db, GATEWAY).complete(call_id, datetime.now(UTC))
+
+
+async def _call(db: Database, rasa: RasaEndpoint, job: CallJob, args: Any) -> CallReport:
     async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
         await asyncio.to_thread(_warm, db, job.campaign_name, parts)
-        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaChannel(rasa_url, http),
-                          GatewayConfig(gateway_id="waihu-call", capacity=1,
+        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, rasa.channel(http),
+                          GatewayConfig(gateway_id=GATEWAY, capacity=1,
                                         ring_timeout_s=args.ring_timeout,
                                         session=_session_config(args)))
         return await gateway.place_call(job)
@@ -97,10 +110,20 @@ def call(args: Any) -> int:
     from bot.services import RasaStack
 
     db = _database(args)
-    job = _one_job(db, args)
+    try:
+        job = _one_job(db, args)
+    except CallRefused as refused:
+        print(f"waihu call: {refused}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"refused": list(refused.rules), "error": str(refused)},
+                             ensure_ascii=False))
+        return 3
     print(f"starting Rasa and the voice stack, then calling {args.uri} …", file=sys.stderr)
-    with RasaStack(db.url.render_as_string(hide_password=False)) as stack:
-        report = asyncio.run(_call(db, stack.rasa_url, job, args))
+    try:
+        with RasaStack(db.url.render_as_string(hide_password=False)) as stack:
+            report = asyncio.run(_call(db, stack.endpoint, job, args))
+    finally:
+        _release(db, job.call_id)
     with db.session() as session:
         calls = CallRepo(session)
         record = calls.get_call(job.call_id)
@@ -131,13 +154,13 @@ def call(args: Any) -> int:
 # --- waihu run ------------------------------------------------------------------------------
 
 
-async def _serve(db: Database, rasa_url: str, args: Any) -> None:
+async def _serve(db: Database, rasa: RasaEndpoint, args: Any) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
-        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, RasaChannel(rasa_url, http),
+        gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, rasa.channel(http),
                           GatewayConfig(capacity=args.capacity, session=_session_config(args)))
         print(f"gateway {gateway.config.gateway_id} running: up to {args.capacity} calls; "
               "Ctrl-C stops dialling and lets the calls in progress finish", file=sys.stderr)
@@ -145,10 +168,16 @@ async def _serve(db: Database, rasa_url: str, args: Any) -> None:
 
 
 def run(args: Any) -> int:
-    """`waihu run`: Rasa, actions, the gateway and its dialer loop until SIGINT/SIGTERM."""
-    from bot.services import RasaStack
+    """`waihu run`: Rasa, actions, the gateway and its dialer loop until SIGINT/SIGTERM.
+
+    The servers' secrets come from WAIHU_RASA_TOKEN and WAIHU_ACTIONS_TOKEN when set (so
+    that an operator can use Rasa's HTTP API), else they are random for this run."""
+    from bot.channel import TOKEN_ENV
+    from bot.services import ACTIONS_TOKEN_ENV, RasaStack, env_token
 
     db = _database(args)
-    with RasaStack(db.url.render_as_string(hide_password=False)) as stack:
-        asyncio.run(_serve(db, stack.rasa_url, args))
+    with RasaStack(db.url.render_as_string(hide_password=False),
+                   rasa_token=env_token(TOKEN_ENV),
+                   actions_token=env_token(ACTIONS_TOKEN_ENV)) as stack:
+        asyncio.run(_serve(db, stack.endpoint, args))
     return 0

@@ -26,7 +26,7 @@ import aiohttp
 from bot.campaigns.definition import CampaignDefinition, Trunk
 from bot.campaigns.dialer import CallJob
 from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
-from bot.channel import RasaChannel
+from bot.channel import RasaEndpoint
 from bot.demo import (
     PersonaResult,
     Placer,
@@ -90,7 +90,7 @@ def _numbers(db: Database, by_contact: dict[int, Persona]) -> Iterator[tuple[str
             yield contact.phone, persona
 
 
-async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinition,
+async def simulate_campaign(db: Database, rasa: RasaEndpoint, defn: CampaignDefinition,
                             personas: list[Persona], var: Path, *, today: date,
                             asr_engine: str = "auto", concurrency: int | None = None,
                             session_config: SessionConfig | None = None
@@ -118,7 +118,7 @@ async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinitio
         try:
             async with aiohttp.ClientSession() as http:
                 gateway = Gateway(db, stack.telephony, stack.asr, stack.tts,
-                                  RasaChannel(rasa_url, http), config)
+                                  rasa.channel(http), config)
                 results = await dial_campaign(
                     db, gateway.dialer, campaign_id, by_contact, start, end,
                     voice_placer(gateway, by_contact, defn.name),
@@ -135,10 +135,10 @@ async def simulate_campaign(db: Database, rasa_url: str, defn: CampaignDefinitio
 def demo_calls(asr_engine: str) -> SampleCalls:
     """`waihu demo`'s voice calls: each sample campaign through `simulate_campaign`, six
     calls at once, files under var/."""
-    async def calls(db: Database, rasa_url: str, defn: CampaignDefinition,
+    async def calls(db: Database, rasa: RasaEndpoint, defn: CampaignDefinition,
                     personas: list[Persona], today: date
                     ) -> tuple[list[PersonaResult], dict[str, Any]]:
-        return await simulate_campaign(db, rasa_url, defn, personas, ROOT / "var",
+        return await simulate_campaign(db, rasa, defn, personas, ROOT / "var",
                                        today=today, asr_engine=asr_engine, concurrency=6)
     return calls
 
@@ -163,7 +163,7 @@ def simulate(args: Any) -> int:
           "virtual customers…", file=sys.stderr)
     with RasaStack(url) as stack:
         results, figures = asyncio.run(simulate_campaign(
-            db, stack.rasa_url, defn, personas, var, today=today, asr_engine=args.asr,
+            db, stack.endpoint, defn, personas, var, today=today, asr_engine=args.asr,
             concurrency=args.concurrency))
     for result in results:
         print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)

@@ -55,7 +55,7 @@ async def run_rasa(ctx: dict[str, Any], engine_name: str) -> dict[str, Any]:
         with RasaStack(url) as stack:
             rasa_start_s = time.monotonic() - started
             results, _ = await simulate.simulate_campaign(
-                db, stack.rasa_url, defn, personas, var, today=today, asr_engine=engine_name,
+                db, stack.endpoint, defn, personas, var, today=today, asr_engine=engine_name,
                 concurrency=4)
     finally:
         simulate.virtual_customers = original_customers

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.campaigns.definition import load_definition
-from bot.channel import BotReply, RasaChannel
+from bot.channel import BotReply
 from bot.demo import PersonaResult, run_campaign, sample_campaigns
 from bot.events import CallEvent, InProcessBus
 from bot.services import RasaStack
@@ -44,7 +44,7 @@ def results(stack: RasaStack, sqlite_url: str) -> dict[str, tuple[list[PersonaRe
     out = {}
     for campaign_file, personas_dir in sample_campaigns():
         out[campaign_file.stem] = asyncio.run(
-            run_campaign(db, stack.rasa_url, campaign_file, personas_dir))
+            run_campaign(db, stack.endpoint, campaign_file, personas_dir))
     return out
 
 
@@ -153,7 +153,7 @@ def test_marketing_calls_on_postgresql(postgres_url: str) -> None:
     campaign_file, personas_dir = sample_campaigns()[0]
     with RasaStack(postgres_url) as running:
         persona_results, figures = asyncio.run(
-            run_campaign(db, running.rasa_url, campaign_file, personas_dir))
+            run_campaign(db, running.endpoint, campaign_file, personas_dir))
     db.dispose()
     assert [r.persona for r in persona_results if not r.ok] == []
     assert figures["consents"] == 5
@@ -180,7 +180,7 @@ def test_a_do_not_call_request_heard_unclearly_is_confirmed_back(
 
     async def converse() -> tuple[list[BotReply], str]:
         async with aiohttp.ClientSession() as http:
-            call_id, call = TextCall.dial(RasaChannel(stack.rasa_url, http), db, campaign_id,
+            call_id, call = TextCall.dial(stack.endpoint.channel(http), db, campaign_id,
                                           contact_id)
             assert call is not None
             await call.start()
@@ -223,7 +223,7 @@ def test_a_text_call_is_a_stream_of_events(results: dict, stack: RasaStack,
         async with aiohttp.ClientSession() as http:
             with db.session() as session:
                 call_id = CallRepo(session).start_attempt(campaign_id, contact_id).call_id
-            call = TextCall.connect(RasaChannel(stack.rasa_url, http), db, call_id,
+            call = TextCall.connect(stack.endpoint.channel(http), db, call_id,
                                     events=bus)
             assert call is not None
             await call.start()

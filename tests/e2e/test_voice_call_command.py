@@ -57,7 +57,8 @@ def test_one_call_prints_outcome_transcript_and_recording(customer: str,
     done = subprocess.run(
         [sys.executable, "-m", "voice.cli", "--database", f"sqlite:///{tmp_path / 'call.db'}",
          "call", customer, "--campaign", str(ROOT / "examples" / "campaigns" / "marketing.yml"),
-         "--name", "王芳", "--gender", "female", "--json"],
+         "--name", "王芳", "--gender", "female", "--json",
+         "--force"],  # a test line: whatever the hour, outside the calling windows too
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.splitlines()[-1])

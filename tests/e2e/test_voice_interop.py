@@ -32,6 +32,7 @@ from sqlalchemy import select
 from bot.campaigns.definition import CampaignDefinition, Trunk, load_definition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
+from bot.channel import RasaEndpoint
 from bot.store import ContactRepo, Database
 from bot.store.models import Call, CallAttempt, TranscriptTurn
 from bot.store.vocab import OUTCOMES
@@ -125,12 +126,12 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def rasa_url(db_url: str) -> Iterator[str]:
+def rasa(db_url: str) -> Iterator[RasaEndpoint]:
     """One real Rasa server and action server (~40 s to start) for the module."""
     from bot.services import RasaStack
 
     with RasaStack(db_url) as running:
-        yield running.rasa_url
+        yield running.endpoint
 
 
 @dataclass
@@ -251,11 +252,9 @@ def recording_of(db: Database, call_id: str) -> Path:
 
 # -- 1. Debian baresip as the customer's phone, real Rasa, ASR and TTS ----------------------
 @pytest.mark.rasa
-async def test_marketing_call_to_debian_baresip(rasa_url: str, db_url: str,
+async def test_marketing_call_to_debian_baresip(rasa: RasaEndpoint, db_url: str,
                                                 audio: dict[str, Path], peers: Peers,
                                                 parts: VoiceParts, tmp_path: Path) -> None:
-    from bot.channel import RasaChannel
-
     db = Database(db_url)
     phone = "13800000001"
     customer = await peers.phone(phone, audio["customer"])
@@ -265,7 +264,7 @@ async def test_marketing_call_to_debian_baresip(rasa_url: str, db_url: str,
         (job,) = claim_all(dialer, 1)
         assert job.target == customer.uri
         async with aiohttp.ClientSession() as http:
-            gw = gateway(db, parts, RasaChannel(rasa_url, http), tmp_path)
+            gw = gateway(db, parts, rasa.channel(http), tmp_path)
             report = await place(gw, job)
     finally:
         pause_campaign(db, "interop-marketing")

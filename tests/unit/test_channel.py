@@ -68,7 +68,7 @@ def _fake_rasa(seen: list[dict[str, Any]]) -> TestServer:
         seen.append({"token": request.query.get("token"), "body": await request.json()})
         return web.json_response([{"recipient_id": "c1", "text": "您好"}, LISTEN])
     app = web.Application()
-    app.router.add_post("/webhooks/rest/webhook", webhook)
+    app.router.add_post("/webhooks/waihu/webhook", webhook)
     return TestServer(app, host="127.0.0.1")
 
 
