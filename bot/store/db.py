@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +51,28 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _hide_row_values(context: ExceptionContext) -> None:
+    """Keep the row's values out of a PostgreSQL error's text: the server quotes them in
+    DETAIL ("Key (campaign_id, phone)=(1, 13812345678) already exists", "Failing row
+    contains (...)") and CONTEXT (COPY's line).  The message keeps its first line and HINT;
+    the whole report stays in the driver exception's ``diag`` for whoever debugs."""
+    original = context.original_exception
+    diag = getattr(original, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary:  # not a PostgreSQL server error (SQLite quotes no values)
+        return
+    hint = getattr(diag, "message_hint", None)
+    shown = f"{primary}\nHINT:  {hint}" if hint else primary
+    full = str(original)
+    if shown == full:
+        return
+    original.args = (shown,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.args and isinstance(wrapped.args[0], str):
+        # SQLAlchemy wrote the driver's text into its own message already
+        wrapped.args = (wrapped.args[0].replace(full, shown), *wrapped.args[1:])
+
+
 class Database:
     """One database: its engine, units of work (:meth:`session`) and migrations."""
 
@@ -58,7 +81,11 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(self.url, echo=echo, pool_pre_ping=not self.is_sqlite)
+        # hide_parameters: bound values (phone numbers, names) stay out of exception
+        # messages and SQLAlchemy's logs; _hide_row_values does it for PostgreSQL's own text.
+        self.engine: Engine = create_engine(self.url, echo=echo, hide_parameters=True,
+                                            pool_pre_ping=not self.is_sqlite)
+        event.listen(self.engine, "handle_error", _hide_row_values)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_on_connect)
         # Objects stay readable after the unit of work commits (they are not expired).
