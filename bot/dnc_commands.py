@@ -81,10 +81,17 @@ _PHONE_HEADERS = ("phone", "mobile", "手机号", "手机号码", "手机", "电
 
 
 def cmd_dnc_import(args: argparse.Namespace) -> int:
+    from bot.campaigns.importer import ContactImportError
+    from bot.campaigns.importer.reading import check_csv_file
+
     try:
+        check_csv_file(args.file)  # the contact import's limits: size, binary, line length
         with args.file.open(encoding="utf-8-sig", newline="") as handle:
             rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
+    except ContactImportError as exc:
+        print(f"waihu dnc import: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         print(f"waihu dnc import: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
     header = [h.strip().lower() for h in (rows[0] if rows else [])]

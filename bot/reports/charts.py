@@ -136,6 +136,9 @@ def chart_style(*, for_pdf: bool = False) -> Iterator[CjkFont]:
         "font.family": [_matplotlib_family(font)],
         "font.size": 9,
         "axes.unicode_minus": False,  # the CJK font may lack U+2212
+        # Table cells and labels carry text from outside (a list's regions): a "$" in it
+        # must print as a dollar sign, not start mathtext that fails to parse.
+        "text.parse_math": False,
         "pdf.fonttype": 42,  # embedded TrueType: extractable, searchable text
         "svg.fonttype": "path",  # self-contained: the glyphs travel with the SVG
         "axes.spines.top": False,

@@ -108,11 +108,14 @@ def run(db: Database, args: argparse.Namespace) -> int:
             return 0
         path = args.output or REPORTS_DIR / f"{stem}.{args.format}"
         from bot.reports.charts import NoCjkFont
+        from bot.safefiles import UnsafeOutputPath
 
         try:
             export.export(figures, args.format, path)
         except NoCjkFont as exc:
             raise ReportError(f"cannot draw the charts: {exc}") from None
+        except UnsafeOutputPath as exc:
+            raise ReportError(str(exc)) from None
     except ReportError as exc:
         print(f"waihu report: {exc}", file=sys.stderr)
         return 2

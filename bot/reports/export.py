@@ -8,6 +8,12 @@ from one :class:`~bot.reports.document.Report`, so they carry the same tables an
 - html: one self-contained file (inline CSS, charts as inline SVG);
 - pdf: matplotlib pages (``PdfPages``): tables and charts with the fonts embedded as
   TrueType, so the Chinese text is real text that can be searched and copied.
+
+Text in a report can come from outside (a contact list's regions, a campaign's names): the
+CSV and XLSX writers store text through :mod:`bot.safecells`, so nothing in them runs as a
+formula, while numbers stay numbers; HTML escapes it; the PDF draws it without mathtext.
+Every file is written under a temporary name and renamed (:mod:`bot.safefiles`): a link
+planted at the report's name is refused, never written through.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from bot.reports.figures import format_figures
 from bot.reports.period import format_period
+from bot.safecells import csv_cell, put_text
+from bot.safefiles import replacing
 
 FORMATS = ("json", "text", "csv", "xlsx", "html", "pdf")
 FILE_FORMATS = ("csv", "xlsx", "html", "pdf")
@@ -45,18 +53,21 @@ def report_for(fig: dict[str, Any]) -> Any:
 
 
 def export(fig: dict[str, Any], fmt: str, path: Path) -> Path:
-    """Write *fig* in format *fmt* to *path* (folders are created); returns the path."""
+    """Write *fig* in format *fmt* to *path* (folders are created); returns the path.
+    Raises :class:`bot.safefiles.UnsafeOutputPath` when *path* is a symbolic link or not a
+    regular file (nothing is written)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "json":
-        path.write_text(render_json(fig, indent=2) + "\n", encoding="utf-8")
-    elif fmt == "text":
-        path.write_text(render_text(fig) + "\n", encoding="utf-8")
-    else:
-        writers: dict[str, Callable[[Any, Path], None]] = {
-            "csv": write_csv, "xlsx": write_xlsx, "html": write_html, "pdf": write_pdf}
-        writers[fmt](report_for(fig), path)
+    with replacing(path) as out:
+        if fmt == "json":
+            out.write((render_json(fig, indent=2) + "\n").encode("utf-8"))
+        elif fmt == "text":
+            out.write((render_text(fig) + "\n").encode("utf-8"))
+        else:
+            writers: dict[str, Callable[[Any, BinaryIO], None]] = {
+                "csv": write_csv, "xlsx": write_xlsx, "html": write_html, "pdf": write_pdf}
+            writers[fmt](report_for(fig), out)
     return path
 
 
@@ -68,27 +79,36 @@ def _width(text: str) -> int:
 # --- csv ----------------------------------------------------------------------------------
 
 
-def write_csv(report: Any, path: Path) -> None:
+def _csv_value(value: Any, kind: Any) -> Any:
+    """Text as text from outside (neutralised); a number printed for its kind, unquoted."""
     from bot.reports.document import format_value
 
+    return csv_cell(value) if isinstance(value, str) else format_value(value, kind)
+
+
+def write_csv(report: Any, stream: BinaryIO) -> None:
     buffer = io.StringIO()
-    out = csv.writer(buffer)
-    out.writerow([report.title])
-    out.writerow([report.subtitle])
-    out.writerow([])
-    out.writerow(["汇总 Summary"])
-    out.writerow(["指标 Figure", "值 Value"])
+    writer = csv.writer(buffer)
+
+    def row(cells: Sequence[Any]) -> None:
+        writer.writerow([csv_cell(c) for c in cells])
+
+    row([report.title])
+    row([report.subtitle])
+    row([])
+    row(["汇总 Summary"])
+    row(["指标 Figure", "值 Value"])
     for label, value, kind in report.summary:
-        out.writerow([label, format_value(value, kind)])
+        writer.writerow([csv_cell(label), _csv_value(value, kind)])
     for table in report.tables:
-        out.writerow([])
-        out.writerow([table.title])
-        out.writerow([c.title for c in table.columns])
-        for row in table.rows:
-            out.writerow([format_value(v, c.kind) for v, c in zip(row, table.columns,
-                                                                 strict=True)])
+        row([])
+        row([table.title])
+        row([c.title for c in table.columns])
+        for values in table.rows:
+            writer.writerow([_csv_value(v, c.kind) for v, c in zip(values, table.columns,
+                                                                   strict=True)])
     # The BOM tells Excel the file is UTF-8 (it assumes the ANSI code page otherwise).
-    path.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+    stream.write(buffer.getvalue().encode("utf-8-sig"))
 
 
 # --- xlsx ---------------------------------------------------------------------------------
@@ -104,7 +124,7 @@ def sheet_name(title: str, taken: set[str]) -> str:
     return name
 
 
-def write_xlsx(report: Any, path: Path) -> None:
+def write_xlsx(report: Any, stream: BinaryIO) -> None:
     from openpyxl import Workbook
     from openpyxl.drawing.image import Image
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -122,7 +142,11 @@ def write_xlsx(report: Any, path: Path) -> None:
 
     def put(ws: Worksheet, row: int, col: int, value: Any, kind: str,
             widths: dict[int, int]) -> None:
-        cell = ws.cell(row, col, value)
+        cell = ws.cell(row, col)
+        if isinstance(value, str):
+            put_text(cell, value)  # never a formula
+        else:
+            cell.value = value
         if kind in formats and isinstance(value, int | float):
             cell.number_format = formats[kind]
         widths[col] = max(widths.get(col, 0), _width(str(value if value is not None else "")))
@@ -131,9 +155,9 @@ def write_xlsx(report: Any, path: Path) -> None:
     summary = book.active
     assert summary is not None  # a new workbook has its first sheet
     summary.title = "汇总"
-    summary["A1"] = report.title
+    put_text(summary["A1"], report.title)
     summary["A1"].font = Font(bold=True, size=14)
-    summary["A2"] = report.subtitle
+    put_text(summary["A2"], report.subtitle)
     widths: dict[int, int] = {1: 20}
     for i, (label, value, kind) in enumerate(report.summary, start=4):
         put(summary, i, 1, label, "text", widths)
@@ -149,7 +173,7 @@ def write_xlsx(report: Any, path: Path) -> None:
     taken = {"汇总", "图表"}
     for table in report.tables:
         ws = book.create_sheet(sheet_name(table.title, taken))
-        ws["A1"] = table.title
+        put_text(ws["A1"], table.title)
         ws["A1"].font = Font(bold=True, size=12)
         widths = {}
         for col, column in enumerate(table.columns, start=1):
@@ -168,14 +192,15 @@ def write_xlsx(report: Any, path: Path) -> None:
         ws = book.create_sheet("图表")
         row = 1
         for chart in report.charts:
-            ws.cell(row, 1, chart.title).font = bold
+            put_text(ws.cell(row, 1), chart.title)
+            ws.cell(row, 1).font = bold
             image = Image(io.BytesIO(pictures[chart.key]))
             image.width, image.height = image.width * 0.5, image.height * 0.5
             ws.add_image(image, f"A{row + 1}")
             row += int(image.height / 20) + 3  # default rows are 20 px high
     book.properties.title = report.title
     book.properties.creator = "waihu"
-    book.save(path)
+    book.save(stream)
 
 
 # --- html ---------------------------------------------------------------------------------
@@ -201,7 +226,7 @@ footer { color: #999; font-size: 0.8em; margin-top: 3em; }
 """
 
 
-def write_html(report: Any, path: Path) -> None:
+def write_html(report: Any, stream: BinaryIO) -> None:
     from bot.reports import charts
     from bot.reports.document import format_value
 
@@ -234,7 +259,7 @@ def write_html(report: Any, path: Path) -> None:
         parts.append("</tbody></table>")
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f"<footer>waihu report · {made}</footer></body></html>")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    stream.write("\n".join(parts).encode("utf-8"))
 
 
 # --- pdf ----------------------------------------------------------------------------------
@@ -347,13 +372,13 @@ def _table_block(flow: _PdfFlow, title: str, headers: Sequence[str],
         first = False
 
 
-def write_pdf(report: Any, path: Path) -> None:
+def write_pdf(report: Any, stream: BinaryIO) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
     from bot.reports import charts
     from bot.reports.document import format_value
 
-    with charts.chart_style(for_pdf=True), PdfPages(path, metadata={
+    with charts.chart_style(for_pdf=True), PdfPages(stream, metadata={
             "Title": report.title, "Creator": "waihu", "Subject": report.subtitle}) as pdf:
         flow = _PdfFlow(pdf)
         flow.text(report.title, 16, 0.45)
