@@ -23,6 +23,7 @@ from bot.ledger_anchor import (
     DEFAULT_ANCHORS,
     AnchorError,
     append_anchor,
+    database_name,
     latest_anchor,
     make_anchor,
 )
@@ -68,13 +69,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         signer = (LedgerSigner.from_public_keys(args.public_keys) if args.public_keys
                   else LedgerSigner.load())
-        anchor_path = args.anchor or DEFAULT_ANCHORS
-        anchor = latest_anchor(anchor_path, signer)
+        db = _database(args)
+        anchor = latest_anchor(args.anchor or DEFAULT_ANCHORS, signer,
+                               database_name(db.url))
     except (keys.KeyringError, AnchorError, OSError, ValueError) as exc:
         return _fail(str(exc))
     if anchor is None and args.anchor is not None:
-        return _fail(f"no anchor in {args.anchor}")
-    with _database(args).session() as session:
+        return _fail(f"no anchor of {database_name(db.url)} in {args.anchor}")
+    with db.session() as session:
         report = audit(session, signer, anchor)
     if args.json:
         _print_json(report.as_json())
@@ -103,12 +105,13 @@ def cmd_audit_anchor(args: argparse.Namespace) -> int:
         signer = LedgerSigner.load()
     except keys.KeyringError as exc:
         return _fail(str(exc))
-    with _database(args).session() as session:
+    db = _database(args)
+    with db.session() as session:
         check = ConsentLedger(session, signer).verify()
     if not check.ok:  # anchoring a broken chain would vouch for it
         return _fail(f"the chain does not verify ({check.problem}): not anchored; run "
                      "`waihu audit verify`")
-    anchor = make_anchor(check, signer, datetime.now(UTC))
+    anchor = make_anchor(check, signer, datetime.now(UTC), database_name(db.url))
     try:
         append_anchor(args.to, anchor)
     except AnchorError as exc:

@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import URL
+
 from bot.store.db import REPO_ROOT
 from bot.store.ledger import LedgerCheck
 from bot.store.ledger_signer import LedgerSigner
@@ -36,6 +38,7 @@ class AnchorError(RuntimeError):
 
 @dataclass(frozen=True)
 class Anchor:
+    database: str  # the URL it was taken from, without password: one file serves several
     at: str  # ISO 8601, UTC
     count: int
     head: str
@@ -55,8 +58,10 @@ class Anchor:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def make_anchor(check: LedgerCheck, signer: LedgerSigner, at: datetime) -> Anchor:
-    unsigned = Anchor(at=at.isoformat(timespec="seconds"), count=check.entries,
+def make_anchor(check: LedgerCheck, signer: LedgerSigner, at: datetime, database: str
+                ) -> Anchor:
+    unsigned = Anchor(database=database, at=at.isoformat(timespec="seconds"),
+                      count=check.entries,
                       head=check.head, head_id=check.head_id, legacy=check.legacy,
                       key_id=check.head_key_id, signed_by=signer.key_id)
     return Anchor(**{**asdict(unsigned), "signature": signer.sign(unsigned.digest())})
@@ -79,21 +84,28 @@ def append_anchor(path: Path, anchor: Anchor) -> None:
         os.close(fd)
 
 
-def latest_anchor(path: Path, signer: LedgerSigner) -> Anchor | None:
-    """The last line of *path*, its signature checked; None when the file does not exist."""
+def database_name(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def latest_anchor(path: Path, signer: LedgerSigner, database: str) -> Anchor | None:
+    """The last anchor of *database* in *path*, its signature checked; None when there is
+    none.  Every line is checked: one forged line anywhere makes the file untrustworthy."""
     if path.is_symlink():
         raise AnchorError(f"{path} is a symlink: refused")
     try:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError:
         return None
-    if not lines:
-        return None
-    try:
-        anchor = Anchor(**json.loads(lines[-1]))
-    except (ValueError, TypeError) as exc:
-        raise AnchorError(f"{path}: the last line is not an anchor: {exc}") from None
-    if not signer.verify(anchor.signed_by, anchor.digest(), anchor.signature):
-        raise AnchorError(f"{path}: the last anchor's signature does not verify (key "
-                          f"{anchor.signed_by!r}): it was not written by `waihu audit anchor`")
-    return anchor
+    latest = None
+    for number, line in enumerate(lines, 1):
+        try:
+            anchor = Anchor(**json.loads(line))
+        except (ValueError, TypeError) as exc:
+            raise AnchorError(f"{path} line {number} is not an anchor: {exc}") from None
+        if not signer.verify(anchor.signed_by, anchor.digest(), anchor.signature):
+            raise AnchorError(f"{path} line {number}: the signature does not verify (key "
+                              f"{anchor.signed_by!r}): not written by `waihu audit anchor`")
+        if anchor.database == database:
+            latest = anchor
+    return latest

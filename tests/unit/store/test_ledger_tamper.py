@@ -74,7 +74,7 @@ def tamper(db: Database, *statements: tuple[str, dict[str, object]]) -> None:
 def anchor_now(db: Database) -> Anchor:
     signer = LedgerSigner.load()
     with db.session() as session:
-        return make_anchor(ConsentLedger(session, signer).verify(), signer, AT)
+        return make_anchor(ConsentLedger(session, signer).verify(), signer, AT, "test")
 
 
 def three_sealed_calls(db: Database, seeder, tmp_path: Path) -> list[Call]:  # type: ignore[no-untyped-def]
