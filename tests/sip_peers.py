@@ -304,13 +304,16 @@ class Kamailio:
 
     routes: R-URI user -> peer port, or -> (user to rewrite to, peer port), e.g.
         {"callee": b.sip_port, "timeout": ("ring", r.sip_port)}.
-    password: the digest password of user `secure` (relayed as `callee` once authenticated).
+    password: the digest password of users `secure` (407, any username), `proxyauth` (407)
+        and `wwwauth` (401), each relayed as `callee` once authenticated.
+    username: the only digest username `proxyauth` and `wwwauth` accept.
     ring_ms / no_reply_ms: tm's fr_inv_timer / fr_timer, i.e. when ringing or silence becomes
         408 Request Timeout.
     """
 
     def __init__(self, workdir: Path, routes: dict[str, Route] | None = None,
-                 password: str = "secret", ring_ms: int = 3000, no_reply_ms: int = 2000) -> None:
+                 password: str = "secret", ring_ms: int = 3000, no_reply_ms: int = 2000,
+                 username: str = "bot") -> None:
         self.dir = Path(workdir)
         self.port = free_port()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -323,6 +326,7 @@ class Kamailio:
                          f'$du = "sip:127.0.0.1:{port}"; }}')
         mpaths = glob.glob("/usr/lib/*/kamailio/modules/") + glob.glob("/usr/lib/kamailio/modules/")
         subs = {"KPORT": str(self.port), "ROUTES": "\n".join(lines), "PASSWORD": password,
+                "USERNAME": username,
                 "RING_MS": str(ring_ms), "NO_REPLY_MS": str(no_reply_ms),
                 "MPATH": mpaths[0] if mpaths else "/usr/lib/x86_64-linux-gnu/kamailio/modules/"}
         cfg = (TEMPLATES / "kamailio.cfg.tmpl").read_text()

@@ -2,8 +2,11 @@
 baresip/libre SIP stack).
 
 One `BaresipTelephony` per process owns the single `baresip.Runtime` (the library allows one
-per process), one `UserAgent` per caller id, and the `AudioClock` thread that moves every
-call's audio; it dials and hands out a `BaresipLeg` per call.  The measured behaviour and
+per process), one `UserAgent` per (caller id, digest username, password), and the
+`AudioClock` thread that moves every call's audio; it dials and hands out a `BaresipLeg` per
+call.  A `DialRequest` that carries credentials (a campaign trunk's `username` and
+`password_env`) is dialled with them; one without uses the stack's own, if any.  The
+password reaches the SIP stack and nothing else: it is never logged.  The measured behaviour and
 traps behind the choices here are in docs/research/baresip-python.md; in short:
 
 - `max_concurrent_calls` defaults to 2 in the library: we pass ours (None = unlimited);
@@ -45,7 +48,8 @@ class BaresipTelephony(Telephony):
     """The SIP stack of one gateway process.
 
     listen: (host, port) to bind SIP (UDP and TCP) and RTP on; port 0 picks a free one.
-    username / password: digest credentials for the trunk (401/407 are answered by the stack).
+    username / password: digest credentials for requests that bring none of their own
+        (401/407 are answered by the stack).
     outbound_proxy: host[:port] or sip: URI every INVITE goes through (the trunk's SBC).
     max_calls: concurrent calls (None = unlimited; the library's own default is 2).
     rtp_timeout: seconds without RTP after which a call ends as `rtp_timeout` (0 = never).
@@ -77,7 +81,8 @@ class BaresipTelephony(Telephony):
         self.default_caller_id = default_caller_id or username or "waihu"
         self.jitter_ms = jitter_ms
         self.runtime: Runtime | None = None
-        self._agents: dict[str, UserAgent] = {}
+        # (caller id, username, password) -> its user agent; the password only as a key.
+        self._agents: dict[tuple[str, str | None, str], UserAgent] = {}
         self._agent_lock = asyncio.Lock()
         self._legs: dict[int, BaresipLeg] = {}
         self._orphans: OrderedDict[int, list[StackEvent]] = OrderedDict()
@@ -116,28 +121,41 @@ class BaresipTelephony(Telephony):
         log.info("sip.started listen=%s:%d proxy=%s auth=%s", host, port, self.outbound_proxy,
                  bool(self.password))
 
-    async def _agent(self, caller_id: str) -> UserAgent:
+    def credentials(self, request: DialRequest) -> tuple[str | None, str]:
+        """(digest username, password) to answer a 401/407 for *request* with: the
+        request's own when it names a username (its trunk's), else the stack's."""
+        if request.username:
+            return request.username, request.password or ""
+        return self.username, self.password
+
+    async def _agent(self, caller_id: str, username: str | None, password: str) -> UserAgent:
+        key = (caller_id, username, password)
         async with self._agent_lock:
-            agent = self._agents.get(caller_id)
+            agent = self._agents.get(key)
             if agent is None:
                 assert self.runtime is not None
-                auth_user = self.username if self.username and self.username != caller_id \
-                    else None
+                auth_user = username if username and username != caller_id else None
                 agent = await UserAgent.create(self.runtime, Account(
-                    user=caller_id, domain=self.domain, password=self.password,
+                    user=caller_id, domain=self.domain, password=password,
                     registrar=self.outbound_proxy, reg_interval=0,
                     audio_codecs=("PCMA", "PCMU"), auth_user=auth_user))
-                self._agents[caller_id] = agent
+                self._agents[key] = agent
             return agent
 
     async def dial(self, request: DialRequest) -> BaresipLeg:
         if self.runtime is None:
             raise RuntimeError("BaresipTelephony.start() first")
         caller_id = request.caller_id or self.default_caller_id
-        agent = await self._agent(caller_id)
+        username, password = self.credentials(request)
+        if request.username and not request.password:
+            log.warning("sip.no_password call_id=%s user=%s: the trunk names a username but "
+                        "no password reached the gateway (is its password_env set?)",
+                        request.call_id, username)
+        agent = await self._agent(caller_id, username, password)
         headers = {"X-Waihu-Call-Id": request.call_id, **request.headers}
-        log.info("sip.dial call_id=%s to=%s from=%s", request.call_id, mask_uri(request.uri),
-                 mask_phone(caller_id))
+        log.info("sip.dial call_id=%s to=%s from=%s auth=%s", request.call_id,
+                 mask_uri(request.uri), mask_phone(caller_id),
+                 f"digest:{username}" if password else "none")
         dialled_at = time.monotonic()
         call = await agent.dial(request.uri, headers=headers)
         assert self.clock is not None

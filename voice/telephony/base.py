@@ -227,7 +227,7 @@ class DialRequest:
     caller_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     username: str | None = None  # digest credentials of the trunk, if it asks (401/407)
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
 
 
 class Telephony(ABC):
