@@ -33,7 +33,7 @@ from bot.store import (
     EscalationRepo,
     SurveyRepo,
 )
-from bot.store.models import Call, CallAttempt, Campaign, Contact, TranscriptTurn
+from bot.store.models import Call, Campaign, Contact, TranscriptTurn
 
 log = logging.getLogger("waihu.actions")
 
@@ -181,12 +181,11 @@ class CallClosed(RuntimeError):
 def _server_state(session: Session, call: Call) -> flow.FlowState:
     """The call's flow state as the server holds it, if the call may still take a turn."""
     state = flow.FlowState.from_slot(call.flow_state)
-    attempt = session.get(CallAttempt, call.attempt_id)
     if call.flow_state is None:
         raise CallClosed("not started", state)
     if call.ended_at is not None:
         raise CallClosed("ended", state)
-    if attempt is not None and attempt.completed_at is not None:
+    if callrecord.lease_taken_back(session, call.id):  # the one owner of this decision
         raise CallClosed("lease taken back", state)
     return state
 

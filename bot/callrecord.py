@@ -72,7 +72,9 @@ def lease_taken_back(session: Session, call_id: str) -> bool:
     return completed is not None
 
 
-def _refused(session: Session, call_id: str, write: str) -> bool:
+def refused(session: Session, call_id: str, write: str) -> bool:
+    """`lease_taken_back`, logged as the refusal of *write*: the check every write of a
+    call's record goes through."""
     if not lease_taken_back(session, call_id):
         return False
     log.warning("call.write_refused call_id=%s write=%s: the attempt is over (lease taken "
@@ -84,7 +86,7 @@ def start_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stag
                clock_offset_s: float) -> None:
     """`/call_started`: the flow's first state, and how far the call's clock (virtual in a
     simulation) is from the wall clock."""
-    if _refused(session, call.id, "start_flow"):
+    if refused(session, call.id, "start_flow"):
         return
     call.flow_state = flow_state
     CallRepo(session).update_call(call.id, stage=stage, summary={
@@ -94,7 +96,7 @@ def start_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stag
 def save_flow(session: Session, call: Call, flow_state: dict[str, Any], *, stage: str,
               verified: bool, pitched: bool, summary: dict[str, Any]) -> None:
     """The flow's state after a turn, and the flags the reports read from it."""
-    if _refused(session, call.id, "save_flow"):
+    if refused(session, call.id, "save_flow"):
         return
     call.flow_state = flow_state
     CallRepo(session).update_call(call.id, stage=stage, verified=verified, pitched=pitched,
@@ -105,7 +107,7 @@ def record_outcome(session: Session, call_id: str, outcome: str,
                    decline_reason: str | None = None, **flags: Any) -> Call:
     """The outcome the flow decided (the end time comes with `close`); the call unchanged
     once its attempt is over."""
-    if _refused(session, call_id, "outcome"):
+    if refused(session, call_id, "outcome"):
         call = session.get(Call, call_id)
         if call is None:
             raise LookupError(f"call {call_id}")
@@ -116,7 +118,7 @@ def record_outcome(session: Session, call_id: str, outcome: str,
 def note_intent(session: Session, call_id: str, intent: str, confidence: float | None
                 ) -> None:
     """What the classifier made of the customer's latest turn, for QA."""
-    if _refused(session, call_id, "intent"):
+    if refused(session, call_id, "intent"):
         return
     CallRepo(session).note_intent(call_id, intent, confidence)
 
@@ -134,8 +136,10 @@ def close(session: Session, call_id: str, *, ended_at: datetime, ended_by: Ended
         return None
     if recording_path:
         call.recording_path, call.recording_sha256 = recording_path, recording_sha256
-    if ended_by not in _DIALER_ENDS and _refused(session, call_id, f"close:{ended_by}"):
-        session.flush()  # the recording stays linked; the end is the dialer's
+    if ended_by not in _DIALER_ENDS and refused(session, call_id, f"close:{ended_by}"):
+        if recording_path and call.ended_at is not None:  # the recording stays linked
+            _seal_recording(session, call)
+        session.flush()
         return call
     if ended_by == "caller" or (ended_by == "completed" and call.outcome is None):
         _hung_up(session, call, ended_at)
@@ -162,6 +166,8 @@ def attach_recording(session: Session, call_id: str, path: str, sha256: str) -> 
     if call is None or call.recording_path:
         return False
     call.recording_path, call.recording_sha256 = path, sha256
+    if call.ended_at is not None:  # a consent's recording is sealed like at a close
+        _seal_recording(session, call)
     session.flush()
     return True
 

@@ -8,6 +8,10 @@ recording and the close).  The channel calls `flush` before it sends the custome
 Rasa, so that the action finds the turn and notes the classifier's intent on it.
 
 A failed write is logged with the call id and counted; the ones after it still run.
+Each turn is its own unit of work, committed as soon as the worker reaches it: a process
+killed mid-call loses only what is still queued (normally the turn in flight).  A turn of
+a call whose attempt the dialer has ended (its lease taken back) is refused
+(`callrecord.refused`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from bot import events
+from bot import callrecord, events
 from bot.events import CallEvent, EventBus
 from bot.store import CallRepo, Database
 
@@ -54,6 +58,8 @@ class TranscriptSink:
 
         def write() -> None:
             with self.db.session() as session:
+                if callrecord.refused(session, self.call_id, "turn"):
+                    return
                 CallRepo(session).add_turn(
                     self.call_id, speaker, str(data.get("text") or ""),
                     input_mode=data.get("input_mode"),

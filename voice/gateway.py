@@ -250,6 +250,8 @@ class Gateway:
         last_renew = last_reclaim = asyncio.get_running_loop().time()
         log.info("gateway.started id=%s capacity=%d", self.config.gateway_id,
                  self.config.capacity)
+        from voice.call.recovery import recover_recordings  # partial files a crash left
+        await recover_recordings(self.config.session.recordings_dir, self.db)
         while not stop.is_set():
             loop_now = asyncio.get_running_loop().time()
             if loop_now - last_reclaim > 60:
