@@ -21,10 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions import context, flow, runtime
+from actions.wording import PRIVATE_QUESTIONS
 from bot import callrecord, channel
 from bot.campaigns.definition import CampaignDefinition, canonical_json
 from bot.campaigns.registry import campaign_definition
-from bot.privacy import mask_phone
+from bot.privacy import mask_id_digits, mask_phone
 from bot.store import (
     CallbackRepo,
     ConsentLedger,
@@ -120,10 +121,21 @@ def _events(step: flow.Step, state: flow.FlowState) -> list[EventType]:
 
 
 def _history(tracker: Tracker, limit: int = 10) -> list[dict[str, Any]]:
-    """The last customer turns, for the agent who takes an escalated call."""
-    turns = [{"text": e.get("text"),
-              "intent": ((e.get("parse_data") or {}).get("intent") or {}).get("name")}
-             for e in tracker.events if e.get("event") == "user"]
+    """The last customer turns, for the agent who takes an escalated call; an answer to
+    the ID question (marked by `channel.private_answer_payload` in the bot's turn before
+    it) with its digits masked."""
+    turns: list[dict[str, Any]] = []
+    private = False
+    for event in tracker.events:
+        if event.get("event") == "bot":
+            custom = (event.get("data") or {}).get("custom") or {}
+            private = private or bool(custom.get("private_answer"))
+        elif event.get("event") == "user":
+            text = event.get("text")
+            turns.append({"text": mask_id_digits(text) if private and text else text,
+                          "intent": ((event.get("parse_data") or {}).get("intent")
+                                     or {}).get("name")})
+            private = False
     return turns[-limit:]
 
 
@@ -160,10 +172,13 @@ class _CallAction(Action, ABC):
             return _events(flow.Step(lead="end_goodbye"), flow.FlowState(stage="ended"))
         except CallClosed as exc:
             log.warning("call.message_after_end call_id=%s why=%s message=%s", call_id, exc,
-                        channel.shown((tracker.latest_message or {}).get("text") or ""))
+                        channel.shown((tracker.latest_message or {}).get("text") or "",
+                                      private=True))  # it may answer the ID question
             return _events(flow.Step(), exc.state)
         if classified is not None:  # the channel publishes it with the customer's turn
             dispatcher.utter_message(json_message=channel.classified_payload(*classified))
+        if step.question in PRIVATE_QUESTIONS:  # the channel masks the answer
+            dispatcher.utter_message(json_message=channel.private_answer_payload())
         return _events(step, dialogue.state)
 
     def decide(self, dialogue: flow.CallFlow, tracker: Tracker) -> flow.Step:

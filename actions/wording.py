@@ -89,6 +89,10 @@ QUESTIONS: dict[str, str | None] = {
     "confirm_complaint": "utter_confirm_complaint",
 }
 
+# The questions answered with the ID digits: the channel masks their answers wherever
+# they are shown (the deciding action tells it, `bot.channel.private_answer_payload`).
+PRIVATE_QUESTIONS = frozenset({"id_last4", "id_retry"})
+
 # Which mandatory disclosures each response carries (rule 3, "approved script").
 DISCLOSURES: dict[str, tuple[str, ...]] = {
     "utter_disclose_features": ("features",),

@@ -30,6 +30,8 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 
+from bot.privacy import mask_id_digits
+
 InputMode = Literal["speech", "dtmf", "text"]
 INPUT_MODES: tuple[InputMode, ...] = ("speech", "dtmf", "text")
 
@@ -53,10 +55,13 @@ def is_event(message: str) -> bool:
     return message.startswith("/")
 
 
-def shown(message: str) -> str:
-    """The message as logs may show it: call events as they are, the customer's words
-    not at all (they may hold ID digits)."""
-    return message if is_event(message) else "<speech>"
+def shown(message: str, *, private: bool = False) -> str:
+    """The message as logs may show it: call events as they are (keyed ID digits masked
+    when it answers the ID question, *private*), the customer's words not at all (they
+    may hold ID digits)."""
+    if not is_event(message):
+        return "<speech>"
+    return mask_id_digits(message) if private else message
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,14 @@ def classified_payload(intent: str, confidence: float | None) -> dict[str, Any]:
     return {"classified": {"intent": intent, "confidence": confidence}}
 
 
+def private_answer_payload() -> dict[str, Any]:
+    """The `custom` part the deciding action sends when its question asks for the ID
+    digits (the flow knows which question it asks): the channel masks the answer in the
+    transcript, the call events and the logs (`BotReply.private_answer`); Rasa still gets
+    it in clear, to check it."""
+    return {"private_answer": True}
+
+
 def call_started_meta(*, call_id: str, campaign_id: int, contact_id: int,
                       campaign_type: str, input_mode: InputMode,
                       now: datetime | None = None) -> dict[str, Any]:
@@ -148,6 +161,9 @@ class BotReply:
     # What the classifier made of the customer's turn ({"intent", "confidence"}), sent by
     # the deciding action, so that the channel can publish it with the turn.
     classified: dict[str, Any] | None = None
+    # The question asks for ID digits: its answer is masked wherever it is shown
+    # (bot.privacy.mask_id_digits).
+    private_answer: bool = False
 
     @classmethod
     def parse(cls, replies: list[dict[str, Any]]) -> BotReply:
@@ -164,6 +180,8 @@ class BotReply:
                 reply.listen = dict(custom["listen"] or {})
             if "classified" in custom:
                 reply.classified = dict(custom["classified"] or {})
+            if custom.get("private_answer"):
+                reply.private_answer = True
             if custom.get("barge_in") is False and reply.segments:
                 ids = tuple(str(d) for d in custom.get("disclosure") or ()) or ("unnamed",)
                 reply.segments[-1].disclosure = ids

@@ -12,6 +12,7 @@ import unicodedata
 from typing import NamedTuple
 
 from bot import keys
+from bot.textnorm import _DIGIT_CHARS as _READ_AS_DIGITS  # the flow's own table
 
 # Hashing of the last 4 characters of a Chinese ID card number.
 #
@@ -62,10 +63,13 @@ def mask_phone(phone: str) -> str:
 
 # --- masking ID digits said or keyed ----------------------------------------------------
 
-# What a digit can look like in a transcript: ASCII and full-width digits, Chinese numerals
-# (everyday, "幺" as read out on the phone, and the formal ones), and the X of a check digit.
+# What a digit can look like in a transcript: whatever the flow reads as one
+# (bot.textnorm's table: ASCII digits, Chinese numerals, the phone's 幺/洞/拐/勾...), full-width
+# digits, the place words of a number read as such (一千二百三十四), the formal numerals,
+# and the X of a check digit.
 _WRITTEN_DIGITS = "0-9０-９"
-_SPOKEN_DIGITS = "零〇一二三四五六七八九十百千幺两壹贰叁肆伍陆柒捌玖拾"
+_SPOKEN_DIGITS = ("".join(sorted(set(_READ_AS_DIGITS) - set("0123456789")))
+                  + "十百千壹贰叁肆伍陆柒捌玖拾")
 _CHECK_X = "xXＸｘ叉"
 _DIGIT = f"[{_WRITTEN_DIGITS}{_SPOKEN_DIGITS}{_CHECK_X}]"
 _DIGIT_RUN = re.compile(rf"{_DIGIT}(?:[\s,，、.。·\-]*{_DIGIT})*")

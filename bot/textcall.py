@@ -23,7 +23,7 @@ from bot.events import (
     call_event,
 )
 from bot.personas import Persona
-from bot.privacy import mask_phone
+from bot.privacy import mask_id_digits, mask_phone
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Campaign, Contact
 from bot.transcript import TranscriptSink
@@ -128,6 +128,8 @@ class TextCall:
         if self.ended:
             raise RuntimeError(f"call {self.call_id} has ended")
         if speaker is not None:
+            if self.turns and self.turns[-1].private_answer:  # it answers the ID question
+                speaker = mask_id_digits(speaker)
             self._publish(events.TURN_CUSTOMER, text=speaker, input_mode=input_mode,
                           asr_confidence=asr_confidence)
             await self.transcript.flush()  # the action notes its intent on this turn

@@ -11,6 +11,14 @@ are dropped (no conversation took place; the recording stays on disk and in the 
 
 `run()` is the production loop: claim up to `capacity` jobs, keep their leases renewed (a
 lease the dialer no longer grants hangs the call up), reclaim other gateways' expired leases.
+
+Faults are not the customer's: the gateway watches Rasa, the action server and the database
+(`voice.health`, `gateway.health`) and claims no new call while one is down; the calls in
+progress go on as far as they can.  A database error while claiming, renewing or completing
+makes the loop back off (exponential, capped, jittered) and try again: it never exits
+because of it, and a renewal that failed is not a lost lease (only a renewal the database
+answered without the call is).  A call that ended in a failure is closed as `failed`
+(`bot.callrecord`), and the dialer retries its contact like a failed dial.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot import callrecord, events
 from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.dialer import CallJob, Dialer
@@ -37,6 +47,8 @@ from bot.store.models import Call, Campaign
 from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
 from voice.asr.base import AsrWorker, Hints
 from voice.audio.frames import SAMPLE_RATE, rms
+from voice.backoff import Backoff
+from voice.health import HealthConfig, ServiceHealth, gateway_probes
 from voice.session import CallSession, SessionConfig, SessionResult, Speech
 from voice.telephony.base import DialOutcome, DialRequest, Leg, Telephony
 
@@ -58,6 +70,11 @@ class GatewayConfig:
     ring_timeout_s: float = 40.0
     poll_s: float = 1.0
     session: SessionConfig = field(default_factory=SessionConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    # Waits between tries after a database error (claim, renew, complete): from
+    # backoff_base_s doubling up to backoff_cap_s, jittered.
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 15.0
 
 
 @dataclass
@@ -102,6 +119,9 @@ class Gateway:
         self.events = events or InProcessBus()  # every call's events (bot/events.py)
         self.dialer = Dialer(db, self.config.gateway_id, lease_s=self.config.lease_s)
         self.legs: dict[str, Leg] = {}
+        # Rasa, the action server, the database, as last seen (the console reads it).
+        self.health = ServiceHealth(
+            gateway_probes(db, dialogue, self.config.health.actions_url), self.config.health)
         self._definitions: dict[int, CampaignDefinition] = {}
         self._greetings: dict[int, str | None] = {}
 
@@ -123,18 +143,55 @@ class Gateway:
         finally:
             self.legs.pop(job.call_id, None)
             duration = report.session.duration_ms if report.session else 0
-            end = started + timedelta(milliseconds=duration)
-            self.dialer.complete(job.call_id, max(end, started))
-            self._publish_end(job.call_id, report, max(end, started), duration)
+            end = max(started + timedelta(milliseconds=duration), started)
+            await self._complete(job.call_id, report, end)
+            self._publish_end(job.call_id, report, end, duration)
         return report
+
+    async def _complete(self, call_id: str, report: CallReport, end: datetime) -> None:
+        """Hand the attempt back to the dialer.  A call that failed (the session's failure,
+        or an error here) is closed as one first (`callrecord` decides: `failed`), so that
+        the completion does not take it for a hang-up.  A database error is retried with
+        backoff for as long as the lease lasts; after that the lease expires and the
+        dialer's reclaim closes the attempt the same way."""
+        failed = report.error is not None or (
+            report.session is not None and report.session.ended_by == "failure")
+        backoff = self._backoff()
+        deadline = asyncio.get_running_loop().time() + self.config.lease_s
+        while True:
+            try:
+                if failed:
+                    with self.db.session() as session:
+                        callrecord.close(session, call_id, ended_at=end, ended_by="failure",
+                                         error=report.error or (
+                                             report.session.error if report.session else None))
+                self.dialer.complete(call_id, end)
+                return
+            except SQLAlchemyError as exc:
+                wait = backoff.next()
+                if asyncio.get_running_loop().time() + wait > deadline:
+                    log.error("gateway.complete_gave_up call_id=%s error=%s: the lease will "
+                              "expire and be reclaimed", call_id, _short(exc))
+                    return
+                log.warning("gateway.complete_retry call_id=%s in_s=%.1f error=%s", call_id,
+                            wait, _short(exc))
+                await asyncio.sleep(wait)
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.config.backoff_base_s, self.config.backoff_cap_s)
 
     def _publish_end(self, call_id: str, report: CallReport, at: datetime,
                      duration_ms: int) -> None:
         """`call.ended` once the call record is complete: how it was dialled and ended."""
         ended = report.session.ended_by if report.session else None
+        try:
+            outcome = self.call_outcome(call_id)
+        except SQLAlchemyError as exc:  # the record is the database's; the event goes out
+            log.warning("gateway.outcome_unknown call_id=%s error=%s", call_id, _short(exc))
+            outcome = {"outcome": None, "decline_reason": None, "confirmation_result": None}
         self.events.publish(events.call_event(
             events.CALL_ENDED, call_id, at, duration_ms, dial_result=report.dial_result,
-            ended_by=ended, error=report.error, **self.call_outcome(call_id)))
+            ended_by=ended, error=report.error, **outcome))
 
     async def _dial_and_talk(self, job: CallJob, now: datetime, report: CallReport) -> None:
         defn = self._definition(job.campaign_id)
@@ -244,39 +301,65 @@ class Gateway:
 
     # -- the production loop -------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and place calls until *stop* is set; then let the calls in progress end."""
+        """Claim and place calls until *stop* is set; then let the calls in progress end.
+        Claims nothing while a watched service is down; backs off on database errors."""
         tasks: set[asyncio.Task[CallReport]] = set()
         renew_every = max(1.0, self.config.lease_s / 3)
-        last_renew = last_reclaim = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        last_renew = last_reclaim = loop.time()
+        backoff = self._backoff()
         log.info("gateway.started id=%s capacity=%d", self.config.gateway_id,
                  self.config.capacity)
-        from voice.call.recovery import recover_recordings  # partial files a crash left
-        await recover_recordings(self.config.session.recordings_dir, self.db)
-        while not stop.is_set():
-            loop_now = asyncio.get_running_loop().time()
-            if loop_now - last_reclaim > 60:
-                self.dialer.reclaim_expired(self.clock())
-                last_reclaim = loop_now
-            if loop_now - last_renew > renew_every and self.legs:
-                await self._renew()
-                last_renew = loop_now
-            free = self.config.capacity - len(tasks)
-            if free > 0:
-                for job in self.dialer.claim(self.clock(), free):
-                    task = asyncio.create_task(self.place_call(job), name=job.call_id)
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.config.poll_s)
-        log.info("gateway.stopping calls_in_progress=%d", len(tasks))
-        while tasks:
-            await self._renew()
-            await asyncio.wait(tasks, timeout=renew_every)
+        await self.health.check()  # before the first claim
+        watching = asyncio.create_task(self.health.watch(stop), name="health")
+        try:
+            while not stop.is_set():
+                wait = self.config.poll_s
+                try:
+                    if loop.time() - last_reclaim > 60:
+                        self.dialer.reclaim_expired(self.clock())
+                        last_reclaim = loop.time()
+                    if loop.time() - last_renew > renew_every and self.legs:
+                        await self._renew()
+                        last_renew = loop.time()
+                    free = self.config.capacity - len(tasks)
+                    if free > 0 and self.health.ok:
+                        for job in self.dialer.claim(self.clock(), free):
+                            task = asyncio.create_task(self.place_call(job), name=job.call_id)
+                            tasks.add(task)
+                            task.add_done_callback(tasks.discard)
+                    backoff.reset()
+                except SQLAlchemyError as exc:
+                    wait = backoff.next()
+                    log.warning("gateway.database_error retry_in_s=%.1f calls_in_progress=%d "
+                                "error=%s", wait, len(tasks), _short(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+            log.info("gateway.stopping calls_in_progress=%d", len(tasks))
+            while tasks:
+                try:
+                    await self._renew()
+                    backoff.reset()
+                except SQLAlchemyError as exc:
+                    log.warning("gateway.database_error renewing=%d error=%s", len(self.legs),
+                                _short(exc))
+                    await asyncio.wait(tasks, timeout=backoff.next())
+                    continue
+                await asyncio.wait(tasks, timeout=renew_every)
+        finally:
+            watching.cancel()
 
     async def _renew(self) -> None:
+        """Renew the leases of the calls up.  A call the database no longer grants lost its
+        lease and is hung up; a database error raises (it says nothing about the leases)."""
         held = set(self.dialer.renew(list(self.legs), self.clock()))
         for call_id, leg in list(self.legs.items()):
             if call_id not in held:
                 log.warning("gateway.lease_lost call_id=%s: hanging up", call_id)
                 await leg.hangup()
 
+
+def _short(exc: BaseException) -> str:
+    """An error for one log line (a driver's message can run over many; bound parameters
+    are hidden by the engine)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

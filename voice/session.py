@@ -15,15 +15,14 @@ after the question's timeout), sends it to Rasa (sender = call id) and gives the
 marks a disclosure the caller cannot cut off; `hangup` ends the call after the words are
 out, `transfer` hands it to an agent (`voice.call.transfer`).
 
-Every frame in and out goes into the recorder (caller left, bot right), written to disk as
-the call goes and finished with its sha256 when the call ends however it ends; turns and
-other call events are published on the event bus (`bot.events`); the transcript is written
-by a `bot.transcript.TranscriptSink` subscribed to it (one worker thread per call, in order,
+Every frame in and out goes into the recorder (caller left, bot right), written with its
+sha256 when the call ends however it ends; turns and other call events are published on
+the event bus (`bot.events`); the transcript is written by a
+`bot.transcript.TranscriptSink` subscribed to it (one worker thread per call, in order,
 off the event loop); the session waits for it before it reports its result.
 
 What the session itself owns is the call's life: the greeting said at the answer while
-`/call_started` runs, the maximum duration (lifted once the call is bridged to an
-agent), the end by a carrier announcement (nothing of
+`/call_started` runs, the maximum duration, the end by a carrier announcement (nothing of
 it goes to Rasa; a request already sent may finish), the caller's last words after a
 hang-up (`_hear_out`), the failure path, and the recording and the call's row at the end.
 """
@@ -61,7 +60,7 @@ from voice.call.events import (
     ListenFor,
     chain,
 )
-from voice.call.recorder import Recorder, recording_path
+from voice.call.recorder import Recorder
 from voice.call.speaker import Speaker, Speech
 from voice.call.timeline import Timeline
 from voice.call.transfer import Handoff
@@ -85,7 +84,13 @@ class SessionConfig:
     transfer_mode: Literal["bridge", "refer"] = "bridge"
     agent_answer_s: float = 20.0
     no_agent_text: str = "抱歉，现在坐席繁忙，我们会尽快给您回电，再见。"
+    # Said when the call cannot go on (Rasa or the action server down, the database
+    # failing): a fixed prompt, warmed with the campaign's (voice.tts.warm), so it plays
+    # without Rasa.  The call is then `failed` and its contact retried.
     failure_text: str = "抱歉，系统繁忙，我们稍后再联系您，再见。"
+    # How long the caller may wait for the bot's answer before the call fails (Rasa hung,
+    # or too slow to hold a telephone conversation).
+    dialogue_timeout_s: float = 8.0
     # Requests a caller may make at any question (escalation, do-not-call, complaint): added
     # to every list of expected answers, or the engine forces them onto the question's
     # phrases or mishears them (转人工 → 拽人拱啊 at "现在方便吗？").
@@ -163,17 +168,15 @@ class CallSession:
         self.turn = DialogueTurn(dialogue, timeline, closed=leg.closed,
                                  flush=self.transcript.flush, busy=self._busy,
                                  timeout_s=config.listen_timeout_s)
-        self.recorder = Recorder(timeline, recording_path(
-            config.recordings_dir, call_id, timeline.call_start)).attach(leg)
+        self.recorder = Recorder(timeline).attach(leg)
         chain(self.endpointing, self.speaker, self.transcription, self.screen, self.dtmf,
               self.turn, self.recorder)
         self.handoff = Handoff(leg, telephony, self.speaker, timeline, db,
                                agent_uri=config.agent_uri, mode=config.transfer_mode,
                                answer_s=config.agent_answer_s,
                                no_agent_text=config.no_agent_text,
-                               stop_listening=self._bridging)
+                               stop_listening=self._stop_audio)
         self._audio_task: asyncio.Task[None] | None = None
-        self._limit: asyncio.Timeout | None = None  # the call-length limit, while it holds
 
     def _busy(self) -> bool:
         """The caller is saying or keying something: the silence timer waits."""
@@ -195,14 +198,6 @@ class CallSession:
         if self._audio_task is not None:
             self._audio_task.cancel()
 
-    def _bridging(self) -> None:
-        """The call goes to an agent: the bridge reads the caller's frames from now on, and
-        the bot's call-length limit no longer applies (an agent's call may last long)."""
-        self._stop_audio()
-        if self._limit is not None:
-            self._limit.reschedule(None)
-            log.info("call.length_limit_lifted call_id=%s: bridged to an agent", self.call_id)
-
     async def _leg_events(self) -> None:
         while True:
             event = await self.leg.events.get()
@@ -221,8 +216,7 @@ class CallSession:
         workers = [self._audio_task,
                    asyncio.create_task(self._leg_events(), name=f"events-{self.call_id}")]
         try:
-            async with asyncio.timeout(self.config.max_call_s) as self._limit:
-                await self._converse_or_announcement()
+            await asyncio.wait_for(self._converse_or_announcement(), self.config.max_call_s)
         except _Announced:
             self.result.ended_by = "announcement"
         except TimeoutError:
@@ -240,7 +234,10 @@ class CallSession:
             self.result.error = f"{type(exc).__name__}: {exc}"
             log.exception("call.session_failed call_id=%s", self.call_id)
             self.timeline.system_turn(f"系统故障：{type(exc).__name__}")
-            await self.speaker.say_failure(self.config.failure_text)
+            if not self.leg.closed.is_set():  # the customer hears why the call ends
+                said_at = self.timeline.now_ms()
+                await self.speaker.say_failure(self.config.failure_text)
+                self.timeline.bot_turn(self.config.failure_text, said_at)
         finally:
             for task in [*workers, *self.transcription.tasks]:
                 task.cancel()
@@ -269,7 +266,7 @@ class CallSession:
 
     async def _converse(self) -> None:
         meta = {**self.metadata, "input_mode": "speech"}
-        started = asyncio.create_task(self.turn.ask(channel.CALL_STARTED, meta))
+        started = asyncio.create_task(self._ask(channel.CALL_STARTED, meta))
         if self.greeting:
             try:
                 await self._speak(BotReply([BotSegment(self.greeting)]))
@@ -293,7 +290,25 @@ class CallSession:
             if reply.listen is None:
                 self._listen_for({})
             message, meta = self.turn.message(await self.turn.listen())
-            reply = await self.turn.ask(message, meta)
+            reply = await self._ask(message, meta)
+
+    async def _ask(self, message: str, meta: dict[str, Any]) -> BotReply:
+        """Rasa's answer, or a `DialogueFault` when the dialogue cannot answer: no answer
+        within `dialogue_timeout_s`, an answer that neither says nor ends anything, or an
+        answer to a customer turn without the classification the deciding action sends
+        with every one (the action server is down: Rasa then repeats its last words)."""
+        try:
+            async with asyncio.timeout(self.config.dialogue_timeout_s):
+                reply = await self.turn.ask(message, meta)
+        except TimeoutError:
+            raise DialogueFault(f"no answer from Rasa within "
+                                f"{self.config.dialogue_timeout_s:g} s") from None
+        if not reply.segments and not reply.ends_call:
+            raise DialogueFault("Rasa answered with nothing to say")
+        if is_customer_turn(message) and reply.classified is None:
+            raise DialogueFault("Rasa answered without the actions (is the action server up?)")
+        return reply
+
 
     async def _speak(self, reply: BotReply) -> None:
         if reply.listen is not None:  # the hints are known before the caller can answer
@@ -385,7 +400,8 @@ class CallSession:
                  self.call_id, result.ended_by, result.turns, duration, result.recording_path)
 
     def _write_recording(self) -> None:
-        self.result.recording_path, self.result.recording_sha256 = self.recorder.finish()
+        self.result.recording_path, self.result.recording_sha256 = self.recorder.write(
+            self.config.recordings_dir, self.call_id, self.call_start)
 
     def _close_call(self, duration: int) -> None:
         """The call's row once the audio has ended (on the writer's thread)."""
@@ -399,3 +415,16 @@ class CallSession:
 
 class _Announced(Exception):
     """The far end was heard to be a carrier announcement."""
+
+
+class DialogueFault(RuntimeError):
+    """The dialogue (Rasa, its actions, their database) cannot answer this call."""
+
+
+def is_customer_turn(message: str) -> bool:
+    """Words, keys or an unclear utterance: the deciding action classifies these (call
+    events such as `/call_started` are no turn of their own)."""
+    if not channel.is_event(message):
+        return True
+    name = message[1:].split("{", 1)[0]
+    return name not in channel.NOT_A_TURN

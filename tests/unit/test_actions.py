@@ -57,6 +57,7 @@ class Conversation:
         self.slots: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self.classified: list[dict[str, Any]] = []
+        self.private_answer = False  # the action marked its question's answer as private
 
     def run(self, action: act.Action, intent: str, text: str = "", confidence: float = 1.0,
             entities: list[dict[str, Any]] | None = None,
@@ -69,9 +70,12 @@ class Conversation:
         dispatcher = CollectingDispatcher()
         events = action.run(dispatcher, tracker, DOMAIN)
         # Rasa says the responses (data/rules/moves.yml); the action only tells the channel
-        # what the classifier made of a customer's turn.
-        self.classified = [m["custom"]["classified"] for m in dispatcher.messages]
-        assert len(dispatcher.messages) == len(self.classified) <= 1
+        # what the classifier made of a customer's turn, and that an answer is private.
+        customs = [m["custom"] for m in dispatcher.messages]
+        self.classified = [c["classified"] for c in customs if "classified" in c]
+        self.private_answer = any(c.get("private_answer") for c in customs)
+        assert len(self.classified) <= 1 and len(customs) <= 2
+        self.events += [{"event": "bot", "text": None, "data": {"custom": c}} for c in customs]
         for event in events:
             if event["event"] == "slot":
                 self.slots[event["name"]] = event["value"]
@@ -172,6 +176,25 @@ def test_id_verification_fails_after_two_tries(db: Database) -> None:
     assert conv.slots["question"] == "id_retry"
     conv.say("inform_digits", "八八八八")
     assert conv.call().outcome == "verification_failed"
+
+
+def test_the_id_question_marks_its_answer_private_and_the_agent_sees_it_masked(
+        db: Database) -> None:
+    conv = Conversation(db, "second_confirmation", id_last4="1234",
+                        fields={"trial_end": "2026-12-01"})
+    conv.start()
+    assert not conv.private_answer
+    conv.say("affirm", "是我")
+    assert conv.slots["question"] == "id_last4" and conv.private_answer
+    conv.say("inform_digits", "是5678", entities=[{"entity": "digits", "value": "5678"}])
+    assert conv.slots["question"] == "id_retry" and conv.private_answer
+    conv.say("inform_digits", "一二三四", entities=[{"entity": "digits", "value": "一二三四"}])
+    assert conv.slots["question"] == "permission_confirm" and not conv.private_answer
+    conv.run(act.ActionEscalate(), "request_human", "转人工，我住3号楼")
+    with db.session() as session:
+        [escalation] = session.scalars(select(Escalation)).all()
+    assert [t["text"] for t in escalation.context["history"]] == [
+        "/call_started", "是我", "是****", "****", "转人工，我住3号楼"]
 
 
 def test_do_not_call_is_stored_with_who_and_why(db: Database) -> None:

@@ -9,7 +9,9 @@ input becomes, and the requests under way with Rasa (sender = call id).
   `busy()`), so a long answer is not cut off as silence.
 - `message` turns an input into Rasa's message and metadata and publishes the customer's
   (or the system's) turn; from the first real input on, the far end is a person (`replied`:
-  no more announcement checks).
+  no more announcement checks).  The answer to a question that asks for the ID digits
+  (the bot's reply said so: `BotReply.private_answer`) is published and logged with its
+  digits masked; Rasa gets it in clear.
 - `ask` flushes the transcript sink first (the action notes its intent on the customer's
   turn, so the turn must be written), then sends; the request is shielded, so a session cut
   short by an announcement can let it finish (`settle`).  An input taken as the caller hung
@@ -28,6 +30,7 @@ from typing import Any
 
 from bot import channel
 from bot.channel import BotReply, DialogueChannel, TurnMeta
+from bot.privacy import mask_id_digits
 from voice.call.events import CallerHungUp, CallerInput, Event, ListenFor, Processor
 from voice.call.timeline import Timeline
 
@@ -51,6 +54,7 @@ class DialogueTurn(Processor):
         self.turns = 0  # messages sent to Rasa
         self.requests: set[asyncio.Future[list[dict[str, Any]]]] = set()  # with Rasa now
         self.unsent: list[tuple[str, dict[str, Any]]] = []  # taken, but the caller had gone
+        self.private_answer = False  # the last question asked for the ID digits
 
     def listen_for(self, listen: ListenFor) -> None:
         self.timeout_s = listen.timeout_s
@@ -83,10 +87,11 @@ class DialogueTurn(Processor):
         """Rasa's message and metadata for *got*; its turn goes on the timeline."""
         interrupted = self.interrupted
         timeline = self.timeline
+        shown = mask_id_digits if self.private_answer else str
         if got.kind != "silence":
             self.replied = True  # no announcement check from now on
         if got.kind == "dtmf":
-            timeline.customer_turn(f"[按键 {got.text}]", got, "dtmf", None)
+            timeline.customer_turn(shown(f"[按键 {got.text}]"), got, "dtmf", None)
             return (channel.dtmf_message(got.text),
                     TurnMeta("dtmf", disclosures_interrupted=interrupted,
                              audio_start_ms=got.at_ms,
@@ -98,14 +103,14 @@ class DialogueTurn(Processor):
         transcript = got.transcript
         confidence = transcript.confidence if transcript else None
         if got.kind == "unclear":
-            shown = f"[听不清] {transcript.raw}" if transcript and transcript.raw else "[听不清]"
-            timeline.customer_turn(shown, got, "speech", confidence)
+            heard = f"[听不清] {transcript.raw}" if transcript and transcript.raw else "[听不清]"
+            timeline.customer_turn(shown(heard), got, "speech", confidence)
             return channel.ASR_UNCLEAR, meta.to_dict()
         snapped = bool(transcript and transcript.snapped)
         meta = TurnMeta("speech", asr_confidence=confidence, asr_snapped=snapped,
                         disclosures_interrupted=interrupted, audio_start_ms=got.at_ms,
                         audio_end_ms=got.end_ms or got.at_ms)
-        timeline.customer_turn(got.text, got, "speech", confidence, snapped)
+        timeline.customer_turn(shown(got.text), got, "speech", confidence, snapped)
         return got.text, meta.to_dict()
 
     async def ask(self, message: str, metadata: dict[str, Any]) -> BotReply:
@@ -115,6 +120,7 @@ class DialogueTurn(Processor):
             raise CallerHungUp
         await self.flush()  # the action notes its intent on the customer's turn
         self.turns += 1
+        logged = channel.shown(message, private=self.private_answer)
         started = self.timeline.clock()
         # Shielded: a session cut short by an announcement lets the request finish.
         request = asyncio.ensure_future(self.dialogue.send(call_id, message, metadata))
@@ -122,10 +128,10 @@ class DialogueTurn(Processor):
         request.add_done_callback(self._request_done)
         replies = await asyncio.shield(request)
         reply = BotReply.parse(replies)
+        self.private_answer = reply.private_answer
         self.timeline.classified(reply)
-        log.info("rasa.reply call_id=%s message=%s segments=%d ms=%.0f", call_id,
-                 channel.shown(message), len(reply.segments),
-                 (self.timeline.clock() - started) * 1000)
+        log.info("rasa.reply call_id=%s message=%s segments=%d ms=%.0f", call_id, logged,
+                 len(reply.segments), (self.timeline.clock() - started) * 1000)
         return reply
 
     def _request_done(self, request: asyncio.Future[list[dict[str, Any]]]) -> None:
@@ -142,7 +148,7 @@ class DialogueTurn(Processor):
                                            {**meta, "caller_hung_up": True})
         self.turns += 1
         log.info("rasa.after_hangup call_id=%s message=%s", self.timeline.call_id,
-                 channel.shown(message))
+                 channel.shown(message, private=self.private_answer))
         reply = BotReply.parse(replies)
         self.timeline.classified(reply)
         return reply

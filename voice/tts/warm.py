@@ -57,6 +57,15 @@ def _slot_values(db: Database | None, campaign: str | Path, now: datetime | None
     return definition, values, f"campaign {campaign}"
 
 
+def gateway_lines() -> dict[str, str]:
+    """The gateway's own fixed lines (not Rasa's responses), by a response name of their
+    own: the failure line must play when Rasa and its actions cannot be reached."""
+    from voice.session import SessionConfig  # the session owns these texts
+
+    config = SessionConfig()
+    return {config.failure_text: "gateway_failure", config.no_agent_text: "gateway_no_agent"}
+
+
 def warm_campaign(
     db: Database | None,
     campaign: str | Path,
@@ -73,6 +82,8 @@ def warm_campaign(
     """
     definition, values, source = _slot_values(db, campaign, now, days)
     plan = plan_prompts(definition, values)
+    for text, response in gateway_lines().items():  # said without Rasa: warmed too
+        plan.texts.setdefault(text, response)
     report = warm_many(cache, plan.texts, processes=processes)
     audio_bytes = 0
     for text in plan.texts:

@@ -150,6 +150,8 @@ def test_a_hash_naming_a_key_the_keyring_lost_is_a_clear_error(ring: keys.Keyrin
     ("123X", "****"),
     ("一二三四", "****"),
     ("幺两三叉", "****"),
+    ("洞拐勾俩", "****"),  # digits as read out on the phone (bot.textnorm)
+    ("后四位是幺三五七", "后四位是****"),
     ("１２３４", "****"),
     ("我的后四位是1 2 3 4", "我的后四位是* * * *"),
     ("后四位是一，二，三，四", "后四位是*，*，*，*"),

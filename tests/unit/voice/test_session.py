@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot import channel
 from bot.store import CallRepo, Database, EscalationRepo
 from bot.store.models import Call
 from tests.conftest import seed_call
 from voice.asr.base import AsrEngine, AsrWorker, Hints, Recognizer, Transcript
 from voice.audio.frames import FRAME_MS, SAMPLE_RATE
-from voice.session import CallSession, SessionConfig
+from voice.session import CallSession, SessionConfig, is_customer_turn
 from voice.telephony.base import DialRequest
 from voice.telephony.fake import FakeTelephony, FarEnd
 
@@ -35,19 +36,31 @@ def tone(ms: int, freq: float = 440.0, level: float = 0.3) -> bytes:
 
 
 class ScriptedRasa:
-    """Answers each message with the next scripted reply; records what it was sent."""
+    """Answers each message with the next scripted reply; records what it was sent.
 
-    def __init__(self, *replies: list[dict[str, Any]], fail_at: int | None = None) -> None:
+    Like the real deciding action, a reply to a customer turn carries its classification
+    (added when the script gives none) unless *actions_from* says the action server is gone
+    from that message on: Rasa then answers without it."""
+
+    def __init__(self, *replies: list[dict[str, Any]], fail_at: int | None = None,
+                 actions_from: int | None = None) -> None:
         self.replies = list(replies)
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.fail_at = fail_at
+        self.actions_from = actions_from
 
     async def send(self, sender: str, message: str,
                    metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         self.sent.append((message, dict(metadata or {})))
         if self.fail_at is not None and len(self.sent) > self.fail_at:
             raise ConnectionError("rasa went away")
-        return self.replies.pop(0) if self.replies else [{"custom": {"hangup": True}}]
+        reply = self.replies.pop(0) if self.replies else [{"custom": {"hangup": True}}]
+        if self.actions_from is not None and len(self.sent) > self.actions_from:
+            return [r for r in reply if "classified" not in (r.get("custom") or {})]
+        if is_customer_turn(message) and not any("classified" in (r.get("custom") or {})
+                                               for r in reply):
+            reply = [{"custom": channel.classified_payload("scripted", 1.0)}, *reply]
+        return reply
 
 
 class ScriptedAsr(AsrEngine):
@@ -663,12 +676,13 @@ async def test_a_failing_call_has_written_every_turn_when_it_reports(
 
     assert result.ended_by == "failure"
     assert result.transcript_failures == 1
-    assert slow.texts[-1].startswith("系统故障")  # written before run() returned
+    assert slow.texts[-2].startswith("系统故障")  # written before run() returned
+    assert slow.texts[-1] == SessionConfig().failure_text  # what the customer heard
     with sqlite_db.session() as s:
         texts = [t.text for t in CallRepo(s).turns(session.call_id)]
         call = s.get(Call, session.call_id)
         assert call is not None and call.recording_sha256 == result.recording_sha256
     # The failed write is logged with the call id; the turns after it are not lost.
-    assert texts == ["您好", "系统故障：ConnectionError"]
+    assert texts == ["您好", "系统故障：ConnectionError", SessionConfig().failure_text]
     failed = [r for r in caplog.records if r.getMessage().startswith("call.transcript_failed")]
     assert failed and f"call_id={session.call_id}" in failed[0].getMessage()

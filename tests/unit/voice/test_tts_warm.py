@@ -31,13 +31,13 @@ def test_warm_a_stored_campaign_with_its_contacts(db: Database, tmp_path: Path) 
     report = warm_campaign(db, defn.name, cache, now=NOW, days=2, processes=1)
     assert report["campaign"] == defn.name
     assert report["wordings"] == 2  # one contact, two calling days (trial end moves)
-    assert report["prompts"] == report["total"] == report["synthesised"] == 56
+    assert report["prompts"] == report["total"] == report["synthesised"] == 58  # 2: the gateway's
     assert report["dynamic"] == ["utter_callback_confirm"]
     assert report["by_response"]["utter_disclose_trial"] == 2
     assert cache.lookup("请问您是张先生本人吗？") is not None
     assert cache.response_for("请问您是张先生本人吗？") == "utter_ask_identity"
     again = warm_campaign(db, defn.name, cache, now=NOW, days=2, processes=1)
-    assert (again["cached"], again["synthesised"]) == (56, 0)
+    assert (again["cached"], again["synthesised"]) == (58, 0)
 
 
 def test_warm_from_a_definition_file_without_a_database(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_warm_from_a_definition_file_without_a_database(tmp_path: Path) -> None:
     report = warm_campaign(None, CAMPAIGNS / "survey.yml", cache, now=NOW, days=1,
                            processes=1)
     assert report["source"].startswith("file ")
-    assert report["prompts"] == 38 and report["failed"] == 0  # 机主 only: no contacts
+    assert report["prompts"] == 40 and report["failed"] == 0  # 机主 only: no contacts
 
 
 def test_unknown_campaign(db: Database, tmp_path: Path) -> None:
@@ -63,3 +63,13 @@ def test_main_prints_json_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureF
     assert report["synthesised"] == report["prompts"] > 30
     assert main(["nope", *args]) == 2
     assert "no campaign named 'nope'" in capsys.readouterr().err
+
+
+def test_the_failure_line_is_warmed_with_the_campaign(tmp_path: Path) -> None:
+    """It is said when Rasa cannot be reached: it must not need a synthesis then."""
+    from voice.session import SessionConfig
+
+    cache = PromptCache(tmp_path, ToneSynthesizer())
+    warm_campaign(None, CAMPAIGNS / "marketing.yml", cache, now=NOW, days=1, processes=1)
+    for text in (SessionConfig().failure_text, SessionConfig().no_agent_text):
+        assert cache.path(text).exists(), text
