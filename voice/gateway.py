@@ -310,6 +310,8 @@ class Gateway:
         backoff = self._backoff()
         log.info("gateway.started id=%s capacity=%d", self.config.gateway_id,
                  self.config.capacity)
+        from voice.call.recovery import recover_recordings  # partial files a crash left
+        await recover_recordings(self.config.session.recordings_dir, self.db)
         await self.health.check()  # before the first claim
         watching = asyncio.create_task(self.health.watch(stop), name="health")
         try:

@@ -15,14 +15,15 @@ after the question's timeout), sends it to Rasa (sender = call id) and gives the
 marks a disclosure the caller cannot cut off; `hangup` ends the call after the words are
 out, `transfer` hands it to an agent (`voice.call.transfer`).
 
-Every frame in and out goes into the recorder (caller left, bot right), written with its
-sha256 when the call ends however it ends; turns and other call events are published on
-the event bus (`bot.events`); the transcript is written by a
-`bot.transcript.TranscriptSink` subscribed to it (one worker thread per call, in order,
+Every frame in and out goes into the recorder (caller left, bot right), written to disk as
+the call goes and finished with its sha256 when the call ends however it ends; turns and
+other call events are published on the event bus (`bot.events`); the transcript is written
+by a `bot.transcript.TranscriptSink` subscribed to it (one worker thread per call, in order,
 off the event loop); the session waits for it before it reports its result.
 
 What the session itself owns is the call's life: the greeting said at the answer while
-`/call_started` runs, the maximum duration, the end by a carrier announcement (nothing of
+`/call_started` runs, the maximum duration (lifted once the call is bridged to an
+agent), the end by a carrier announcement (nothing of
 it goes to Rasa; a request already sent may finish), the caller's last words after a
 hang-up (`_hear_out`), the failure path, and the recording and the call's row at the end.
 """
@@ -60,7 +61,7 @@ from voice.call.events import (
     ListenFor,
     chain,
 )
-from voice.call.recorder import Recorder
+from voice.call.recorder import Recorder, recording_path
 from voice.call.speaker import Speaker, Speech
 from voice.call.timeline import Timeline
 from voice.call.transfer import Handoff
@@ -168,15 +169,17 @@ class CallSession:
         self.turn = DialogueTurn(dialogue, timeline, closed=leg.closed,
                                  flush=self.transcript.flush, busy=self._busy,
                                  timeout_s=config.listen_timeout_s)
-        self.recorder = Recorder(timeline).attach(leg)
+        self.recorder = Recorder(timeline, recording_path(
+            config.recordings_dir, call_id, timeline.call_start)).attach(leg)
         chain(self.endpointing, self.speaker, self.transcription, self.screen, self.dtmf,
               self.turn, self.recorder)
         self.handoff = Handoff(leg, telephony, self.speaker, timeline, db,
                                agent_uri=config.agent_uri, mode=config.transfer_mode,
                                answer_s=config.agent_answer_s,
                                no_agent_text=config.no_agent_text,
-                               stop_listening=self._stop_audio)
+                               stop_listening=self._bridging)
         self._audio_task: asyncio.Task[None] | None = None
+        self._limit: asyncio.Timeout | None = None  # the call-length limit, while it holds
 
     def _busy(self) -> bool:
         """The caller is saying or keying something: the silence timer waits."""
@@ -198,6 +201,14 @@ class CallSession:
         if self._audio_task is not None:
             self._audio_task.cancel()
 
+    def _bridging(self) -> None:
+        """The call goes to an agent: the bridge reads the caller's frames from now on, and
+        the bot's call-length limit no longer applies (an agent's call may last long)."""
+        self._stop_audio()
+        if self._limit is not None:
+            self._limit.reschedule(None)
+            log.info("call.length_limit_lifted call_id=%s: bridged to an agent", self.call_id)
+
     async def _leg_events(self) -> None:
         while True:
             event = await self.leg.events.get()
@@ -216,7 +227,8 @@ class CallSession:
         workers = [self._audio_task,
                    asyncio.create_task(self._leg_events(), name=f"events-{self.call_id}")]
         try:
-            await asyncio.wait_for(self._converse_or_announcement(), self.config.max_call_s)
+            async with asyncio.timeout(self.config.max_call_s) as self._limit:
+                await self._converse_or_announcement()
         except _Announced:
             self.result.ended_by = "announcement"
         except TimeoutError:
@@ -309,7 +321,6 @@ class CallSession:
             raise DialogueFault("Rasa answered without the actions (is the action server up?)")
         return reply
 
-
     async def _speak(self, reply: BotReply) -> None:
         if reply.listen is not None:  # the hints are known before the caller can answer
             self._listen_for(reply.listen)
@@ -400,8 +411,7 @@ class CallSession:
                  self.call_id, result.ended_by, result.turns, duration, result.recording_path)
 
     def _write_recording(self) -> None:
-        self.result.recording_path, self.result.recording_sha256 = self.recorder.write(
-            self.config.recordings_dir, self.call_id, self.call_start)
+        self.result.recording_path, self.result.recording_sha256 = self.recorder.finish()
 
     def _close_call(self, duration: int) -> None:
         """The call's row once the audio has ended (on the writer's thread)."""
