@@ -22,6 +22,7 @@ from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
 from bot.store import CallRepo, ConsentLedger, ContactRepo, Database, DncRepo
 from bot.store.base import utcnow
+from bot.store.ledger_signer import LedgerSigner
 from bot.store.models import Call, Callback, Consent, Escalation, SurveyAnswer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,6 +102,24 @@ class Conversation:
             return call
 
 
+def test_the_consent_binds_its_turn_audio_span_and_phone_hash(db: Database) -> None:
+    conv = Conversation(db, "marketing")
+    conv.start()
+    for intent, words in (("affirm", "是我"), ("affirm", "可以"), ("agree", "好的我同意")):
+        conv.say(intent, words)
+    with db.session() as session:  # the channel writes the turn before it sends it
+        turn = CallRepo(session).add_turn(conv.call_id, "customer", "确认",
+                                          input_mode="speech", asr_confidence=0.93)
+    conv.say("agree", "确认", metadata={"input_mode": "speech", "asr_confidence": 0.93,
+                                       "audio_start_ms": 61_240, "audio_end_ms": 62_010})
+    with db.session() as session:
+        [consent] = session.scalars(select(Consent)).all()
+        assert (consent.turn_seq, consent.turn_text) == (turn.seq, "确认")
+        assert (consent.audio_start_ms, consent.audio_end_ms) == (61_240, 62_010)
+        assert consent.phone_hash == LedgerSigner.load().phone_hash("13812345678")
+        assert ConsentLedger(session).verify().ok
+
+
 def test_call_started_fills_the_wording_slots_and_greets(db: Database) -> None:
     conv = Conversation(db, "marketing")
     events = conv.start()
@@ -132,7 +151,8 @@ def test_consent_goes_into_the_ledger_with_script_hash_and_disclosures(db: Datab
         assert consent.call_id == conv.call_id and consent.contact_id == conv.contact_id
         assert consent.utterance == "确认" and consent.asr_confidence == 0.93
         assert consent.input_mode == "speech" and consent.product == "来电提醒服务"
-        assert set(consent.disclosures) == {"features", "price", "trial_end", "usage", "cancel"}
+        assert set(consent.disclosures or ()) == {"features", "price", "trial_end", "usage",
+                                                  "cancel"}
         assert consent.script_hash == act.approved_script_hash(
             load_definition(REPO / "examples/campaigns/marketing.yml"), DOMAIN)
         assert ConsentLedger(session).verify().ok

@@ -66,8 +66,11 @@ async def test_each_input_kind_becomes_its_message_and_turn() -> None:
     turn.interrupted = ("price",)
     assert turn.message(heard("是的", 0.93, snapped=True)) == (
         "是的", {"input_mode": "speech", "asr_confidence": 0.93, "asr_snapped": True,
-                 "disclosures_interrupted": ["price"]})
-    assert turn.message(CallerInput("dtmf", "1234", None, 5, 5))[0] == '/dtmf{"digits": "1234"}'
+                 "disclosures_interrupted": ["price"],
+                 "audio_start_ms": 100, "audio_end_ms": 700})  # for the consent ledger
+    assert turn.message(CallerInput("dtmf", "1234", None, 5, 5)) == (
+        '/dtmf{"digits": "1234"}', {"input_mode": "dtmf", "disclosures_interrupted": ["price"],
+                                    "audio_start_ms": 5, "audio_end_ms": 5})
     unclear = CallerInput("unclear", "", Transcript("", 0.2, "fake", raw="嗯啊", unclear=True))
     assert turn.message(unclear)[0] == "/asr_unclear"
     assert turn.message(CallerInput("silence", at_ms=9))[0] == "/silence_timeout"
