@@ -253,9 +253,12 @@ def _xml_refused(path: Path, exc: Exception) -> ContactImportError:
     """The error for XML that defusedxml or the parser refused."""
     from defusedxml import DefusedXmlException
 
-    if isinstance(exc, DefusedXmlException):
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, DefusedXmlException):
+        cause = cause.__cause__  # openpyxl wraps what it cannot read in a ValueError
+    if cause is not None:
         return ContactImportError(
-            f"{path.name}: XML entity or DTD declarations are refused ({exc}); a workbook "
+            f"{path.name}: XML entity or DTD declarations are refused ({cause!r}); a workbook "
             "saved by a spreadsheet program has none")
     return ContactImportError(f"{path.name} is not a readable XLSX workbook ({exc})")
 
