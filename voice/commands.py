@@ -32,6 +32,7 @@ from bot.campaigns.registry import save_campaign
 from bot.channel import RasaEndpoint
 from bot.store import CallRepo, Database, default_url
 from voice.gateway import CallReport, Gateway, GatewayConfig
+from voice.health import HealthConfig
 from voice.session import SessionConfig
 from voice.stack import VoiceSettings, voice_parts
 
@@ -154,14 +155,16 @@ def call(args: Any) -> int:
 # --- waihu run ------------------------------------------------------------------------------
 
 
-async def _serve(db: Database, rasa: RasaEndpoint, args: Any) -> None:
+async def _serve(db: Database, rasa: RasaEndpoint, args: Any,
+                 actions_url: str | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
         gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, rasa.channel(http),
-                          GatewayConfig(capacity=args.capacity, session=_session_config(args)))
+                          GatewayConfig(capacity=args.capacity, session=_session_config(args),
+                                        health=HealthConfig(actions_url=actions_url)))
         print(f"gateway {gateway.config.gateway_id} running: up to {args.capacity} calls; "
               "Ctrl-C stops dialling and lets the calls in progress finish", file=sys.stderr)
         await gateway.run(stop)
@@ -179,5 +182,5 @@ def run(args: Any) -> int:
     with RasaStack(db.url.render_as_string(hide_password=False),
                    rasa_token=env_token(TOKEN_ENV),
                    actions_token=env_token(ACTIONS_TOKEN_ENV)) as stack:
-        asyncio.run(_serve(db, stack.endpoint, args))
+        asyncio.run(_serve(db, stack.endpoint, args, stack.actions_url))
     return 0
