@@ -78,7 +78,8 @@ def test_the_app_role_appends_but_cannot_alter_or_rewrite_the_ledger(
         app.dispose()
 
 
-def test_the_app_role_cannot_migrate_and_says_so(owner_db: Database, app_role: str) -> None:
+def test_the_app_role_cannot_migrate_and_says_so(owner_db: Database, app_role: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     url = owner_db.url.render_as_string(hide_password=False)
     owner_db.downgrade("0006")
     assert main(["db", "grant-app-role", app_role, "--database", url]) == 0
@@ -87,6 +88,11 @@ def test_the_app_role_cannot_migrate_and_says_so(owner_db: Database, app_role: s
         with pytest.raises(SchemaNotCurrent, match="waihu db migrate"):
             ensure_current(app)
         assert current_revision(owner_db) == "0006"
+        app_url = app.url.render_as_string(hide_password=False)
+        with pytest.raises(SystemExit) as stopped:  # any command, as the services' role
+            main(["--database", app_url, "audit", "verify"])
+        assert stopped.value.code == 2
+        assert "waihu db migrate" in capsys.readouterr().err
     finally:
         app.dispose()
     assert main(["db", "migrate", "--database", url]) == 0
