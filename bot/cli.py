@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
 
+from bot import keys
 from bot.audit_commands import add_audit_commands
 from bot.campaigns.definition import CampaignFileError, load_definition
 from bot.cliutil import Subcommands, with_json
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         return int(args.func(args))
-    except CampaignFileError as exc:
+    except (CampaignFileError, keys.KeyringError) as exc:
         print(f"waihu: {exc}", file=sys.stderr)
         return 2
 

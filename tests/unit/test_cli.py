@@ -54,6 +54,17 @@ def _seed_call(db: Database, outcome: str, reason: str | None = None,
             calls.record_outcome(attempt.call_id, outcome, reason)
 
 
+def test_a_missing_key_is_explained_not_a_traceback(url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--database", url, "campaign", "create", str(MARKETING)]) == 0
+    monkeypatch.setenv("WAIHU_KEYS_DIR", str(tmp_path / "no-keys"))
+    assert main(["--database", url, "import", "vas-call-alert",
+                 str(REPO / "examples" / "lists" / "marketing.csv"),
+                 "--rejects", str(tmp_path / "rejects.csv")]) == 2
+    assert "waihu keys init" in capsys.readouterr().err
+
+
 def test_report_figures_on_a_known_database(url: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     main(["--database", url, "campaign", "create", str(MARKETING)])
