@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.privacy import mask_id_digits
 from voice.asr.base import AsrEngine, Hints, Recognizer, Transcript
 from voice.asr.snap import SNAP_THRESHOLD, interpret
 
@@ -181,8 +182,10 @@ class WhisperEngine(AsrEngine):
             meaning = replace(meaning, text="", unclear=True)
         confidence = 0.0 if meaning.unclear or silent else acoustic * (1.0 - meaning.distance)
         elapsed = (time.perf_counter() - started) * 1000
+        # Digits masked: the engine does not know whether it heard an answer to the ID question.
         log.debug("asr.whisper.decode raw=%r text=%r logprob=%.2f no_speech=%.2f ms=%.0f",
-                  raw, meaning.text, avg_logprob, no_speech, elapsed)
+                  mask_id_digits(raw), mask_id_digits(meaning.text), avg_logprob, no_speech,
+                  elapsed)
         return Transcript(
             text="" if silent else meaning.text, confidence=round(confidence, 3),
             engine=self.name, raw=raw, snapped=meaning.snapped,

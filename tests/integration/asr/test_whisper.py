@@ -8,6 +8,7 @@ decode runs off the loop), not a speed benchmark.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import numpy as np
@@ -78,9 +79,13 @@ def test_hinted_phrase_snaps_to_itself(engine: WhisperEngine, say: dict[str, byt
     assert 0 < confidence <= 1
 
 
-def test_digits(engine: WhisperEngine, say: dict[str, bytes]) -> None:
-    text, unclear, _ = recognise(engine, say["一二三四"], Hints("digits"))
+def test_digits(engine: WhisperEngine, say: dict[str, bytes],
+                caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="waihu.asr.whisper"):
+        text, unclear, _ = recognise(engine, say["一二三四"], Hints("digits"))
     assert (text, unclear) == ("1234", False)
+    decoded = [r.getMessage() for r in caplog.records if "asr.whisper.decode" in r.getMessage()]
+    assert decoded and not any("1234" in line or "一二三四" in line for line in decoded)
 
 
 def test_score(engine: WhisperEngine, say: dict[str, bytes]) -> None:
