@@ -67,7 +67,7 @@ def open_table(path: Path, encoding: str | None, sheet: str | None,
         return
     if sheet:
         raise ContactImportError("--sheet applies to XLSX files, not CSV")
-    _check_csv_bytes(path, magic, limits)
+    _check_csv_bytes(path, magic, limits, encoding)
     chosen = _csv_encoding(path, encoding, magic)
     with path.open(encoding=chosen, newline="") as stream:
         delimiter = _delimiter(stream.readline())
@@ -132,11 +132,14 @@ def _check_cells(number: int, cells: Row, limits: ImportLimits) -> None:
                 "before it are imported")
 
 
-def _check_csv_bytes(path: Path, magic: bytes, limits: ImportLimits) -> None:
+def _check_csv_bytes(path: Path, magic: bytes, limits: ImportLimits,
+                     encoding: str | None = None) -> None:
     """Before the first row: no NUL byte (text never has one, outside UTF-16), no line
     longer than the limit (the CSV reader holds a whole line), not more lines than rows
     allowed (a line count is at least the record count)."""
-    utf16 = magic.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    utf16 = magic.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        encoding is not None and encoding.lower().replace("_", "-").startswith(("utf-16",
+                                                                                "utf-32")))
     longest = run = lines = 0
     offset = 0
     with path.open("rb") as stream:
@@ -145,7 +148,8 @@ def _check_csv_bytes(path: Path, magic: bytes, limits: ImportLimits) -> None:
             if nul >= 0:
                 raise ContactImportError(
                     f"{path.name} is a binary file, not CSV text (a NUL byte at byte "
-                    f"{offset + nul}): save the list as CSV or XLSX")
+                    f"{offset + nul}): save the list as CSV or XLSX (UTF-16 text without a "
+                    "BOM: pass --encoding utf-16-le)")
             parts = chunk.splitlines()  # \n, \r\n and \r, as the CSV reader splits
             if chunk.endswith((b"\n", b"\r")):
                 parts.append(b"")

@@ -258,6 +258,11 @@ def test_a_binary_file_is_not_csv(marketing: Database, tmp_path: Path) -> None:
     with pytest.raises(ContactImportError, match=r"list.csv is a binary file, not CSV text "
                                                  r"\(a NUL byte at byte 7\)"):
         import_contacts(marketing, CAMPAIGN, path)
+    # UTF-16 text without a BOM has NUL bytes too: with its encoding named, it imports.
+    path.write_bytes(("手机号,姓名\n13812345678,张伟\n").encode("utf-16-le"))
+    with pytest.raises(ContactImportError, match="pass --encoding utf-16-le"):
+        import_contacts(marketing, CAMPAIGN, path)
+    assert import_contacts(marketing, CAMPAIGN, path, encoding="utf-16-le").imported == 1
 
 
 def test_csv_lines_rows_and_cells_within_limits(marketing: Database, tmp_path: Path,
