@@ -29,7 +29,7 @@ test-py: ## unit, integration and end-to-end tests (real Rasa, actions, SQLite, 
 	WAIHU_TEST_REQUIRE_PG=$${WAIHU_TEST_REQUIRE_PG:-1} $(PY) -m pytest
 
 lint: ## ruff and mypy
-	.venv/bin/ruff check bot actions voice tests bench
+	.venv/bin/ruff check bot actions voice waihu_rasa tests bench
 	.venv/bin/mypy
 
 bench: setup ## Rasa REST latency, 1M-row import, voice gateway latency/RTP/CPU (JSON)

@@ -2,7 +2,8 @@
 
 Each action reads the turn from the tracker, lets ``actions.flow.CallFlow`` decide, then
 applies the decision in one unit of work (``bot.store``) and sends the responses and
-control payloads (`custom`) back to Rasa. Run with ``rasa run actions`` from `.venv`.
+control payloads (`custom`) back to Rasa. Served by ``python -m actions.server``
+(actions/server.py: 127.0.0.1 and the shared secret).
 """
 
 from __future__ import annotations
@@ -217,11 +218,11 @@ def _note_intent(session: Session, call_id: str, tracker: Tracker
     callrecord.note_intent(session, call_id, name, confidence)
     return name, confidence
 
+
 def _latest_customer_turn(session: Session, call_id: str) -> TranscriptTurn | None:
     return session.scalar(select(TranscriptTurn).where(
         TranscriptTurn.call_id == call_id, TranscriptTurn.speaker == "customer")
         .order_by(TranscriptTurn.seq.desc()).limit(1))
-
 
 
 def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
@@ -243,21 +244,21 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
             )
             log.info("call.outcome call_id=%s outcome=%s reason=%s", call.id,
                      effect.outcome, effect.decline_reason)
+        elif isinstance(effect, flow.RecordConsent):
             # The consenting input is this message: its span on the call's timeline comes
             # with it, and the channel wrote its turn before sending it.
             meta = channel.TurnMeta.from_dict((tracker.latest_message or {}).get("metadata"))
             turn = _latest_customer_turn(session, call.id)
-        elif isinstance(effect, flow.RecordConsent):
             entry = ConsentLedger(session).append(
                 call_id=call.id, contact_id=contact.id, campaign_id=call.campaign_id,
                 product=defn.script.product or "",
                 script_hash=approved_script_hash(defn, runtime.domain()),
                 disclosures=list(effect.disclosures), utterance=effect.utterance,
                 input_mode=effect.input_mode, asr_confidence=effect.asr_confidence,
+                created_at=_now(defn, call),  # the call's clock, like its outcome
                 turn_seq=None if turn is None else turn.seq,
                 turn_text=None if turn is None else turn.text,
                 audio_start_ms=meta.audio_start_ms, audio_end_ms=meta.audio_end_ms,
-                created_at=_now(defn, call),  # the call's clock, like its outcome
             )
             log.info("consent.recorded call_id=%s entry=%s", call.id, entry.entry_hash[:12])
         elif isinstance(effect, flow.SaveSurveyAnswer):

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.store.ledger import CONSENT
 from bot.store.models import (
     Call,
     CallAttempt,
@@ -187,7 +188,8 @@ def campaign_figures(session: Session, campaign: Campaign) -> dict[str, Any]:
     consents = outcomes.get("consented", 0)
     declined = outcomes.get("declined", 0)
     ledger_consents = session.scalar(
-        select(func.count()).select_from(Consent).where(Consent.campaign_id == campaign.id)) or 0
+        select(func.count()).select_from(Consent).where(
+            Consent.campaign_id == campaign.id, Consent.kind == CONSENT)) or 0
     escalations = session.execute(
         select(Escalation.call_id, Escalation.reason, Escalation.status)
         .where(Escalation.campaign_id == campaign.id)).all()

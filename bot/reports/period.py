@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from bot.reports.figures import attempt_time, blacklisted_phones, pct, rate
+from bot.store.ledger import CONSENT
 from bot.store.models import (
     Call,
     CallAttempt,
@@ -147,6 +148,7 @@ def period_figures(session: Session, *, campaign: Campaign | None = None, start:
         ~select(later.id).where(later.call_id == QaReview.call_id,
                                 later.id > QaReview.id).exists())
     sale_query = select(Consent.campaign_id, Consent.created_at).where(
+        Consent.kind == CONSENT,  # not the recording seals that share the chain
         Consent.created_at >= lo, Consent.created_at < hi, ~failed_qa.exists())
     if campaign is not None:
         sale_query = sale_query.where(Consent.campaign_id == campaign.id)

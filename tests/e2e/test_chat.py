@@ -32,6 +32,6 @@ def test_chat_records_a_keyed_consent(tmp_path: Path) -> None:
     assert "outcome: consented" in out
     with Database(url).session() as session:
         [call] = session.scalars(select(Call)).all()
-        [consent] = session.scalars(select(Consent)).all()
+        [consent] = session.scalars(select(Consent).where(Consent.kind == "consent")).all()
         assert call.outcome == "consented" and consent.utterance == "DTMF 1"
         assert ConsentLedger(session).verify().ok

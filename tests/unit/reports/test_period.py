@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.reports import figures
 from bot.reports.period import format_period, period_bounds, period_figures, period_label
-from bot.store import CampaignRepo, Database
-from bot.store.models import Consent, Contact, QaReview
+from bot.store import CampaignRepo, ConsentLedger, Database
+from bot.store.models import Call, Consent, Contact, QaReview
 
 from .seeding import Seeded, seed
 
@@ -142,3 +143,23 @@ def test_a_sale_qa_found_non_compliant_is_no_valid_sale(db: Database, seeded: Se
                                   notes="复核：合规")])
     fig = period(db, seeded.day, seeded.day, seeded.marketing)
     assert fig["totals"]["valid_sales"] == 1  # m6's later review overruled the first
+
+
+def test_recording_seals_are_not_sales(db: Database, seeded: Seeded) -> None:
+    """The ledger also holds each consenting call's recording seal: a sale is a consent."""
+    before = period(db, seeded.day, seeded.day, seeded.marketing)["totals"]
+    with db.session() as session:
+        campaign = CampaignRepo(session).by_name(seeded.marketing)
+        assert campaign is not None
+        ledger_before = figures.campaign_figures(session, campaign)["ledger_consents"]
+        ledger = ConsentLedger(session)
+        for consent in session.scalars(select(Consent)).all():
+            call = session.get(Call, consent.call_id)
+            assert call is not None
+            call.recording_sha256 = "ab" * 32
+            assert ledger.seal_recording(call, consent.created_at) is not None
+    assert period(db, seeded.day, seeded.day, seeded.marketing)["totals"] == before
+    with db.session() as session:
+        campaign = CampaignRepo(session).by_name(seeded.marketing)
+        assert campaign is not None
+        assert figures.campaign_figures(session, campaign)["ledger_consents"] == ledger_before
