@@ -34,6 +34,7 @@ from bot.services import RasaStack
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Contact
 from voice.gateway import CallReport, Gateway, GatewayConfig
+from voice.health import HealthConfig
 from voice.session import SessionConfig
 from voice.simulate import virtual_customers
 from voice.stack import VoiceSettings, voice_parts
@@ -55,7 +56,7 @@ def kill_actions(stack: RasaStack) -> None:
     os.killpg(stack.processes[0].popen.pid, signal.SIGKILL)  # type: ignore[union-attr]
 
 
-async def one_call(db: Database, stack: RasaStack, var: Path,
+async def one_call(db: Database, stack: RasaStack, var: Path, stopped: str,
                    fault: Callable[[], None]) -> tuple[CallReport, object, int, int, object]:
     defn = load_definition(ROOT / "examples" / "campaigns" / "marketing.yml")
     start, _ = calling_day(defn, date.today())
@@ -89,11 +90,19 @@ async def one_call(db: Database, stack: RasaStack, var: Path,
                               stack.endpoint.channel(http),
                               GatewayConfig(gateway_id="faults", capacity=1,
                                             ring_timeout_s=20,
-                                            session=SessionConfig(recordings_dir=var)),
+                                            session=SessionConfig(recordings_dir=var),
+                                            health=HealthConfig(
+                                                actions_url=stack.actions_url)),
                               clock=lambda: start, events=bus)
+            # the gateway's watch sees the real services up (Rasa's /status takes the token)
+            assert await gateway.health.check(), gateway.health.snapshot()
             [job] = gateway.dialer.claim(start, 1)
             report = await asyncio.wait_for(gateway.place_call(job, start), 120)
+            # … and sees which one went
+            await gateway.health.check()
+            down = gateway.health.down
         record = await asyncio.wait_for(phone.completed.get(), 30)
+    assert down == (["rasa"] if stopped == "rasa_stopped" else ["actions"]), down
     return report, record, len(failure_pcm) // 16, contact_id, start
 
 
@@ -128,7 +137,7 @@ def test_the_customer_hears_the_failure_line_and_is_called_again(fault: str) -> 
     stack = RasaStack(url).start()
     try:
         action = stop_rasa if fault == "rasa_stopped" else kill_actions
-        result = asyncio.run(one_call(db, stack, var, lambda: action(stack)))
+        result = asyncio.run(one_call(db, stack, var, fault, lambda: action(stack)))
         check_failed_politely(db, *result)
     finally:
         if stack.processes and stack.processes[1].popen is not None:
