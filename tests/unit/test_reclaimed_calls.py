@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from actions import actions as act
 from bot import callrecord, events
 from bot.campaigns.dialer import Dialer
 from bot.events import InProcessBus
