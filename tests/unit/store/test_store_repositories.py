@@ -179,7 +179,7 @@ def test_record_outcome_validates_and_sets_flags(db: Database, call: Call) -> No
         assert stored.ended_at is None  # the call record sets it when the call closes
         with pytest.raises(NotFound):
             calls.record_outcome("nope", "notified")
-    assert "consented" in OUTCOMES and len(OUTCOMES) == 13
+    assert "consented" in OUTCOMES and "failed" in OUTCOMES and len(OUTCOMES) == 14
 
 
 def test_transcript_turns_are_sequenced(db: Database, call: Call) -> None:
