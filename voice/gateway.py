@@ -58,6 +58,22 @@ _ANNOUNCEMENT_MIN_S = 0.8  # early media shorter than this is ringback, not word
 _ANNOUNCED: tuple[str, ...] = ANNOUNCED_RESULTS  # busy too: the dialer retries it like a 486
 
 
+class TrunkConfigError(RuntimeError):
+    """The campaign's trunk cannot be used as configured (the message says why)."""
+
+
+def _trunk_password(variable: str | None) -> str | None:
+    """The trunk's digest password from the variable `password_env` names.  A trunk that
+    names one which is not set would dial without it and fail with 401/407 on every call,
+    or, worse, reach a trunk that does not challenge: refuse the dial instead."""
+    if not variable:
+        return None
+    password = os.environ.get(variable)
+    if not password:
+        raise TrunkConfigError(f"the trunk's password variable {variable} is not set")
+    return password
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -196,7 +212,7 @@ class Gateway:
     async def _dial_and_talk(self, job: CallJob, now: datetime, report: CallReport) -> None:
         defn = self._definition(job.campaign_id)
         trunk = defn.trunk if defn is not None else None
-        password = os.environ.get(trunk.password_env) if trunk and trunk.password_env else None
+        password = _trunk_password(trunk.password_env) if trunk else None
         request = DialRequest(job.target, job.call_id, caller_id=job.caller_id,
                               headers={"X-Waihu-Call-Id": job.call_id},
                               username=trunk.username if trunk else None, password=password)

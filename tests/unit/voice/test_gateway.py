@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.events import CallEvent, InProcessBus
@@ -144,3 +145,22 @@ async def test_every_call_is_a_stream_of_events(sqlite_db: Database, tmp_path: P
     ended = seen[-1].data
     assert (ended["dial_result"], ended["ended_by"]) == ("answered", "bot")
     assert "13800001234" not in str(seen[0].data) and seen[0].data["phone"].endswith("1234")
+
+
+async def test_a_trunk_password_variable_that_is_not_set_refuses_the_dial(
+        sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WAIHU_TEST_TRUNK_PASSWORD", raising=False)
+    campaign_id = add_campaign(sqlite_db, name="gw-auth", trunk={
+        "uri": "sip:{number}@127.0.0.1:5999", "username": "waihu",
+        "password_env": "WAIHU_TEST_TRUNK_PASSWORD"})
+    add_contacts(sqlite_db, campaign_id, ["13800001234"])
+    telephony = FakeTelephony()
+    await telephony.start()
+    gateway = Gateway(sqlite_db, telephony, AsrWorker(ScriptedAsr()), ToneSpeech(),
+                      ScriptedRasa([]), GatewayConfig(gateway_id="gw-test"),
+                      clock=lambda: NOW)
+    job, = gateway.dialer.claim(NOW, 1)
+    report = await asyncio.wait_for(gateway.place_call(job, NOW), 20)
+    assert report.dial_result == "failed"
+    assert report.error is not None and "WAIHU_TEST_TRUNK_PASSWORD is not set" in report.error
+    assert telephony.legs == []
