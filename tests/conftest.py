@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from bot import keys
 from bot.store import Base, Call, CallRepo, CampaignRepo, ContactRepo, Database
 
+
 @pytest.fixture(scope="session", autouse=True)
 def server_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run's own key files (bot.keys): the tests never read or create the machine's

@@ -4,6 +4,7 @@ show it masked; other answers are shown as they are."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -11,9 +12,10 @@ from bot import events
 from tests.unit.voice.test_call_turn import Setup, heard
 from voice.call.events import CallerInput
 
-ASK_ID = [{"text": "请说出身份证号码的后四位。"}, {"custom": {"private_answer": True}},
-          {"custom": {"listen": {"expect": "digits", "dtmf_max": 4}}}]
-ASK_PERMISSION = [{"text": "现在方便吗？"}]
+ASK_ID: list[dict[str, Any]] = [
+    {"text": "请说出身份证号码的后四位。"}, {"custom": {"private_answer": True}},
+    {"custom": {"listen": {"expect": "digits", "dtmf_max": 4}}}]
+ASK_PERMISSION: list[dict[str, Any]] = [{"text": "现在方便吗？"}]
 
 
 async def test_the_answer_to_the_id_question_is_masked_but_sent_in_clear(
