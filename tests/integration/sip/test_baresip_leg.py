@@ -341,11 +341,14 @@ async def test_blind_transfer_after_an_instant_answer(
 
     async def late_dial(self: UserAgent, uri: str, headers: dict[str, str] | None = None,
                         **kwargs: object) -> object:
-        call = await original(self, uri, headers, **kwargs)  # type: ignore[arg-type]
-        runtime = call._runtime
-        runtime.unsubscribe(call._on_stack_event)  # as if the Call were not born yet
+        # Listen from before the INVITE: on loopback the answer can come before dial()
+        # returns, and a listener subscribed after it would miss it (the test then failed
+        # ~1 run in 6 with "the callee did not answer").
+        runtime = self._runtime
         seen: list[StackEvent] = []
         runtime.subscribe(seen.append)
+        call = await original(self, uri, headers, **kwargs)  # type: ignore[arg-type]
+        runtime.unsubscribe(call._on_stack_event)  # as if the Call were not born yet
         try:
             for _ in range(250):
                 if any(e.call == call.handle and e.event is Event.CALL_ESTABLISHED
