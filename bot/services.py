@@ -15,11 +15,13 @@ client needs to talk to Rasa: its URL and token.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -108,14 +110,23 @@ class Process:
                                f"{self.tail()}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
+        """End the process and everything it started (its own session: Sanic's worker
+        outlives a parent killed alone), politely first, then by force after *timeout*."""
+        if self.popen is None:
             return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout)
+        if self.popen.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.popen.wait(timeout)
+        self._signal_group(signal.SIGKILL)  # what the parent left behind, if anything
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        assert self.popen is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)  # start_new_session: the group id is its pid
 
 
 @dataclass

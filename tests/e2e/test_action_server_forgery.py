@@ -32,7 +32,7 @@ from actions.server import authorization
 from bot import callrecord
 from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
-from bot.services import ACTIONS_TOKEN_ENV, REPO, free_port, new_token
+from bot.services import ACTIONS_TOKEN_ENV, REPO, Process, free_port, new_token
 from bot.store import CallRepo, ContactRepo, Database
 from bot.store.base import utcnow
 from bot.store.models import Call, Consent, DncEntry
@@ -48,12 +48,11 @@ def action_server(tmp_path: Path) -> Iterator[tuple[str, Database]]:
     db = Database(url)
     db.upgrade()
     port = free_port()
-    log = (tmp_path / "actions.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--actions", "actions", "--port", str(port)],
-        cwd=REPO, env={**os.environ, "WAIHU_DATABASE_URL": url, ACTIONS_TOKEN_ENV: SECRET},
-        stdout=log,
-        stderr=subprocess.STDOUT)
+    process = Process("action server", [
+        sys.executable, "-m", "actions.server", "--actions", "actions", "--port", str(port)],
+        tmp_path / "actions.log",
+        {**os.environ, "WAIHU_DATABASE_URL": url, ACTIONS_TOKEN_ENV: SECRET})
+    process.start()
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -62,14 +61,12 @@ def action_server(tmp_path: Path) -> Iterator[tuple[str, Database]]:
                 with urllib.request.urlopen(f"{base}/health", timeout=2):
                     break
             except OSError:
-                assert process.poll() is None, (tmp_path / "actions.log").read_text()
+                process.check_alive()
                 assert time.monotonic() < deadline, "action server not ready in 60 s"
                 time.sleep(0.3)
         yield base, db
     finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+        process.stop()  # the whole group: a slow Sanic shutdown is no test error
         db.dispose()
 
 
