@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from bot import channel
+
 GREETING = "您好，这里是外呼服务中心，我们在做一次服务回访，请问您现在方便说话吗？"
 QUESTIONS = ("请问您对我们的服务满意吗？", "您最近一个月使用过我们的产品吗？",
              "请问您愿意参加我们的会员活动吗？", "您是否需要我们再发一条短信给您？",
@@ -13,7 +15,9 @@ GOODBYE = "好的，感谢您的配合，祝您生活愉快，再见。"
 
 
 class ScriptedDialogue:
-    """Rasa's REST reply shape without Rasa: greeting, questions, goodbye + hangup."""
+    """Rasa's REST reply shape without Rasa: greeting, questions, goodbye + hangup; every
+    answer to the caller carries the classification the deciding action always sends (the
+    gateway takes a reply without it for a dead action server)."""
 
     def __init__(self, questions: int, hints: tuple[str, ...]) -> None:
         self.questions = questions
@@ -30,9 +34,11 @@ class ScriptedDialogue:
         self.turn[sender] += 1
         if n:
             self.heard[sender].append(message)
+        classified = [{"recipient_id": sender,
+                       "custom": channel.classified_payload("scripted", 1.0)}] if n else []
         if n > self.questions:
-            return [{"recipient_id": sender, "text": GOODBYE},
+            return [*classified, {"recipient_id": sender, "text": GOODBYE},
                     {"recipient_id": sender, "custom": {"hangup": True}}]
         text = GREETING if n == 0 else QUESTIONS[(n - 1) % len(QUESTIONS)]
-        return [{"recipient_id": sender, "text": text},
+        return [*classified, {"recipient_id": sender, "text": text},
                 {"recipient_id": sender, "custom": {"listen": dict(self.listen)}}]
