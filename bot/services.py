@@ -112,16 +112,18 @@ class Process:
     def stop(self, timeout: float = 10.0) -> None:
         """End the process and everything it started (its own session: Sanic's worker
         outlives a parent killed alone), politely first, then by force after *timeout*."""
-        if self.popen is None:
+        # Only a group whose leader we hold is ours: once the leader has been reaped, its id
+        # may be reused by an unrelated process group (pid_max is 32768 here).
+        if self.popen is None or self.popen.poll() is not None:
             return
-        if self.popen.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.popen.wait(timeout)
-        self._signal_group(signal.SIGKILL)  # what the parent left behind, if anything
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.popen.wait(timeout)
+        # What the leader left behind: while a member lives, the group's id cannot be reused.
+        self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self.popen is not None

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.services import Process
 
 # A parent that starts a child ignoring SIGTERM, writes the child's pid, then waits.
@@ -48,3 +50,17 @@ def test_stop_ends_the_children_as_well(tmp_path: Path) -> None:
     finally:
         if alive(child):
             os.kill(child, 9)
+
+
+def test_a_process_that_already_ended_is_not_signalled_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once its leader is reaped, the group id may belong to someone else's processes."""
+    process = Process("quick", [sys.executable, "-c", "pass"], tmp_path / "quick.log",
+                      dict(os.environ))
+    process.start()
+    assert process.popen is not None
+    process.popen.wait(20)
+    signalled: list[int] = []
+    monkeypatch.setattr(os, "killpg", lambda pgid, sig: signalled.append(pgid))
+    process.stop()
+    assert signalled == []
