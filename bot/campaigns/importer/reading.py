@@ -49,13 +49,7 @@ def open_table(path: Path, encoding: str | None, sheet: str | None,
     """The list at *path*, XLSX or CSV as its first bytes tell (not its name), read within
     *limits* (default: :meth:`ImportLimits.from_env`)."""
     limits = limits or ImportLimits.from_env()
-    try:
-        with path.open("rb") as probe:
-            magic = probe.read(8)
-            size = os.fstat(probe.fileno()).st_size
-    except OSError as exc:
-        raise ContactImportError(f"cannot read {path}: {exc.strerror or exc}") from None
-    _check_size(path, size, limits)
+    magic = _first_bytes(path, limits)
     if magic.startswith(b"\xd0\xcf\x11\xe0"):
         raise ContactImportError(
             f"{path.name} is an old Excel .xls file: save it as .xlsx or CSV (UTF-8)")
@@ -101,13 +95,7 @@ def check_csv_file(path: Path, limits: ImportLimits | None = None) -> None:
     limits = limits or ImportLimits.from_env()
     if not path.is_file():  # a pipe or a device would never end (or block the open)
         raise ContactImportError(f"{path} is not a regular file")
-    try:
-        with path.open("rb") as probe:
-            magic = probe.read(8)
-            size = os.fstat(probe.fileno()).st_size
-    except OSError as exc:
-        raise ContactImportError(f"cannot read {path}: {exc.strerror or exc}") from None
-    _check_size(path, size, limits)
+    magic = _first_bytes(path, limits)
     _check_csv_bytes(path, magic, limits)
 
 
@@ -323,3 +311,15 @@ def _xlsx_rows(path: Path, rows: Iterator[tuple[Any, ...]],
         if isinstance(exc, ContactImportError):
             raise
         raise _xml_refused(path, exc) from None
+
+
+def _first_bytes(path: Path, limits: ImportLimits) -> bytes:
+    """The file's first 8 bytes (what it is), once its size is within *limits*."""
+    try:
+        with path.open("rb") as probe:
+            magic = probe.read(8)
+            size = os.fstat(probe.fileno()).st_size
+    except OSError as exc:
+        raise ContactImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_size(path, size, limits)
+    return magic
