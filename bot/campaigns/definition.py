@@ -64,6 +64,15 @@ class Consent(_Strict):
     min_intent_confidence: float = Field(0.8, ge=0, le=1)
 
 
+class Understanding(_Strict):
+    """How sure the bot must be before it acts on a request that changes the call."""
+
+    min_control_confidence: float = Field(
+        0.7, ge=0, le=1, description="a request for a person, a complaint or a do-not-call "
+        "request classified below this (and not said in so many words) is confirmed back "
+        "before the bot acts on it")
+
+
 # --- the contact list and order templates ----------------------------------------------
 
 StandardColumn = Literal["name", "gender", "age", "region", "id_last4"]
@@ -269,6 +278,7 @@ class CampaignDefinition(_Strict):
     script: Script = Script()
     survey: Survey | None = None
     consent: Consent = Consent()
+    understanding: Understanding = Understanding()
     contacts: ListTemplate = ListTemplate()
     order: list[CustomField] = Field([], description="product/order fields of each contact")
     schedule: Schedule = Schedule()
