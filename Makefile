@@ -6,7 +6,7 @@ RASA := .venv-rasa/bin/rasa
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo demo-text test test-rasa test-py lint bench chat clean
+.PHONY: help setup demo demo-text variants test test-rasa test-py lint bench chat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,10 @@ demo: setup ## sample campaigns with virtual customers through the whole bot, th
 
 demo-text: setup ## the same sample campaigns as text calls (no SIP or audio; about a minute)
 	$(PY) -m voice.cli demo --text
+
+variants: setup ## paraphrased personas (examples/personas-variants) as calls, then a JSON summary; TEXT=1 for text calls
+	$(PY) -m voice.cli simulate --summary --concurrency 6 $(if $(TEXT),--text) --personas \
+		examples/personas-variants/{marketing,notification,survey,second_confirmation}
 
 test: setup lint test-rasa test-py ## every test: lint, Rasa data, conversation tests, NLU gate, pytest
 

@@ -63,13 +63,20 @@ def add_voice_commands(sub: bot_cli.Subcommands) -> None:
 
     simulate = voice_options(sub.add_parser(
         "simulate", help="virtual customers (persona files) as real SIP calls"))
-    simulate.add_argument("--personas", type=Path, required=True, help="folder of personas")
+    simulate.add_argument("--personas", type=Path, nargs="+", required=True,
+                          help="folder(s) of personas, run one after the other")
     simulate.add_argument("--campaign", type=Path,
                           help="campaign YAML (default: the sample campaign named like the "
                           "persona folder)")
     simulate.add_argument("--concurrency", type=int, default=4, help="calls at once")
     simulate.add_argument("--report", action="store_true",
                           help="also print the campaign report as a JSON line")
+    simulate.add_argument("--text", action="store_true",
+                          help="text calls instead (no SIP or audio): the words go straight "
+                          "to Rasa")
+    simulate.add_argument("--summary", action="store_true",
+                          help="finally a JSON line: expectations held per folder and "
+                          "overall, failures, unwanted consents")
     simulate.set_defaults(func=cmd_simulate)
 
     call = voice_options(bot_cli.with_json(sub.add_parser(

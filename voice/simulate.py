@@ -7,6 +7,12 @@ dialer claims the contacts on a virtual clock (one calling day, retries included
 goes through VAD and ASR, the text to the real Rasa server and action server, and the
 bot's replies come back as TTS audio over RTP.  One JSON line per persona: dial result,
 outcome, decline reason, whether `expect` held.
+
+Several folders run as one job (one per campaign type, each with the sample campaign named
+like the folder); `--text` plays the same personas as text calls (`bot.demo.text_calls`: no
+SIP or audio), so that what the classifier and the flow make of the words can be told
+apart from what the recogniser heard; `--summary` adds the held rates and the failures
+(`bot.expectations`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ from bot.demo import (
     calling_day,
     dial_campaign,
     load_sample,
+    text_calls,
 )
+from bot.expectations import heard_turns, summarise
 from bot.personas import Persona, load_personas
 from bot.reports.figures import campaign_figures
 from bot.store import Database, default_url
@@ -132,45 +140,79 @@ async def simulate_campaign(db: Database, rasa: RasaEndpoint, defn: CampaignDefi
     return results, figures
 
 
-def demo_calls(asr_engine: str) -> SampleCalls:
-    """`waihu demo`'s voice calls: each sample campaign through `simulate_campaign`, six
-    calls at once, files under var/."""
+def voice_calls(asr_engine: str, var: Path, concurrency: int | None) -> SampleCalls:
+    """Each sample campaign through `simulate_campaign`: `SampleCalls` for the demo and
+    for `waihu simulate`."""
     async def calls(db: Database, rasa: RasaEndpoint, defn: CampaignDefinition,
                     personas: list[Persona], today: date
                     ) -> tuple[list[PersonaResult], dict[str, Any]]:
-        return await simulate_campaign(db, rasa, defn, personas, ROOT / "var",
-                                       today=today, asr_engine=asr_engine, concurrency=6)
+        return await simulate_campaign(db, rasa, defn, personas, var, today=today,
+                                       asr_engine=asr_engine, concurrency=concurrency)
     return calls
 
 
+def demo_calls(asr_engine: str) -> SampleCalls:
+    """`waihu demo`'s voice calls: six calls at once, files under var/."""
+    return voice_calls(asr_engine, ROOT / "var", 6)
+
+
+def _runs(args: Any, today: date) -> list[tuple[str, CampaignDefinition, list[Persona]]]:
+    """(folder name, campaign, personas) for each `--personas` folder; the campaign is
+    `--campaign` (one folder only) or the sample campaign named like the folder."""
+    folders = [Path(folder) for folder in args.personas]
+    if args.campaign and len(folders) > 1:
+        raise ValueError("--campaign goes with one --personas folder; several folders each "
+                         "run with the sample campaign named like the folder")
+    runs = []
+    for folder in folders:
+        campaign = Path(args.campaign or ROOT / "examples" / "campaigns" / f"{folder.name}.yml")
+        if not campaign.exists():
+            raise ValueError(f"no campaign file {campaign}; give --campaign")
+        runs.append((folder.name, load_sample(campaign, today), load_personas(folder)))
+    names = [defn.name for _, defn, _ in runs]
+    if len(set(names)) < len(names):
+        raise ValueError(f"two folders would run campaign {max(names, key=names.count)}: "
+                         "each folder needs a campaign of its own")
+    return runs
+
+
 def simulate(args: Any) -> int:
-    """`waihu simulate --campaign FILE.yml --personas DIR`."""
+    """`waihu simulate --personas DIR [DIR …] [--campaign FILE.yml] [--text] [--summary]`."""
     from bot.services import RasaStack
 
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
+    today = date.today()
+    try:
+        runs = _runs(args, today)
+    except ValueError as exc:
+        print(f"waihu simulate: {exc}", file=sys.stderr)
+        return 2
     url = default_url(args.database, scratch="simulate")
     db = Database(url)
     db.upgrade()
-    today = date.today()
-    campaign = args.campaign or ROOT / "examples" / "campaigns" / f"{Path(args.personas).name}.yml"
-    if not Path(campaign).exists():
-        print(f"waihu simulate: no campaign file {campaign}; give --campaign", file=sys.stderr)
-        return 2
-    defn = load_sample(Path(campaign), today)
-    personas = load_personas(args.personas)
-    print(f"starting Rasa, the action server and the voice stack for {len(personas)} "
-          "virtual customers…", file=sys.stderr)
+    for _, defn, _ in runs:  # all first: a consent's follow-up goes to another one
+        save_campaign(db, defn)
+    text = getattr(args, "text", False)
+    place_calls = text_calls if text else voice_calls(args.asr, var, args.concurrency)
+    count = sum(len(personas) for _, _, personas in runs)
+    print(f"starting Rasa, the action server{'' if text else ' and the voice stack'} for "
+          f"{count} virtual customers ({'text' if text else 'voice'} calls)…", file=sys.stderr)
+    groups: dict[str, list[PersonaResult]] = {}
     with RasaStack(url) as stack:
-        results, figures = asyncio.run(simulate_campaign(
-            db, stack.endpoint, defn, personas, var, today=today, asr_engine=args.asr,
-            concurrency=args.concurrency))
-    for result in results:
-        print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
-    if getattr(args, "report", False):
-        print(json.dumps({"report": figures}, ensure_ascii=False, default=str))
-    failed = [r.persona for r in results if not r.ok]
+        for name, defn, personas in runs:
+            results, figures = asyncio.run(place_calls(db, stack.endpoint, defn, personas,
+                                                       today))
+            groups[name] = results
+            for result in results:
+                print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+            if getattr(args, "report", False):
+                print(json.dumps({"report": figures}, ensure_ascii=False, default=str))
+    failed = [r for results in groups.values() for r in results if not r.ok]
+    if getattr(args, "summary", False):
+        heard = heard_turns(db, [r.call_id for r in failed])
+        print(json.dumps({"summary": summarise(groups, heard)}, ensure_ascii=False))
     if failed:
-        print(f"{len(failed)} persona(s) did not meet `expect`: {', '.join(failed)}",
-              file=sys.stderr)
+        print(f"{len(failed)} persona(s) did not meet `expect`: "
+              f"{', '.join(r.persona for r in failed)}", file=sys.stderr)
     return 1 if failed else 0
