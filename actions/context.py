@@ -58,6 +58,7 @@ def build_script(defn: CampaignDefinition, *, can_verify_id: bool) -> flow.Scrip
         open_question=survey.open_question if survey else flow.DEFAULT_OPEN_QUESTION,
         min_asr_confidence=defn.consent.min_asr_confidence,
         min_intent_confidence=defn.consent.min_intent_confidence,
+        min_control_confidence=defn.understanding.min_control_confidence,
     )
 
 

@@ -16,9 +16,8 @@ actions/wording.py; this module re-exports what callers use as ``flow.X``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from actions.flowbase import (
+    DEFAULT_CALLBACK_DELAY,
     MAX_CONTROL_ASKS,
     MAX_ID_TRIES,
     MAX_OBJECTIONS,
@@ -27,7 +26,7 @@ from actions.flowbase import (
     MAX_WEAK_AGREEMENTS,
     REASON_BY_INTENT,
 )
-from actions.flowoffer import OfferStages
+from actions.flowcontrol import ControlRequests
 from actions.flowtypes import (
     AddDoNotCall,
     CampaignType,
@@ -45,17 +44,15 @@ from actions.flowtypes import (
     SurveyQuestion,
 )
 from actions.wording import (
-    CONTROL_WORDS,
     DEFAULT_OPEN_QUESTION,
     DISCLOSURES,
     LEADS,
     QUESTIONS,
     REPEAT_REQUEST,
-    SAYS_NO,
     SCALE_HINTS,
 )
 from bot.textnorm import last4, parse_score
-from bot.timeparse import parse_callback_time, say_time
+from bot.timeparse import parse_callback_time
 
 __all__ = [
     # the machine
@@ -104,20 +101,7 @@ def _asks_to_repeat(reply: Reply) -> bool:
         reply.intent == "not_understand" and bool(REPEAT_REQUEST.search(reply.text)))
 
 
-# Requests the bot must honour wherever they come and whatever the classifier made of the
-# rest of the words: a noisy transcript ("你们田间4打我要投诉") was taken for busy_call_later,
-# and a lost complaint or do-not-call request is a compliance failure.  First match wins;
-# the classifier's own control intent is never overridden ("再打我就投诉" is do_not_call).
-_CONTROL_INTENTS = frozenset({"request_human", "complain", "do_not_call"})
-# The ones with lasting effects (the number is barred): confirmed back when heard unclearly.
-_CONFIRMED_CONTROLS = frozenset({"complain", "do_not_call"})
-
-
-def _control_by_words(text: str) -> str | None:
-    return next((intent for intent, words in CONTROL_WORDS if words.search(text)), None)
-
-
-class CallFlow(OfferStages):
+class CallFlow(ControlRequests):
     """Decides each step of one call. Create one per turn from the stored state."""
 
     # -- entry points -------------------------------------------------------------------
@@ -137,17 +121,12 @@ class CallFlow(OfferStages):
         if intent == "caller_hung_up":
             return self._caller_gone()
         if self.state.stage == "confirm_control":  # no control words: "不是，我没说别再打了"
-            return self._on_confirm_control(reply, intent)
-        if intent not in _CONTROL_INTENTS and reply.input_mode != "dtmf":
-            intent = _control_by_words(reply.text) or intent
-        if intent in _CONFIRMED_CONTROLS and not self._heard_clearly(reply):
-            return self._confirm_control(intent, reply.text)
+            return self._on_confirm_control(reply)
+        control = self._control_request(reply)
+        if control is not None:
+            return self._act_on_control(control, reply)
         if intent in PRODUCT_QUESTIONS:
             self.state.product_questions += 1
-        if intent in ("request_human", "complain"):
-            return self._escalate(intent)
-        if intent == "do_not_call":
-            return self._do_not_call(reply)
         if intent == "silence_timeout":
             return self._silence()
         if self.state.stage in _FREE_TEXT_STAGES and not _asks_to_repeat(reply):
@@ -166,80 +145,22 @@ class CallFlow(OfferStages):
 
     # -- things that can happen at any stage --------------------------------------------
 
-    def _escalate(self, intent: str) -> Step:
-        if intent == "complain":
-            # A complaint puts the number on the blacklist at once (DESIGN.md, "Blacklist").
-            step = self._end("end_complaint", Outcome("complaint"),
-                             AddDoNotCall("blacklist", "complaint", "客户在通话中投诉"),
-                             Escalate("complaint"))
-        else:
-            step = self._end("end_transfer", Outcome("escalated"), Escalate("request_human"))
-        return step  # action_ask pauses the conversation once the transfer is announced
-
-    def _do_not_call(self, reply: Reply) -> Step:
-        return self._end("end_dnc", Outcome("do_not_call"),
-                         AddDoNotCall("do_not_call", "customer",
-                                      reply.text or "客户要求不再拨打"))
-
-    def _confirm_control(self, intent: str, words: str) -> Step:
-        """A do-not-call request or a complaint heard unclearly (a guess the ASR snapped to
-        a hint, low confidence): both end the relationship, so ask back first."""
-        self.state.pending_control, self.state.pending_words = intent, words
-        self.state.resume_stage, self.state.control_asks = self.state.stage, 1
-        self.state.stage = "confirm_control"
-        return self._prompt()
-
-    def _caller_gone(self) -> Step:
-        """The caller hung up (after their last words, if any).  A request being confirmed
-        back stands, as on silence; anything else is left to the channel's hang-up, which
-        decides `hung_up_early` or `survey_partial`."""
-        if self.state.stage == "confirm_control":
-            return self._on_confirm_control(Reply("silence_timeout"), "silence_timeout")
-        return Step()
-
-    def _on_confirm_control(self, reply: Reply, intent: str) -> Step:
-        """Only a clear no drops the request; yes, the request again, silence or a second
-        answer that is neither honour it (when in doubt a do-not-call request stands)."""
-        pending = self.state.pending_control or "do_not_call"
-        if intent == "deny" or reply.keyed == "2" or SAYS_NO.match(reply.text):
-            self.state.stage = self.state.resume_stage or "identity"
-            self.state.pending_control, self.state.pending_words = None, ""
-            return self._prompt(Step(lead="go_on"))
-        if intent in _CONTROL_INTENTS and intent != pending:
-            pending = intent  # asked to confirm one request, the customer made another
-        elif not (intent in ("affirm", "agree", "silence_timeout") or reply.keyed == "1"
-                  or intent == pending or self.state.control_asks >= MAX_CONTROL_ASKS):
-            self.state.control_asks += 1
-            return self._prompt(Step(lead="sorry"))
-        if pending == "do_not_call":
-            return self._do_not_call(Reply("do_not_call", text=self.state.pending_words))
-        return self._escalate(pending)
-
-    def _silence(self) -> Step:
-        self.state.silences += 1
-        if self.state.silences <= MAX_SILENCES:
-            return self._prompt(Step(lead="still_there"))
-        return self._end("end_silence", self._unfinished_outcome(silent=True))
-
     def _goodbye(self) -> Step:
-        return self._end("end_goodbye", self._unfinished_outcome(silent=False))
+        return self._end_unfinished("end_goodbye", silent=False)
 
     def _callback(self, reply: Reply) -> Step:
         due = parse_callback_time(reply.text, self._now)
-        if due is None:
-            return self._goto("callback_time")
+        if due is None:  # "call me later", and the time is asked; the request stands
+            outcome = self._decide("callback_requested", said=reply.text)
+            return self._goto("callback_time", Step(effects=[outcome]))
         return self._schedule_callback(due, reply.text)
-
-    def _schedule_callback(self, due: datetime, said: str) -> Step:
-        return self._end("end_callback", Outcome("callback_requested"),
-                         ScheduleCallback(due, said),
-                         callback_time_text=say_time(due, self._now))
 
     def _on_callback_time(self, reply: Reply) -> Step:
         due = parse_callback_time(reply.text, self._now)
-        if due is None:  # no usable time: call back in two hours (the no-answer spacing)
-            due = self._now + timedelta(hours=2)
-        return self._schedule_callback(due, reply.text)
+        if due is None:  # no usable time: call back after the usual spacing
+            due = self._now + DEFAULT_CALLBACK_DELAY
+        said = (self.state.decision or {}).get("said") or ""
+        return self._schedule_callback(due, f"{said} {reply.text}".strip())
 
     # -- identity ------------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ actions/flowoffer.py (the offer, the read-back and the consent), then actions/fl
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from actions.flowtypes import Effect, FlowState, Outcome, Reply, Script, Step
+from actions.flowtypes import Effect, FlowState, Outcome, Reply, ScheduleCallback, Script, Step
 from actions.wording import DISCLOSURES, LEADS, SCALE_HINTS
+from bot.timeparse import say_time
 
 MAX_REPEATS = 2  # "没听清" → repeat at most twice, then end without a sale
 MAX_SILENCES = 1  # /silence_timeout → reprompt once, then end
@@ -21,6 +22,8 @@ MAX_ID_TRIES = 2
 MAX_WEAK_AGREEMENTS = 2  # "嗯"/"好" where an explicit "我同意" is needed
 MAX_OBJECTIONS = 1  # answer an objection once; the second time it is the decline reason
 MAX_CONTROL_ASKS = 2  # "您是说以后不要再打了吗？" at most twice, then the request stands
+# A customer who asked to be called back and gave no usable time: the no-answer spacing.
+DEFAULT_CALLBACK_DELAY = timedelta(hours=2)
 
 REASON_BY_INTENT = {"too_expensive": "too_expensive", "distrust": "distrust",
                     "not_needed": "not_needed"}
@@ -75,8 +78,9 @@ class FlowBase:
         elif stage == "offer":
             step.question = "consent"
         elif stage == "confirm_control":
-            step.question = ("confirm_dnc" if self.state.pending_control == "do_not_call"
-                             else "confirm_complaint")
+            step.question = {"do_not_call": "confirm_dnc", "complain": "confirm_complaint",
+                             "request_human": "confirm_human"}[
+                                 self.state.pending_control or "do_not_call"]
         elif stage in ("survey_reason", "keyed_confirm", "decline_reason", "callback_time"):
             step.question = {"survey_reason": "survey_reason", "keyed_confirm": "keyed_confirm",
                              "decline_reason": "decline_reason",
@@ -109,13 +113,44 @@ class FlowBase:
     def _repeat(self) -> Step:
         self.state.repeats += 1
         if self.state.repeats > MAX_REPEATS:
-            return self._end("end_not_understood", self._unfinished_outcome(silent=True))
+            return self._end_unfinished("end_not_understood", silent=True)
         if self.state.stage in ("offer", "keep_offer"):
             return self._prompt(self._pitch(sorry=True))
         return self._prompt(Step(lead="sorry"))
 
+    def _silence(self) -> Step:
+        self.state.silences += 1
+        if self.state.silences <= MAX_SILENCES:
+            return self._prompt(Step(lead="still_there"))
+        return self._end_unfinished("end_silence", silent=True)
+
+    # -- decisions taken before the call ends ----------------------------------------------
+
+    def _decide(self, outcome: str, reason: str | None = None, said: str = "") -> Outcome:
+        """The customer has decided (a refusal, "call me later") and the bot asks one more
+        thing: the decision is the call's outcome from now on, recorded at once (a call cut
+        off by a fault keeps it) and whatever the next turn brings."""
+        self.state.decision = {"outcome": outcome, "reason": reason, "said": said}
+        return Outcome(outcome, reason)
+
+    def _end_unfinished(self, lead: str, *, silent: bool) -> Step:
+        """End a call before its script did (silence, not understood, goodbye, hang-up),
+        with the decision already taken if there is one."""
+        decision = self.state.decision
+        if decision is not None and decision["outcome"] == "callback_requested":
+            return self._schedule_callback(self._now + DEFAULT_CALLBACK_DELAY,
+                                           decision["said"])
+        return self._end(lead, self._unfinished_outcome(silent=silent))
+
+    def _schedule_callback(self, due: datetime, said: str) -> Step:
+        return self._end("end_callback", Outcome("callback_requested"),
+                         ScheduleCallback(due, said),
+                         callback_time_text=say_time(due, self._now))
+
     def _unfinished_outcome(self, *, silent: bool) -> Outcome:
         """The outcome of a call that ends before its script did."""
+        if self.state.decision is not None:
+            return Outcome(self.state.decision["outcome"], self.state.decision["reason"])
         if self.state.answered:
             return Outcome("survey_partial")
         if self.state.stage == "notice" and not silent:

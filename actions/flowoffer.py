@@ -129,9 +129,17 @@ class OfferStages(FlowBase):
         if intent == "undecided":
             return self._decline("other")
         if intent == "deny" or reply.keyed == "2":
+            # A no is a no: asking why cannot undo it (silence, a hang-up or a goodbye
+            # after "方便说一下原因吗" still ends as this decline).
+            outcome = self._decide("declined", self._objection_heard())
             self.state.stage = "decline_reason"
-            return self._prompt()
+            return self._prompt(Step(effects=[outcome]))
         return self._repeat()
+
+    def _objection_heard(self) -> str:
+        """The reason a bare no rests on: the latest objection the customer raised."""
+        raised = [kind for kind in self.state.objections if kind in REASON_BY_INTENT]
+        return raised[-1] if raised else "other"
 
     def _objection(self, kind: str, lead: str) -> Step:
         count = self.state.objections.get(kind, 0) + 1
@@ -145,4 +153,4 @@ class OfferStages(FlowBase):
         return self._end("end_decline", Outcome("declined", reason))
 
     def _on_decline_reason(self, reply: Reply) -> Step:
-        return self._decline(REASON_BY_INTENT.get(reply.intent, "other"))
+        return self._decline(REASON_BY_INTENT.get(reply.intent) or self._objection_heard())

@@ -39,6 +39,7 @@ class Script:
     open_question: str = DEFAULT_OPEN_QUESTION
     min_asr_confidence: float = 0.75
     min_intent_confidence: float = 0.8
+    min_control_confidence: float = 0.7  # a control request classified below it is asked back
 
     @property
     def required_disclosures(self) -> frozenset[str]:
@@ -92,6 +93,11 @@ class FlowState:
     pending_words: str = ""
     resume_stage: str = ""
     control_asks: int = 0
+    # A decision the customer has made while the call goes on (a refusal before "方便说一下
+    # 原因吗", "call me later" before the time): {"outcome", "reason", "said"}.  Whatever
+    # follows (silence, a hang-up, a goodbye) the call ends with it; only a stronger request
+    # (a complaint, do-not-call, a person) replaces it.
+    decision: dict[str, Any] | None = None
 
     @classmethod
     def from_slot(cls, value: Any) -> FlowState:

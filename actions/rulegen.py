@@ -18,11 +18,14 @@ from actions.wording import LEADS, QUESTIONS
 RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "rules" / "moves.yml"
 DECIDING_ACTIONS = ("action_start_call", "action_dialogue", "action_escalate",
                     "action_do_not_call")
+_CONTROL_LEADS = ("end_transfer", "end_complaint", "end_dnc", "nothing", "go_on", "sorry")
 # Which leads each deciding action can choose (action_start_call only greets, …).
 _LEADS_OF = {
     "action_start_call": ("greeting", "end_goodbye"),  # end_goodbye: call not in the db
-    "action_escalate": ("end_transfer", "end_complaint", "nothing"),
-    "action_do_not_call": ("end_dnc", "nothing"),
+    # A control request: acted on, confirmed back (nothing), or the answer to such a
+    # confirmation (actions/flowcontrol.py): a no (go_on), unclear (sorry), another request.
+    "action_escalate": _CONTROL_LEADS,
+    "action_do_not_call": _CONTROL_LEADS,
     "action_dialogue": tuple(k for k in LEADS if k not in ("greeting",)),
 }
 

@@ -87,6 +87,7 @@ QUESTIONS: dict[str, str | None] = {
     "callback_time": "utter_ask_callback_time",
     "confirm_dnc": "utter_confirm_dnc",
     "confirm_complaint": "utter_confirm_complaint",
+    "confirm_human": "utter_confirm_human",
 }
 
 # The questions answered with the ID digits: the channel masks their answers wherever
@@ -120,8 +121,19 @@ REPEAT_REQUEST = re.compile(r"什么|啥|再说|再讲|重复|没听|听不|不�
 CONTROL_WORDS = (
     ("complain", re.compile(r"投诉|举报")),
     ("do_not_call", re.compile(r"别再打|不要再打|别打了|不要打了|别给我打|不要给我打")),
-    ("request_human", re.compile(r"转人工|人工客服|人工服务")),
+    ("request_human",
+     re.compile(r"转人工|人工客服|人工服务|找人工|要人工|接人工|人工坐席|真人客服")),
 )
 
 # A reply to "您是说…对吗？" that starts with a no is one, whatever words follow.
 SAYS_NO = re.compile(r"(?:不是|不对|没有|没说|我没|不不)")
+# ...and to "您是要转人工客服吗？" also a "no need" ("不用，你说吧"): not said of a do-not-call
+# request, where "不要再打了" is the request itself.
+SAYS_NO_NEED = re.compile(r"(?:不用|不需要|不要|不找|别转|不转)")
+
+# An utterance that opens with an ordinary answer to the bot's question ("可以你说", "好的",
+# "不方便"): a control intent the classifier read into it, without the request's own words,
+# is contradicted by the rest of the utterance and is asked back before it is acted on.
+ANSWER_OPENING = re.compile(
+    r"^[嗯哦啊呃喂额唉，,。 ]*(?:可以|好的?|行|是的?|对|没问题|方便|你说|说吧|请说|请讲|讲吧"
+    r"|不方便|没空|不用|不需要|不要|不行|没兴趣)")

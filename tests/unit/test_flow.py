@@ -58,9 +58,10 @@ class Call:
 
     @property
     def outcome(self) -> Outcome | None:
+        """The call's outcome: the last one recorded (a decision taken while the call goes
+        on is recorded at once, and again, perhaps with its reason, when the call ends)."""
         outcomes = [e for e in self.effects if isinstance(e, Outcome)]
-        assert len(outcomes) <= 1, outcomes
-        return outcomes[0] if outcomes else None
+        return outcomes[-1] if outcomes else None
 
     @property
     def consents(self) -> list[RecordConsent]:

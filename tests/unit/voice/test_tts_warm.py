@@ -31,7 +31,7 @@ def test_warm_a_stored_campaign_with_its_contacts(db: Database, tmp_path: Path) 
     report = warm_campaign(db, defn.name, cache, now=NOW, days=2, processes=1)
     assert report["campaign"] == defn.name
     assert report["wordings"] == 2  # one contact, two calling days (trial end moves)
-    assert report["prompts"] == report["total"] == report["synthesised"] == 58  # 2: the gateway's
+    assert report["prompts"] == report["total"] == report["synthesised"] == 59  # 2: the gateway's
     assert report["dynamic"] == ["utter_callback_confirm"]
     assert report["by_response"]["utter_disclose_trial"] == 2
     assert cache.lookup("请问您是张先生本人吗？") is not None
