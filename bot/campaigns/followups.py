@@ -19,6 +19,8 @@ Rules chosen where the brief was silent (see also bot/campaigns/compliance.py):
   count goes back to 0.  Every attempt stays in ``call_attempts`` whatever the count says.
 - A contact with a pending callback after its call (asked for in the call, or scheduled by a
   follow-up) is due at the callback time moved into the calling windows.
+- A declined call cancels the contact's pending customer-requested callbacks (a refusal
+  on the callback, or on any later call, supersedes the earlier "call me later").
 - Answered calls close the contact (``done``) except: ``callback_requested`` (the callback),
   ``no_response`` (retried per ``no_response``), and for notifications ``hung_up_early``
   (the notice was not heard: retried like ``no_response``).  A number on the DNC list after
@@ -111,6 +113,8 @@ class Closer:
         outcome = call.outcome if call is not None else None
         if outcome == "consented" and call is not None:
             self._second_confirmation(contact, campaign, defn, call)
+        if outcome == "declined":  # a no is a no: "call me later" said before it is void
+            self.callbacks.cancel_pending(contact.id, kinds=("customer_request",))
         pending = self.callbacks.pending_for(contact.id)
         if pending:
             due = max(pending[0].due_at, now)

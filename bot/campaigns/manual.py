@@ -2,7 +2,8 @@
 
 The dialer (bot/campaigns/dialer.py) never dials a number on the do-not-call list or the
 blacklist, outside the campaign's calling windows, or while another live call holds the
-number. An operator's one-off call obeys the same rules, decided by their owners
+number, nor a customer who declined the campaign's offer. An operator's one-off call obeys
+the same rules, decided by their owners
 (`DncRepo.is_blocked`, `compliance.in_window`, `PhoneLockRepo.available`), and takes the
 number's lock for as long as its lease, like a claim. The rules of a campaign's rounds
 (attempts, retry times, the marketing cap) do not apply: this call is outside the rounds.
@@ -30,9 +31,10 @@ from bot.store.repos.audit import AuditRepo, os_actor
 log = logging.getLogger("waihu.manual_call")
 
 GATEWAY = "waihu-call"
-Rule = Literal["do_not_call", "outside_window", "phone_locked"]
+Rule = Literal["do_not_call", "declined", "outside_window", "phone_locked"]
 RULE_TEXT: dict[Rule, str] = {
     "do_not_call": "the number is on the do-not-call list or the blacklist",
+    "declined": "the customer declined this campaign's offer (a no is not redialled)",
     "outside_window": "now is outside the campaign's calling windows",
     "phone_locked": "another live call holds the number",
 }
@@ -79,6 +81,8 @@ def claim_manual_call(db: Database, campaign_id: int, defn: CampaignDefinition, 
         broken: list[Rule] = []
         if DncRepo(session).is_blocked(phone) or contact.status == "dnc":
             broken.append("do_not_call")
+        if contact.last_result == "declined":
+            broken.append("declined")
         if not in_window(defn, now):
             broken.append("outside_window")
         lockable = locks.available(phone)

@@ -81,6 +81,26 @@ def test_callback_is_dialled_even_after_the_last_attempt(db: Database) -> None:
     assert contact(db, contact_id).status == "failed"  # and then the cap holds
 
 
+def test_a_refusal_cancels_the_callbacks_asked_for_before(db: Database) -> None:
+    """A no is a no: the customer asked to be called at 12:30 and again tomorrow, then
+    declined on the 12:30 call; tomorrow's callback is not dialled."""
+    cid = add_campaign(db)
+    [contact_id] = add_contacts(db, cid, ["13812345678"])
+    dialer = Dialer(db, "gw")
+    [job] = dialer.claim(NOW, capacity=1)
+    with db.session() as session:
+        CallbackRepo(session).schedule(cid, contact_id, sh(MON, 12, 30) + timedelta(days=1),
+                                       "customer_request", call_id=job.call_id)
+    request_callback(db, dialer, job.call_id, cid, contact_id, sh(MON, 12, 30))
+    [back] = dialer.claim(sh(MON, 14), capacity=1)
+    run_call(db, dialer, back, "answered", "declined", at=sh(MON, 14),
+             decline_reason="not_needed")
+    assert [c.status for c in callbacks(db, contact_id)] == ["cancelled", "done"]
+    assert (contact(db, contact_id).status, contact(db, contact_id).next_attempt_at) == (
+        "done", None)
+    assert dialer.claim(sh(MON, 14) + timedelta(days=7), capacity=1) == []
+
+
 def test_a_customer_who_keeps_asking_is_not_called_forever(db: Database) -> None:
     cid = add_campaign(db, dialing={"max_attempts": 2})
     [contact_id] = add_contacts(db, cid, ["13812345678"])

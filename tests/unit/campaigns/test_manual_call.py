@@ -15,6 +15,7 @@ from bot.campaigns.manual import GATEWAY, CallRefused, claim_manual_call
 from bot.campaigns.registry import save_campaign
 from bot.store import AuditRepo, Database, DncRepo, PhoneLockRepo
 from bot.store.models import CallAttempt, Contact
+from tests.unit.campaigns.test_dialer import gateway_result
 
 REPO = Path(__file__).resolve().parents[3]
 PHONE = "13812345678"
@@ -69,6 +70,20 @@ def test_a_barred_number_is_refused_and_nothing_is_written(
     assert _attempts(db) == 0 and _lock_holder(db) is None
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_a_customer_who_declined_is_not_called_again_by_hand(
+        db: Database, campaign: tuple[int, CampaignDefinition]) -> None:
+    campaign_id, defn = campaign
+    first = claim_manual_call(db, campaign_id, defn, PHONE, "sip:x@127.0.0.1", IN_WINDOW)
+    gateway_result(db, first.job.call_id, "answered", "declined", at=IN_WINDOW,
+                   decline_reason="distrust")
+    Dialer(db, GATEWAY).complete(first.job.call_id, IN_WINDOW + timedelta(minutes=2))
+    later = IN_WINDOW + timedelta(minutes=30)
+    with pytest.raises(CallRefused) as refused:
+        claim_manual_call(db, campaign_id, defn, PHONE, "sip:x@127.0.0.1", later)
+    assert refused.value.rules == ("declined",) and "declined" in str(refused.value)
+    assert _attempts(db) == 1
 
 
 def test_outside_the_calling_window_is_refused(
