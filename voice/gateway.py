@@ -36,14 +36,14 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import callrecord, events
-from bot.campaigns.definition import CampaignDefinition
+from bot.campaigns.definition import BotVoice, CampaignDefinition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.campaigns.registry import campaign_definition
 from bot.channel import DialogueChannel
 from bot.events import EventBus, InProcessBus
 from bot.privacy import mask_phone
 from bot.store import CallRepo, Database
-from bot.store.models import Call, Campaign
+from bot.store.models import Call, Campaign, Contact
 from voice.asr.announce import ANNOUNCED_RESULTS, ANNOUNCEMENT_HINTS, classify_announcement
 from voice.asr.base import AsrWorker, Hints
 from voice.audio.frames import SAMPLE_RATE, rms
@@ -51,6 +51,10 @@ from voice.backoff import Backoff
 from voice.health import HealthConfig, ServiceHealth, gateway_probes
 from voice.session import CallSession, SessionConfig, SessionResult, Speech
 from voice.telephony.base import DialOutcome, DialRequest, Leg, Telephony
+from voice.tts.espeak import Synthesizer
+from voice.tts.prompts import ContactWording, Template, contact_prompts, load_templates
+from voice.tts.voices import synthesizer_for
+from voice.tts.worker import TtsWorker, Voice
 
 log = logging.getLogger("waihu.gateway")
 
@@ -91,6 +95,9 @@ class GatewayConfig:
     # backoff_base_s doubling up to backoff_cap_s, jittered.
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 15.0
+    # How long a claimed call may wait for its contact's prompts to be synthesised before it
+    # is dialled anyway (its lease is not renewed until it is dialled).
+    prepare_timeout_s: float = 60.0
 
 
 @dataclass
@@ -123,13 +130,14 @@ class CallReport:
 class Gateway:
     def __init__(self, db: Database, telephony: Telephony, asr: AsrWorker, tts: Speech,
                  dialogue: DialogueChannel, config: GatewayConfig | None = None,
-                 clock: Callable[[], datetime] = utcnow, events: EventBus | None = None
-                 ) -> None:
+                 clock: Callable[[], datetime] = utcnow, events: EventBus | None = None,
+                 voices: Callable[[BotVoice], Synthesizer] = synthesizer_for) -> None:
         self.db = db
         self.telephony = telephony
         self.asr = asr
         self.tts = tts
         self.dialogue = dialogue
+        self.voices = voices  # a campaign's `voice` setting → its synthesizer
         self.config = config or GatewayConfig()
         self.clock = clock
         self.events = events or InProcessBus()  # every call's events (bot/events.py)
@@ -140,6 +148,8 @@ class Gateway:
             gateway_probes(db, dialogue, self.config.health.actions_url), self.config.health)
         self._definitions: dict[int, CampaignDefinition] = {}
         self._greetings: dict[int, str | None] = {}
+        self._voices: dict[int, Speech] = {}
+        self._templates: list[Template] | None = None
 
     # -- one call ------------------------------------------------------------------
     async def place_call(self, job: CallJob, now: datetime | None = None) -> CallReport:
@@ -211,6 +221,8 @@ class Gateway:
 
     async def _dial_and_talk(self, job: CallJob, now: datetime, report: CallReport) -> None:
         defn = self._definition(job.campaign_id)
+        speech = self._speech(job.campaign_id)
+        await self._prepare_prompts(job, defn, now, speech)
         trunk = defn.trunk if defn is not None else None
         password = _trunk_password(trunk.password_env) if trunk else None
         request = DialRequest(job.target, job.call_id, caller_id=job.caller_id,
@@ -240,7 +252,7 @@ class Gateway:
         self.events.publish(events.call_event(events.CALL_ANSWERED, job.call_id, now,
                                               setup_ms=outcome.setup_ms))
         call = CallSession(call_id=job.call_id, leg=leg, dialogue=self.dialogue,
-                              asr=self.asr, tts=self.tts, db=self.db,
+                              asr=self.asr, tts=speech, db=self.db,
                               metadata=self._metadata(job, now), config=self.config.session,
                               telephony=self.telephony, call_start=now,
                               greeting=self._greeting(job.campaign_id, now),
@@ -285,15 +297,58 @@ class Gateway:
                 self._definitions[campaign_id] = campaign_definition(campaign)
         return self._definitions[campaign_id]
 
+    def _speech(self, campaign_id: int) -> Speech:
+        """The TTS in the campaign's voice (its `voice` setting; espeak-ng where Kokoro is
+        not prepared).  A TTS that is not a `TtsWorker` (tests' tones) speaks as it is."""
+        if campaign_id not in self._voices:
+            defn = self._definition(campaign_id)
+            speech: Speech = self.tts
+            if isinstance(self.tts, TtsWorker) and defn is not None:
+                speech = self.tts.voice(self.voices(defn.voice))
+            self._voices[campaign_id] = speech
+        return self._voices[campaign_id]
+
+    async def _prepare_prompts(self, job: CallJob, defn: CampaignDefinition | None,
+                               now: datetime, speech: Speech) -> None:
+        """Before the dial: every prompt of this contact ready to play (its own form of
+        address and trial end synthesised now, in the TTS worker processes), so that nothing
+        is synthesised while the customer waits.  Never fails the call: a prompt that could
+        not be made is tried again when it is said (logged `tts.unprepared`)."""
+        if defn is None or not isinstance(speech, Voice):
+            return
+        try:
+            with self.db.session() as session:
+                contact = session.get(Contact, job.contact_id)
+                wording = (ContactWording(contact.name, contact.gender, dict(contact.fields or {}))
+                           if contact is not None else ContactWording(None, None, {}))
+            texts = contact_prompts(defn, wording, now.astimezone(defn.zone),
+                                    self._all_templates())
+            async with asyncio.timeout(self.config.prepare_timeout_s):
+                ready = await speech.prepare(texts)
+        except TimeoutError:  # the syntheses go on; a prompt not ready yet is waited for
+            log.warning("tts.prepare_timeout call_id=%s seconds=%.0f: dialling anyway",
+                        job.call_id, self.config.prepare_timeout_s)
+            return
+        except Exception:
+            log.exception("tts.prepare_error call_id=%s", job.call_id)
+            return
+        log.info("tts.contact_ready call_id=%s prompts=%d synthesised=%d failed=%d seconds=%.2f",
+                 job.call_id, ready["prompts"], ready["synthesised"], ready["failed"],
+                 ready["seconds"])
+
+    def _all_templates(self) -> list[Template]:
+        if self._templates is None:
+            self._templates = load_templates()
+        return self._templates
+
     def _greeting(self, campaign_id: int, now: datetime) -> str | None:
         """`utter_greeting` with the campaign's wording: every script opens with it."""
         if campaign_id not in self._greetings:
             from actions.context import wording_slots
-            from voice.tts.prompts import load_templates
 
             defn = self._definition(campaign_id)
-            template = next((t for t in load_templates() if t.response == "utter_greeting"),
-                            None)
+            template = next((t for t in self._all_templates()
+                             if t.response == "utter_greeting"), None)
             text = None
             if defn is not None and template is not None:
                 text = template.fill(wording_slots(defn, name=None, gender=None, fields={},

@@ -16,7 +16,7 @@ from pathlib import Path
 from voice.asr.base import AsrWorker
 from voice.telephony.base import Telephony
 from voice.tts.cache import PromptCache
-from voice.tts.espeak import EspeakSynthesizer
+from voice.tts.voices import DEFAULT, synthesizer_for
 from voice.tts.worker import TtsWorker
 
 log = logging.getLogger("waihu.voice")
@@ -48,9 +48,13 @@ async def voice_parts(settings: VoiceSettings,
     engine = choose_engine(settings.asr_engine)
     await asyncio.to_thread(engine.warm_up)
     asr = AsrWorker(engine)
-    cache = PromptCache(settings.var / "tts" / "cache", EspeakSynthesizer(),
+    # The default voice; each campaign's calls speak its own (Gateway._speech), through the
+    # same folder, memory and worker processes.
+    cache = PromptCache(settings.var / "tts" / "cache", synthesizer_for(DEFAULT),
                         recorded_dir=settings.recorded_prompts)
-    tts = TtsWorker(cache)
+    # Two processes: a claimed contact's own prompts are synthesised before its dial, and a
+    # neural voice takes a second or more per prompt.
+    tts = TtsWorker(cache, processes=2)
     if telephony is None:
         from voice.telephony.baresip_telephony import BaresipTelephony
 

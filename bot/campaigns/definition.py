@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -71,6 +72,45 @@ class Understanding(_Strict):
         0.7, ge=0, le=1, description="a request for a person, a complaint or a do-not-call "
         "request classified below this (and not said in so many words) is confirmed back "
         "before the bot acts on it")
+
+
+# The bot's voices (voice/tts/voices.py).  Two of Kokoro's Mandarin voices, a female one by
+# default and a male one; the virtual customers speak with zf_xiaobei (voice/tts/kokoro.py),
+# a voice the bot never uses, so that a recording's two sides can be told apart.
+KOKORO_VOICES: dict[str, str] = {"zf_xiaoyi": "female", "zm_yunxi": "male"}
+DEFAULT_KOKORO_VOICE = "zf_xiaoyi"
+ESPEAK_VOICES: dict[str, str] = {"cmn-latn-pinyin": "espeak-ng's Mandarin, read from pinyin"}
+DEFAULT_ESPEAK_VOICE = "cmn-latn-pinyin"
+VoiceEngine = Literal["kokoro", "espeak"]
+
+
+class BotVoice(_Strict):
+    """How the bot sounds.  Kokoro's neural Mandarin by default; espeak-ng (robotic, hard to
+    understand) is the fallback the gateway uses when Kokoro is not prepared, and can be
+    chosen here.  A recorded prompt (``<response>.wav``) wins over either."""
+
+    engine: VoiceEngine = "kokoro"
+    name: str = Field(DEFAULT_KOKORO_VOICE, description="kokoro: zf_xiaoyi (female, the "
+                      "default) or zm_yunxi (male); espeak: cmn-latn-pinyin (its default)")
+    speed: float = Field(1.0, ge=0.7, le=1.3, description="1.0 is the voice's own pace")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_default(cls, data: Any) -> Any:
+        """espeak without a name speaks its own default, not Kokoro's."""
+        if isinstance(data, dict) and data.get("engine") == "espeak" and "name" not in data:
+            return {**data, "name": DEFAULT_ESPEAK_VOICE}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str, info: ValidationInfo) -> str:
+        engine = info.data.get("engine")
+        known = KOKORO_VOICES if engine == "kokoro" else ESPEAK_VOICES
+        if engine is not None and value not in known:
+            choices = " or ".join(f"{name} ({what})" for name, what in known.items())
+            raise ValueError(f"no {engine} voice {value!r}: choose {choices}")
+        return value
 
 
 # --- the contact list and order templates ----------------------------------------------
@@ -279,6 +319,7 @@ class CampaignDefinition(_Strict):
     survey: Survey | None = None
     consent: Consent = Consent()
     understanding: Understanding = Understanding()
+    voice: BotVoice = BotVoice()
     contacts: ListTemplate = ListTemplate()
     order: list[CustomField] = Field([], description="product/order fields of each contact")
     schedule: Schedule = Schedule()

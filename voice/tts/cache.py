@@ -1,9 +1,9 @@
 """Prompt cache: every fixed prompt is synthesised once and kept as an 8 kHz WAV on disk.
 
 Keyed by sha256(voice id + normalised text), so changing the voice, its settings or the
-front end's readings (``FRONTEND_VERSION`` is in the espeak voice id) makes new entries instead
-of serving stale audio. A recorded human prompt, ``<recorded_dir>/<response name>.wav``, wins
-over synthesis for that response.
+front end's readings (``FRONTEND_VERSION`` is in the voice ids) makes new entries instead
+of serving stale audio; one folder holds every campaign's voice (``voiced``). A recorded
+human prompt, ``<recorded_dir>/<response name>.wav``, wins over synthesis for that response.
 
 The gateway only knows the text of a bot reply (Rasa's REST channel sends no response name):
 ``warm`` given ``{text: response}`` remembers which response says each text, so ``get`` and
@@ -14,6 +14,7 @@ call's hot path; ``lookup`` never synthesises.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -107,6 +108,16 @@ class PromptCache:
         self._clock = clock
         self.memory = PcmMemory(memory_bytes)
         self._responses: dict[str, str] = {}  # normalised text → response name
+
+    def voiced(self, synthesizer: Synthesizer) -> PromptCache:
+        """This cache speaking with another voice (a campaign's): the same folder, recorded
+        prompts, memory and text → response index.  Synthesised entries are keyed by voice,
+        so voices never mix; a recorded prompt plays whatever the voice."""
+        if synthesizer.voice_id == self.synthesizer.voice_id:
+            return self
+        other = copy.copy(self)  # shares memory and _responses: one index, one budget
+        other.synthesizer = synthesizer
+        return other
 
     def response_for(self, text: str) -> str | None:
         """The response that says ``text``, as recorded by ``warm``/``remember_responses``."""

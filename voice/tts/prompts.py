@@ -127,6 +127,19 @@ def campaign_prompts(
     return plan_prompts(definition, contacts_slot_values, templates).texts
 
 
+def contact_prompts(
+    definition: CampaignDefinition,
+    contact: ContactLike,
+    now: datetime,
+    templates: Sequence[Template] | None = None,
+) -> dict[str, str]:
+    """Every text the bot can say to ``contact`` in a call at ``now`` (in the campaign's
+    zone) → the response that says it: its own form of address and trial end, and the fixed
+    texts.  The gateway makes sure of them when it claims the contact."""
+    return plan_prompts(definition, contact_slot_values(definition, [contact], now),
+                        templates).texts
+
+
 def _combinations(slots: Sequence[str], contacts: list[dict[str, Any]],
                   survey: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
     """The slot values to try for a template: only the sources it uses, so a template without

@@ -1,9 +1,13 @@
 """Warm the prompt cache for a campaign before it runs: ``waihu prompts warm CAMPAIGN``.
 
-Every text the campaign can say (``voice.tts.prompts``) is synthesised once into the shared
-cache folder, so gateways only load files. The campaign is a name in the database (its
-contacts give the forms of address and trial dates) or a definition file (then contacts come
-from the database if a campaign of that name exists, else the untitled address only).
+Every fixed text the campaign can say (``voice.tts.prompts``) is synthesised once, in the
+campaign's voice (``voice.tts.voices``), into the shared cache folder, so gateways only load
+files.  Fixed: the same for every contact on each calling day, the untitled address (机主)
+included.  The texts with a contact's own values (its form of address, its own trial end)
+are synthesised when the gateway claims the contact (``voice.gateway``), unless
+``--contacts`` asks for every stored contact's now (slow with a neural voice on a long
+list).  The campaign is a name in the database or a definition file (then contacts, if
+asked for, come from the campaign of that name in the database).
 """
 
 from __future__ import annotations
@@ -12,16 +16,22 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.campaigns.definition import CampaignDefinition, CampaignFileError, load_definition
+from bot.campaigns.definition import (
+    BotVoice,
+    CampaignDefinition,
+    CampaignFileError,
+    load_definition,
+)
 from bot.store import Database, default_url
 from voice.tts.cache import PromptCache
-from voice.tts.espeak import SAMPLE_RATE, EspeakSynthesizer
+from voice.tts.espeak import SAMPLE_RATE, Synthesizer
 from voice.tts.prompts import contact_slot_values, load_campaign_slot_values, plan_prompts
+from voice.tts.voices import DEFAULT, synthesizer, synthesizer_for
 from voice.tts.worker import warm_many
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +49,13 @@ def default_recorded_dir() -> Path:
 
 
 def _slot_values(db: Database | None, campaign: str | Path, now: datetime | None,
-                 days: int) -> tuple[CampaignDefinition, list[dict[str, Any]], str]:
+                 days: int, contacts: bool) -> tuple[CampaignDefinition, list[dict[str, Any]],
+                                                     str]:
     path = Path(campaign)
     if path.suffix in (".yml", ".yaml") or path.is_file():
         definition = load_definition(path)
         when = now or datetime.now(definition.zone)
-        if db is not None:
+        if db is not None and contacts:
             try:
                 _, values = load_campaign_slot_values(db, definition.name, when, days)
                 return definition, values, f"file {path}, contacts of campaign {definition.name}"
@@ -54,6 +65,9 @@ def _slot_values(db: Database | None, campaign: str | Path, now: datetime | None
     if db is None:
         raise LookupError(f"{campaign!r} is not a campaign file and no database was given")
     definition, values = load_campaign_slot_values(db, str(campaign), now, days)
+    if not contacts:
+        when = now or datetime.now(definition.zone)
+        values = contact_slot_values(definition, [], when, days)
     return definition, values, f"campaign {campaign}"
 
 
@@ -74,13 +88,19 @@ def warm_campaign(
     now: datetime | None = None,
     days: int = 2,
     processes: int = 2,
+    contacts: bool = False,
+    voices: Callable[[BotVoice], Synthesizer] | None = None,
 ) -> dict[str, Any]:
     """Synthesise every fixed prompt of ``campaign`` (a name in ``db`` or a definition file)
-    for calls on ``days`` days from ``now``; returns a JSON-able report.
+    for calls on ``days`` days from ``now``, in the campaign's voice (``voices`` makes its
+    synthesizer, default ``synthesizer_for``, which falls back to espeak-ng where Kokoro is
+    not prepared; ``cache`` gives the folder, memory and recorded prompts); with
+    ``contacts``, every stored contact's own prompts too.  Returns a JSON-able report.
 
     Raises ``LookupError`` (no such campaign) or ``CampaignFileError`` (bad definition).
     """
-    definition, values, source = _slot_values(db, campaign, now, days)
+    definition, values, source = _slot_values(db, campaign, now, days, contacts)
+    cache = cache.voiced((voices or synthesizer_for)(definition.voice))
     plan = plan_prompts(definition, values)
     for text, response in gateway_lines().items():  # said without Rasa: warmed too
         plan.texts.setdefault(text, response)
@@ -96,6 +116,7 @@ def warm_campaign(
         "campaign": definition.name,
         "source": source,
         "voice": cache.synthesizer.voice_id,
+        "contacts": contacts,
         "cache_dir": str(cache.folder),
         "days": days,
         "wordings": len(values),  # distinct sets of contact slot values
@@ -124,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=int, default=2,
                         help="calling days to cover from today (trial end dates move daily)")
     parser.add_argument("--processes", type=int, default=2, help="synthesis processes")
+    parser.add_argument("--contacts", action="store_true",
+                        help="also every stored contact's own prompts (form of address, own "
+                        "trial end); without it the gateway synthesises them at the claim")
     return parser
 
 
@@ -132,13 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     1 if some prompts failed, 2 for an unknown campaign or a bad file."""
     args = build_parser().parse_args(argv)
     recorded = args.recorded_dir or default_recorded_dir()
-    cache = PromptCache(args.cache_dir or default_cache_dir(), EspeakSynthesizer(),
+    # The campaign's voice replaces this one (warm_campaign).
+    cache = PromptCache(args.cache_dir or default_cache_dir(), synthesizer(DEFAULT),
                         recorded_dir=recorded if recorded.is_dir() else None)
     db = Database(default_url(args.database))
     try:
         db.upgrade()
         report = warm_campaign(db, args.campaign, cache, days=args.days,
-                               processes=args.processes)
+                               processes=args.processes, contacts=args.contacts)
     except (LookupError, CampaignFileError) as exc:
         print(f"waihu prompts warm: {exc}", file=sys.stderr)
         return 2

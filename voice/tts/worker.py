@@ -1,11 +1,17 @@
 """Speech for the gateway without blocking its event loop.
 
 Fixed prompts are synthesised before a campaign (``warm_many``, several processes) and served
-from the prompt cache's memory. A text nobody could list ahead of time (a callback time read
-back to the caller) is synthesised in a separate worker process: the engine call blocks for
-about a second and its resampling holds the GIL, so neither may run on the loop or in one of
-its threads. Workers use the ``spawn`` start method: a forked copy of a gateway would inherit
-its sockets, threads and locks.
+from the prompt cache's memory.  The prompts of one contact (its form of address, its own
+trial end) are synthesised when the gateway claims the contact, before it dials
+(``Voice.prepare``), in the worker processes.  A text nobody could list ahead of time (a
+callback time read back to the caller) is synthesised in a worker process when it is said:
+the engine call blocks for a second or more and holds the GIL, so it may not run on the loop
+or in one of its threads.  Workers use the ``spawn`` start method (a forked copy of a gateway
+would inherit its sockets, threads and locks) and run at a lower CPU priority than the
+gateway, whose audio clock must not wait for a synthesis.
+
+One ``TtsWorker`` speaks every campaign's voice: ``voice(synthesizer)`` binds it to one, the
+worker processes keep a synthesizer per voice.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypedDict
 
 from voice.tts.cache import PromptCache, WarmReport
 from voice.tts.espeak import SAMPLE_RATE, Synthesizer
@@ -25,26 +34,43 @@ from voice.tts.espeak import SAMPLE_RATE, Synthesizer
 log = logging.getLogger("waihu.tts")
 
 DEFAULT_TIMEOUT_S = 30.0
+WORKER_NICE = 10  # the gateway's audio clock and ASR come first on a busy machine
 
 # --- in the worker process -----------------------------------------------------------------
 
-_worker_cache: PromptCache | None = None
+_worker_folder: Path | None = None
+_worker_caches: dict[str, PromptCache] = {}  # voice id → this process's cache for it
 
 
 def _init_worker(folder: Path, synthesizer: Synthesizer) -> None:
-    global _worker_cache  # noqa: PLW0603  # one cache per worker process, set by its initializer
-    _worker_cache = PromptCache(folder, synthesizer, memory_bytes=0)
+    global _worker_folder  # noqa: PLW0603  # one folder per worker process, set by its initializer
+    _worker_folder = folder
+    _worker_caches[synthesizer.voice_id] = PromptCache(folder, synthesizer, memory_bytes=0)
+    try:
+        os.nice(WORKER_NICE)
+    except OSError as exc:  # not fatal: only slower calls on a busy machine
+        log.warning("tts.worker_nice_failed error=%s", exc)
 
 
-def _synthesize_in_worker(text: str) -> tuple[bytes, float]:
-    """Synthesise and write the disk entry (atomically) in the worker; PCM and seconds."""
-    if _worker_cache is None:
+def _synthesize_in_worker(text: str, synthesizer: Synthesizer | None = None
+                          ) -> tuple[bytes, float]:
+    """Synthesise and write the disk entry (atomically) in the worker; PCM and seconds.
+    ``synthesizer``: the voice (default: the pool's own); each voice's engine is loaded
+    once per process and kept."""
+    if _worker_folder is None:
         raise RuntimeError("TTS worker process was not initialised")
-    return _worker_cache.synthesize(text)
+    if synthesizer is None:
+        cache = next(iter(_worker_caches.values()))
+    elif synthesizer.voice_id in _worker_caches:
+        cache = _worker_caches[synthesizer.voice_id]
+    else:
+        cache = PromptCache(_worker_folder, synthesizer, memory_bytes=0)
+        _worker_caches[synthesizer.voice_id] = cache
+    return cache.synthesize(text)
 
 
 def _ready() -> bool:
-    return _worker_cache is not None
+    return _worker_folder is not None
 
 
 # --- in the gateway ------------------------------------------------------------------------
@@ -56,11 +82,34 @@ def _pool(cache: PromptCache, processes: int) -> ProcessPoolExecutor:
         initializer=_init_worker, initargs=(cache.folder, cache.synthesizer))
 
 
+class PrepareReport(TypedDict):
+    prompts: int  # distinct texts asked for
+    synthesised: int
+    failed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A ``TtsWorker`` speaking one voice (a campaign's): what a call's speaker uses."""
+
+    worker: TtsWorker
+    cache: PromptCache
+
+    async def speech(self, text: str) -> bytes:
+        return await self.worker.speech(text, self.cache)
+
+    async def prepare(self, texts: Mapping[str, str]) -> PrepareReport:
+        return await self.worker.prepare(texts, self.cache)
+
+
 class TtsWorker:
     """``await speech(text)``: the cache's PCM, or a synthesis in a worker process.
 
     Concurrent requests for the same missing text share one synthesis. A worker that does
     not answer within ``timeout_s`` is replaced (``TimeoutError`` for the waiting call).
+    ``cache`` is the default voice; ``voice(synthesizer)`` speaks another through the same
+    folder, memory and worker processes.
     """
 
     def __init__(self, cache: PromptCache, *, processes: int = 1,
@@ -76,40 +125,74 @@ class TtsWorker:
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
         self.stats = {"memory_hits": 0, "file_hits": 0, "synthesised": 0, "failed": 0}
 
+    def voice(self, synthesizer: Synthesizer) -> Voice:
+        """This worker speaking with ``synthesizer``'s voice."""
+        return Voice(self, self.cache.voiced(synthesizer))
+
     async def start(self) -> None:
         """Start the worker processes now (a spawned Python takes ~0.5 s to import), so the
         first dynamic text of the first call does not pay for it."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool(), _ready)
 
-    async def speech(self, text: str) -> bytes:
-        """8 kHz 16-bit mono PCM for ``text``: memory, recorded prompt, disk cache, or (a
-        dynamic text) a synthesis in a worker process, kept for next time."""
-        pcm = self.cache.peek(text)
+    async def speech(self, text: str, cache: PromptCache | None = None) -> bytes:
+        """8 kHz 16-bit mono PCM for ``text`` in ``cache``'s voice (default: this worker's):
+        memory, recorded prompt, disk cache, or a synthesis in a worker process, kept for
+        next time.  The last is for texts only known during the call (a callback time); a
+        prompt that was planned but not prepared is logged as ``tts.unprepared``."""
+        cache = cache or self.cache
+        pcm = cache.peek(text)
         if pcm is not None:
             self.stats["memory_hits"] += 1
             return pcm
         # Reading a file (and resampling a recording that is not 8 kHz) is blocking work.
         loop = asyncio.get_running_loop()
-        pcm = await loop.run_in_executor(None, self.cache.lookup, text)
+        pcm = await loop.run_in_executor(None, cache.lookup, text)
         if pcm is not None:
             self.stats["file_hits"] += 1
             return pcm
-        key = self.cache.key(text)
+        response = cache.response_for(text)
+        if response is not None:  # a planned prompt: the warm-up or the claim missed it
+            log.warning("tts.unprepared response=%s key=%s voice=%s: synthesised while the "
+                        "call waits", response, cache.key(text)[:12], cache.synthesizer.voice_id)
+        return await self._shared_synthesis(cache, text)
+
+    async def prepare(self, texts: Mapping[str, str], cache: PromptCache | None = None
+                      ) -> PrepareReport:
+        """Make sure every text (text → response name) is ready to play in ``cache``'s
+        voice: loaded into memory from disk, or synthesised now in the worker processes (the
+        claim of a contact, before its call is dialled).  A failed synthesis is logged and
+        counted; that prompt is tried again when it is said."""
+        cache = cache or self.cache
+        started = self._clock()
+        cache.remember_responses(texts)
+        missing = await asyncio.to_thread(_load_cached, cache, list(texts))
+        results = await asyncio.gather(*(self._shared_synthesis(cache, text)
+                                         for text in missing), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for error in failed:
+            log.warning("tts.prepare_failed voice=%s error=%s", cache.synthesizer.voice_id,
+                        f"{type(error).__name__}: {error}")
+        return PrepareReport(prompts=len(texts), synthesised=len(missing) - len(failed),
+                             failed=len(failed), seconds=self._clock() - started)
+
+    async def _shared_synthesis(self, cache: PromptCache, text: str) -> bytes:
+        key = cache.key(text)
         future = self._inflight.get(key)
         if future is None:
-            future = asyncio.ensure_future(self._synthesize(text))
+            future = asyncio.ensure_future(self._synthesize(cache, text))
             self._inflight[key] = future
             future.add_done_callback(lambda _: self._inflight.pop(key, None))
         # Shielded: one caller hanging up must not cancel the synthesis another awaits.
         return await asyncio.shield(future)
 
-    async def _synthesize(self, text: str) -> bytes:
+    async def _synthesize(self, cache: PromptCache, text: str) -> bytes:
         loop = asyncio.get_running_loop()
         start = self._clock()
         try:
             pcm, _ = await asyncio.wait_for(
-                loop.run_in_executor(self._pool(), _synthesize_in_worker, text),
+                loop.run_in_executor(self._pool(), _synthesize_in_worker, text,
+                                     cache.synthesizer),
                 self.timeout_s)
         except TimeoutError:
             self.stats["failed"] += 1
@@ -120,9 +203,9 @@ class TtsWorker:
             self.stats["failed"] += 1
             raise
         self.stats["synthesised"] += 1
-        self.cache.remember(text, pcm)
-        log.info("tts.dynamic key=%s seconds=%.3f audio_seconds=%.2f",
-                 self.cache.key(text)[:12], self._clock() - start,
+        cache.remember(text, pcm)
+        log.info("tts.worker_synthesised key=%s voice=%s seconds=%.3f audio_seconds=%.2f",
+                 cache.key(text)[:12], cache.synthesizer.voice_id, self._clock() - start,
                  len(pcm) / 2 / SAMPLE_RATE)
         return pcm
 
@@ -163,6 +246,15 @@ class TtsWorker:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
+
+
+def _load_cached(cache: PromptCache, texts: list[str]) -> list[str]:
+    """Load every cached or recorded text into memory; the distinct texts that are not."""
+    missing: dict[str, str] = {}
+    for text in texts:
+        if cache.lookup(text) is None:
+            missing.setdefault(cache.key(text), text)
+    return list(missing.values())
 
 
 def warm_many(cache: PromptCache, texts: Iterable[str] | Mapping[str, str], *,
