@@ -196,8 +196,10 @@ def simulate(args: Any) -> int:
     text = getattr(args, "text", False)
     place_calls = text_calls if text else voice_calls(args.asr, var, args.concurrency)
     count = sum(len(personas) for _, _, personas in runs)
-    print(f"starting Rasa, the action server{'' if text else ' and the voice stack'} for "
-          f"{count} virtual customers ({'text' if text else 'voice'} calls)…", file=sys.stderr)
+    stack_parts = "Rasa and the action server" if text else \
+        "Rasa, the action server and the voice stack"
+    print(f"starting {stack_parts} for {count} virtual customers "
+          f"({'text' if text else 'voice'} calls)…", file=sys.stderr)
     groups: dict[str, list[PersonaResult]] = {}
     with RasaStack(url) as stack:
         for name, defn, personas in runs:
