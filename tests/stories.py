@@ -60,6 +60,16 @@ CONVERSATIONS: list[tuple[str, str, list[Turn]]] = [
     ("marketing", "no permission to talk", [
         ("是我", "affirm"), ("不方便", "deny")]),
     ("marketing", "wrong person", [("你打错了", "wrong_person")]),
+    # issue 16: the boundaries between refusals, and a yes that looks like a control request
+    ("marketing", "no interest when asked who is speaking is a decline",
+     [("没兴趣", "not_needed")]),
+    ("marketing", "not convenient now is a call back", [
+        ("是我", "affirm"), ("现在不方便", "busy_call_later"), ("后天下午", "nlu_fallback")]),
+    ("marketing", "a bit expensive let me think is the price objection", [
+        ("是我", "affirm"), ("可以你说", "affirm"), ("有点贵我考虑一下", "too_expensive"),
+        ("我不感兴趣", "not_needed")]),
+    ("marketing", "a yes heard as could I tell you goes on to the pitch", [
+        ("是我", "affirm"), ("可以跟你说", "affirm"), ("好的我同意", "agree"), ("确定", "agree")]),
     ("marketing", "a friend answers", [("我是他朋友", "wrong_person")]),
     ("marketing", "family member who can decide", [
         ("我是他老婆", "family_member"), ("可以", "affirm"), ("可以", "affirm"),
