@@ -9,6 +9,8 @@ from bot.store.base import Base, UTCDateTime, utcnow
 from bot.store.db import Database, default_url
 from bot.store.ledger import ConsentLedger, LedgerCheck
 from bot.store.models import (
+    Agent,
+    AgentCampaign,
     AuditEntry,
     Call,
     CallAttempt,
@@ -22,6 +24,7 @@ from bot.store.models import (
     QaReview,
     SurveyAnswer,
     TranscriptTurn,
+    User,
 )
 from bot.store.repos import (
     AuditRepo,
@@ -39,6 +42,8 @@ from bot.store.repos import (
 from bot.store.vocab import DECLINE_REASONS, DIAL_RESULTS, OUTCOMES
 
 __all__ = [
+    "Agent",
+    "AgentCampaign",
     "AuditEntry",
     "AuditRepo",
     "DECLINE_REASONS",
@@ -71,6 +76,7 @@ __all__ = [
     "SurveyRepo",
     "TranscriptTurn",
     "UTCDateTime",
+    "User",
     "default_url",
     "models",
     "repos",

@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.store.base import Base, utcnow
 from bot.store.vocab import (
@@ -40,6 +40,7 @@ from bot.store.vocab import (
     SPEAKERS,
     SURVEY_SCORE_MAX,
     SURVEY_SCORE_MIN,
+    USER_ROLES,
 )
 
 GENESIS_HASH = "0" * 64
@@ -347,3 +348,64 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(60), index=True)  # e.g. "call.forced"
     subject: Mapped[str | None] = mapped_column(String(100))  # a call id, a contact id …
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class User(Base):
+    """A console account (admin, supervisor, qa or agent); ``password_hash`` is argon2id.
+
+    ``failed_logins`` and ``locked_until`` throttle guessing per account (bot/console/auth.py);
+    ``session_version`` grows when the password changes or the account is disabled, which
+    ends every session issued before."""
+
+    __tablename__ = "users"
+    __table_args__ = (one_of("role", USER_ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.now(), onupdate=utcnow
+    )
+    agent: Mapped[Agent | None] = relationship(back_populates="user", lazy="selectin")
+
+
+class Agent(Base):
+    """The agent profile of a user with role ``agent``: the SIP address their calls ring
+    (desk phone or softphone) and their weight for the ``weight`` distribution; the
+    campaigns they serve are ``agent_campaigns`` rows."""
+
+    __tablename__ = "agents"
+    __table_args__ = (CheckConstraint("weight >= 0", name="weight"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    sip_uri: Mapped[str | None] = mapped_column(String(200))
+    weight: Mapped[int] = mapped_column(default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.now(), onupdate=utcnow
+    )
+    user: Mapped[User] = relationship(back_populates="agent")
+    campaign_links: Mapped[list[AgentCampaign]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AgentCampaign.campaign")
+
+    @property
+    def campaigns(self) -> list[str]:
+        return [link.campaign for link in self.campaign_links]
+
+
+class AgentCampaign(Base):
+    """An agent serves a campaign, by the campaign's name (unique in ``campaigns``): a loose
+    reference, so an agent can be set up before the campaign is created."""
+
+    __tablename__ = "agent_campaigns"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.user_id"), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)

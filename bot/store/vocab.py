@@ -52,6 +52,8 @@ ATTEMPT_KINDS = ("first", "retry", "callback", "second_confirmation", "trial_ext
                  "qa_followup")
 ESCALATION_STATUSES = ("pending", "connected", "failed")
 SURVEY_SCORE_MIN, SURVEY_SCORE_MAX = 1, 5
+# Console users (DESIGN.md, the human side): what each may open is bot/console/access.py.
+USER_ROLES = ("admin", "supervisor", "qa", "agent")
 
 
 def require(
