@@ -308,6 +308,46 @@ class FollowUps(_Strict):
                               "non-compliant")
 
 
+# --- the escalation desk ------------------------------------------------------------------
+
+DistributionStrategy = Literal["equal_share", "equal_results", "weight"]
+
+
+class Escalation(_Strict):
+    """How a call the bot hands over reaches a person (bot/agents): who is offered it, how
+    long each offer and the customer's wait may last, and the agents' after-call work.
+    The defaults suit a bank's outbound desk: the customer did not call in, so the wait is
+    short, and an offer that rings 20 s without an answer goes to the next agent."""
+
+    strategy: DistributionStrategy = Field(
+        "equal_share", description="equal_share: fewest offers today, then longest idle; "
+        "equal_results: furthest below the team's outcome rate today; weight: in proportion "
+        "to each agent's weight")
+    offer_timeout_s: int = Field(20, ge=5, le=120, description="an offer not answered in "
+                                 "this time goes to the next agent (the agent is set away)")
+    wait_limit_s: int = Field(60, ge=10, le=600, description="nobody has taken the call by "
+                              "then: the bot tells the customer and schedules a callback")
+    wrap_up_max_s: int = Field(90, ge=0, le=1800, description="after-call work ends after "
+                               "this at the latest; the agent is available again")
+    service_level_s: int = Field(10, ge=1, le=120, description="an offer taken within this "
+                                 "time counts towards the agent's service level")
+    escalate_on_failed_verification: bool = Field(
+        False, description="hand the call to a person when the customer fails the identity "
+        "check (otherwise the call ends politely)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Escalation:
+        if self.wait_limit_s < self.offer_timeout_s:
+            raise ValueError(f"wait_limit_s ({self.wait_limit_s}) is shorter than one offer "
+                             f"(offer_timeout_s {self.offer_timeout_s}): no agent could ever "
+                             "answer in time")
+        if self.service_level_s > self.offer_timeout_s:
+            raise ValueError(f"service_level_s ({self.service_level_s}) is longer than an "
+                             f"offer rings (offer_timeout_s {self.offer_timeout_s}): every "
+                             "offer taken would count as within it")
+        return self
+
+
 class CampaignDefinition(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w\-.]+$")
     type: CampaignType
@@ -327,6 +367,7 @@ class CampaignDefinition(_Strict):
     trunk: Trunk = Trunk()
     grading: Grading = Grading()
     follow_ups: FollowUps = FollowUps()
+    escalation: Escalation = Escalation()
 
     @field_validator("timezone")
     @classmethod
