@@ -51,6 +51,20 @@ CALLBACK_STATUSES = ("pending", "done", "cancelled")
 ATTEMPT_KINDS = ("first", "retry", "callback", "second_confirmation", "trial_extension",
                  "qa_followup")
 ESCALATION_STATUSES = ("pending", "connected", "failed")
+# The human side (DESIGN.md): an agent's presence, why they are away, the answer to an offer
+# of an escalated call, and the disposition an agent records after the call.
+AGENT_STATES = ("offline", "available", "offered", "on_call", "wrap_up", "away")
+# ``missed_offer`` is set by the desk, not chosen: an offer left unanswered puts the agent
+# away, so that the next call does not ring an empty desk.
+AWAY_REASONS = ("break", "meal", "meeting", "training", "other", "missed_offer")
+PRESENCE_EVENTS = ("log_in", "log_out", "offer", "accept", "decline", "offer_timed_out",
+                   "offer_withdrawn", "call_ended", "wrap_up_done", "wrap_up_expired",
+                   "go_away", "come_back")
+# ``withdrawn``: the escalation ended while the offer rang (the customer hung up, the wait
+# limit passed).
+OFFER_OUTCOMES = ("accepted", "declined", "timed_out", "withdrawn")
+DISTRIBUTION_STRATEGIES = ("equal_share", "equal_results", "weight")
+DISPOSITIONS = ("resolved", "sale", "callback", "complaint", "wrong_person", "other")
 SURVEY_SCORE_MIN, SURVEY_SCORE_MAX = 1, 5
 # Console users (DESIGN.md, the human side): what each may open is bot/console/access.py.
 USER_ROLES = ("admin", "supervisor", "qa", "agent")
