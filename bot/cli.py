@@ -22,10 +22,12 @@ from bot.campaigns.definition import CampaignFileError, load_definition
 from bot.cliutil import Subcommands, with_json
 from bot.cliutil import database as _database
 from bot.cliutil import print_json as _print_json
+from bot.console.command import add_console_command
 from bot.db_commands import add_db_commands
 from bot.dnc_commands import add_dnc_commands
 from bot.keys_commands import add_keys_commands
 from bot.store import CampaignRepo, utcnow
+from bot.user_commands import add_user_commands
 
 REPO = Path(__file__).resolve().parents[1]
 DESCRIPTION = ("`waihu`: the command line of the project (every command that prints results "
@@ -244,6 +246,8 @@ def build_parser(*extensions: Extension) -> argparse.ArgumentParser:
 
     add_dnc_commands(sub)
     add_keys_commands(sub)
+    add_user_commands(sub)
+    add_console_command(sub)
 
     qa = sub.add_parser("qa", help="quality review of recorded calls")
     qsub = qa.add_subparsers(dest="action", required=True)

@@ -32,7 +32,8 @@ SECRET_BYTES = 32
 # The keyrings the project uses (setup creates each of them).
 ID_HASH = "id-hash"  # pepper of the ID-digits hash (bot.privacy)
 LEDGER = "ledger"  # signing key of the consent ledger (bot.store.ledger)
-KEYRINGS = (ID_HASH, LEDGER)
+CONSOLE_SESSION = "console-session"  # encrypts the console's session cookies (bot.console)
+KEYRINGS = (ID_HASH, LEDGER, CONSOLE_SESSION)
 
 
 class KeyringError(RuntimeError):

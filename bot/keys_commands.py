@@ -77,7 +77,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             state = "created" if row["created"] else "exists"
-            print(f"{row['name']:<8} {state:<8} current {row['current']}  {row['where']}")
+            print(f"{row['name']:<15} {state:<8} current {row['current']}  {row['where']}")
     return 0
 
 
@@ -122,10 +122,10 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             if "error" in row:
-                print(f"{row['name']:<8} ERROR {row['error']}")
+                print(f"{row['name']:<15} ERROR {row['error']}")
             else:
                 older = ", ".join(row["older"]) or "-"
-                print(f"{row['name']:<8} current {row['current']}  older {older}  "
+                print(f"{row['name']:<15} current {row['current']}  older {older}  "
                       f"{row['where']}")
     return 1 if any("error" in row for row in rows) else 0
 

@@ -13,8 +13,11 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-64; }
 # --- Debian packages ------------------------------------------------------------------
 # espeak-ng/sox: TTS and audio tools; baresip/kamailio: independent SIP peers for tests;
 # fonts-noto-cjk: Chinese labels in report charts; fonts-wqy-microhei: a TrueType Chinese font
-# that matplotlib can embed in PDF reports (Noto CJK is CFF); poppler-utils: pdftotext in tests.
-APT_PACKAGES=(espeak-ng sox baresip-core kamailio fonts-noto-cjk fonts-wqy-microhei poppler-utils)
+# that matplotlib can embed in PDF reports (Noto CJK is CFF); poppler-utils: pdftotext in tests;
+# chromium: the console's browser tests (Playwright drives it; its own browser download
+# cannot work without the internet).
+APT_PACKAGES=(espeak-ng sox baresip-core kamailio fonts-noto-cjk fonts-wqy-microhei poppler-utils
+              chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -15,6 +15,7 @@ from bot.store.repos.escalations import EscalationRepo
 from bot.store.repos.phone_locks import PHONE_LOCK_NAMESPACE, PhoneLockRepo, phone_lock_key
 from bot.store.repos.qa import QaReviewRepo
 from bot.store.repos.surveys import SurveyRepo
+from bot.store.repos.users import UserRepo
 
 __all__ = [
     "PHONE_LOCK_NAMESPACE",
@@ -31,6 +32,7 @@ __all__ = [
     "PhoneLockRepo",
     "QaReviewRepo",
     "SurveyRepo",
+    "UserRepo",
     "check_phone",
     "os_actor",
     "phone_lock_key",
