@@ -228,7 +228,7 @@ def _nobody(campaign: str, team: Sequence[AgentSnapshot], exclude: Collection[in
         return f"no agent serves campaign {campaign}"
     states: dict[str, int] = {}
     for agent in team:
-        key = ("declined this call" if agent.agent_id in exclude
+        key = ("declined or missed this call" if agent.agent_id in exclude
                else "weight 0" if strategy == "weight" and agent.state == "available"
                else agent.state)
         states[key] = states.get(key, 0) + 1

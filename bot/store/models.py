@@ -23,7 +23,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.store.base import Base, utcnow
 from bot.store.vocab import (
+    AGENT_STATES,
     ATTEMPT_KINDS,
+    AWAY_REASONS,
     CALLBACK_KINDS,
     CALLBACK_STATUSES,
     CAMPAIGN_STATUSES,
@@ -32,11 +34,15 @@ from bot.store.vocab import (
     CONTACT_STATUSES,
     DECLINE_REASONS,
     DIAL_RESULTS,
+    DISPOSITIONS,
+    DISTRIBUTION_STRATEGIES,
     DNC_KINDS,
     DNC_SOURCES,
     ESCALATION_STATUSES,
     INPUT_MODES,
+    OFFER_OUTCOMES,
     OUTCOMES,
+    PRESENCE_EVENTS,
     SPEAKERS,
     SURVEY_SCORE_MAX,
     SURVEY_SCORE_MIN,
@@ -409,3 +415,92 @@ class AgentCampaign(Base):
 
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.user_id"), primary_key=True)
     campaign: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class AgentStateChange(Base):
+    """One change of an agent's presence (bot/agents/presence.py), kept for the agent figures.
+
+    ``seq`` numbers an agent's changes from 1; the unique (agent, seq) pair makes two desks
+    changing the same agent at once collide instead of both writing from the same state.
+    ``event`` is what caused the change, ``reason`` the away reason, ``call_id`` (a loose
+    reference) the call the change is about."""
+
+    __tablename__ = "agent_state_changes"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "seq"),
+        Index(None, "at"),
+        one_of("from_state", AGENT_STATES),
+        one_of("to_state", AGENT_STATES),
+        one_of("event", PRESENCE_EVENTS),
+        one_of("reason", AWAY_REASONS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.user_id"))
+    seq: Mapped[int]
+    at: Mapped[datetime]
+    from_state: Mapped[str] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str | None] = mapped_column(String(30))
+    call_id: Mapped[str | None] = mapped_column(String(36))
+
+
+# An offer is ringing while it has no outcome: one at a time per escalation and per agent.
+_RINGING = text("outcome IS NULL")
+
+
+class EscalationOffer(Base):
+    """An escalated call offered to one agent, why that agent (``reason``, ``strategy``, and
+    the team's state the choice was made from, ``snapshot``: bot/agents/distribution.py
+    replays it), and the answer: ``accepted``, ``declined``, ``timed_out`` or ``withdrawn``
+    (the escalation ended while it rang).  ``listened_at``: the agent listened in first."""
+
+    __tablename__ = "escalation_offers"
+    __table_args__ = (
+        Index(None, "agent_id", "offered_at"),
+        Index("ix_escalation_offers_ringing_escalation", "escalation_id", unique=True,
+              sqlite_where=_RINGING, postgresql_where=_RINGING),
+        Index("ix_escalation_offers_ringing_agent", "agent_id", unique=True,
+              sqlite_where=_RINGING, postgresql_where=_RINGING),
+        one_of("outcome", OFFER_OUTCOMES),
+        one_of("strategy", DISTRIBUTION_STRATEGIES),
+        CheckConstraint("(outcome IS NULL) = (answered_at IS NULL)", name="answered"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.user_id"))
+    offered_at: Mapped[datetime]
+    listened_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    strategy: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Disposition(Base):
+    """What the agent who took an escalated call records after it (one per escalation):
+    the disposition, notes, the time of a promised callback, and the after-call work it
+    took (seconds, capped by the campaign's ``wrap_up_max_s``).  ``call_id`` is the
+    escalation's call, kept here for the reports."""
+
+    __tablename__ = "dispositions"
+    __table_args__ = (
+        one_of("disposition", DISPOSITIONS),
+        CheckConstraint("(disposition = 'callback') = (callback_at IS NOT NULL)",
+                        name="callback_at"),
+        CheckConstraint("wrap_up_s >= 0", name="wrap_up_s"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), unique=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.user_id"), index=True)
+    disposition: Mapped[str] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
+    callback_at: Mapped[datetime | None]
+    wrap_up_s: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime]
+    updated_at: Mapped[datetime | None]

@@ -50,7 +50,11 @@ CALLBACK_STATUSES = ("pending", "done", "cancelled")
 # or a follow-up (bot/campaigns/followups.py, bot/campaigns/qa.py).
 ATTEMPT_KINDS = ("first", "retry", "callback", "second_confirmation", "trial_extension",
                  "qa_followup")
-ESCALATION_STATUSES = ("pending", "connected", "failed")
+# ``pending`` and ``connected`` are the blind transfer's (the gateway dials one agent URI);
+# the others are the agent desk's (DESIGN.md, "Escalation statuses"), from migration 0011.
+ESCALATION_STATUSES = ("pending", "connected", "failed", "waiting", "offered", "listening",
+                       "bridged", "declined", "timed_out", "abandoned", "callback",
+                       "returned_to_bot")
 # The human side (DESIGN.md): an agent's presence, why they are away, the answer to an offer
 # of an escalated call, and the disposition an agent records after the call.
 AGENT_STATES = ("offline", "available", "offered", "on_call", "wrap_up", "away")

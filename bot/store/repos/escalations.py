@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.store.models import Escalation
+from bot.store.repos.common import NotFound
 from bot.store.vocab import ESCALATION_STATUSES, require
 
 
@@ -40,4 +41,17 @@ class EscalationRepo:
         if escalation is not None:
             escalation.status = status
             self.session.flush()
+        return escalation
+
+    def get(self, escalation_id: int) -> Escalation:
+        escalation = self.session.get(Escalation, escalation_id)
+        if escalation is None:
+            raise NotFound(f"escalation {escalation_id}")
+        return escalation
+
+    def set_status(self, escalation: Escalation, status: str) -> Escalation:
+        """The desk's status of an escalation (waiting, offered, listening, bridged ...)."""
+        require(status, ESCALATION_STATUSES, "escalation status")
+        escalation.status = status
+        self.session.flush()
         return escalation

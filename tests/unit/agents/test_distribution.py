@@ -135,7 +135,7 @@ def test_only_available_agents_of_the_campaign_who_did_not_decline(strategy: str
     nobody = choose(strategy, CAMPAIGN, team, NOW, exclude={7, 8})
     assert nobody.agent_id is None
     assert nobody.reason == ("no available agent for campaign card-upgrade: 1 away, 2 declined "
-                             "this call, 1 offered, 1 offline, 1 on_call, 1 wrap_up")
+                             "or missed this call, 1 offered, 1 offline, 1 on_call, 1 wrap_up")
 
 
 def test_no_agent_serves_the_campaign() -> None:
