@@ -235,3 +235,30 @@ def test_a_survey_decision_stands_as_well() -> None:
     call.reply("busy_call_later", "在开车")
     call.reply("caller_hung_up")
     assert call.outcome == Outcome("callback_requested") and len(_callbacks(call)) == 1
+
+
+# -- open questions: the customer's own words -----------------------------------------------
+
+
+@pytest.mark.parametrize("intent, text", [
+    ("do_not_call", "希望你们把网速弄快点"),  # classified do_not_call at 0.84
+    ("complain", "你们的服务太差了"),
+    ("request_human", "师傅上门太晚了"),
+])
+def test_an_answer_to_an_open_question_is_not_taken_for_a_request(intent: str,
+                                                                  text: str) -> None:
+    call = Call(SURVEY)
+    call.reply("affirm", "是")
+    call.reply("affirm", "可以")
+    call.reply("inform_score", "不满意", entities={"score": "1"})
+    assert call.state.stage == "survey_reason"
+    call.reply(intent, text, intent_confidence=0.84, **HEARD)
+    assert call.state.stage == "survey_q" and call.outcome is None
+
+
+def test_a_request_in_its_own_words_still_counts_in_an_open_answer() -> None:
+    call = Call(SURVEY)
+    call.reply("affirm", "是")
+    call.reply("affirm", "可以")
+    call.reply("inform_score", "不满意", entities={"score": "1"})
+    assert call.reply("complain", "我要投诉你们", **HEARD).lead == "end_complaint"
