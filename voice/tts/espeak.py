@@ -30,7 +30,7 @@ SAMPLE_RATE = 8000
 """Every synthesizer returns 8 kHz 16-bit mono little-endian PCM, the telephony rate."""
 
 # Bump when to_pinyin's output changes, so cached prompts made with old readings are redone.
-FRONTEND_VERSION = 1
+FRONTEND_VERSION = 2  # 2: long phone numbers said in groups
 
 
 class Synthesizer(ABC):

@@ -13,7 +13,10 @@ Reading rules (``to_speakable``), applied in this order:
 - Phone numbers and hotlines are read digit by digit with **幺** for 1, as Chinese agents say them
   (clearer on the phone than 一, which sounds like 七): mobile numbers (11 digits, starting 1),
   400/800 numbers, 5-digit service numbers starting 1 or 9 (10010, 12315, 95588), numbers
-  starting with 0 of 7+ digits, and groups joined by hyphens (010-12345678).
+  starting with 0 of 7+ digits, and groups joined by hyphens (010-12345678).  A long number is
+  said in groups with a short pause between them, as agents do (138，1234，5678; 400，800，
+  1234; 010，1234，5678): run together, Whisper heard the neural voice's 四零零八零零幺二三四
+  as 408001234, in groups it heard every digit.
 - Other digit strings of 5+ digits not followed by a measure word (order numbers, codes), and
   any digits after 尾号/后四位/验证码/编号/工号, are read digit by digit with **一**.
 - Everything else is a number: ``58.5`` → 五十八点五, ``30天`` → 三十天, ``10000元`` → 一万元.
@@ -98,6 +101,29 @@ def _money(amount: str) -> str:
     return decimal(f"{whole}.{frac}" if frac else whole) + "元"
 
 
+def phone_groups(number: str) -> list[str]:
+    """How a phone number is said in groups: 3-4-4 for a mobile number, 3-3-4 for a 400/800
+    number, the area code (3 digits for 010 and 02x, else 4) and then fours for a number
+    starting with 0; a short service number (10010) is one group."""
+    n = len(number)
+    if n == 11 and number.startswith("1"):
+        heads = [3, 4]
+    elif n == 10 and number[:3] in ("400", "800"):
+        heads = [3, 3]
+    elif n >= 7 and number.startswith("0"):
+        heads = [3 if number[1] in "12" else 4]
+    else:
+        heads = []
+    groups, rest = [], number
+    for size in heads:
+        groups.append(rest[:size])
+        rest = rest[size:]
+    while len(rest) > 4 and n > 5:
+        groups.append(rest[:4])
+        rest = rest[4:]
+    return [g for g in [*groups, rest] if g]
+
+
 def _is_phone(number: str) -> bool:
     n = len(number)
     return (
@@ -118,7 +144,7 @@ def _number(match: re.Match[str]) -> str:
             return "两" + after
         return cardinal(int(number)) + after
     if _is_phone(number):
-        return digits(number, yao=True)
+        return "，".join(digits(group, yao=True) for group in phone_groups(number))
     if len(number) >= 5:
         return digits(number)
     return cardinal(int(number))
@@ -145,9 +171,12 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"(\d+(?:\.\d+)?)\s*[%％]"), lambda m: "百分之" + decimal(m[1])),
     (
         re.compile(r"(?<!\d)(\d{2,4}(?:-\d{3,8})+)(?![\d-])"),
-        lambda m: "，".join(digits(part, yao=True) for part in m[1].split("-")),
+        lambda m: "，".join(digits(group, yao=True) for part in m[1].split("-")
+                           for group in (phone_groups(part) if len(part) > 4 else [part])),
     ),
-    (re.compile(rf"({_DIGIT_CONTEXT})(\d+)"), lambda m: m[1] + digits(m[2], yao=_is_phone(m[2]))),
+    (re.compile(rf"({_DIGIT_CONTEXT})(\d+)"),
+     lambda m: m[1] + ("，".join(digits(g, yao=True) for g in phone_groups(m[2]))
+                       if _is_phone(m[2]) else digits(m[2]))),
     (re.compile(rf"(\d+(?:\.\d+)?)([{_MEASURE}]?)"), _number),
 )
 

@@ -60,6 +60,17 @@ VOICES: dict[str, str] = {  # name -> sha256 of its .bin in the kokoro 0.9.4 sdi
 }
 DEFAULT_VOICE = "zf_xiaobei"  # the virtual customers' voice; the bot's is the campaign's
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
+_LETTERS = re.compile(r"([A-Za-z]+)|([^A-Za-z]+)")
+# English letter names in Kokoro's phonemes (misaki's US lexicon, us_gold.json): an SMS code
+# such as QXLDTX is spelt out as a Chinese agent says it.  misaki's Chinese G2P passes Latin
+# letters through as they are, and the model then says whatever phonemes they happen to
+# name: Whisper heard 发送短信QXLDTX as 发送短信额道, spelt out as 发送短信QXLDT X.
+LETTER_PHONEMES = {
+    "A": "ˈA", "B": "bˈi", "C": "sˈi", "D": "dˈi", "E": "ˈi", "F": "ˈɛf", "G": "ʤˈi",
+    "H": "ˈAʧ", "I": "ˈI", "J": "ʤˈA", "K": "kˈA", "L": "ˈɛl", "M": "ˈɛm", "N": "ˈɛn",
+    "O": "ˈO", "P": "pˈi", "Q": "kjˈu", "R": "ˈɑɹ", "S": "ˈɛs", "T": "tˈi", "U": "jˈu",
+    "V": "vˈi", "W": "dˈʌbᵊlju", "X": "ˈɛks", "Y": "wˈI", "Z": "zˈi",
+}
 _PAUSE_S = 0.15  # between sentences synthesised apart
 
 
@@ -227,7 +238,7 @@ class KokoroSynthesizer(Synthesizer):
         return _runtime(self.threads), self._style
 
     def _sentence(self, runtime: dict[str, Any], style: np.ndarray, text: str) -> np.ndarray:
-        phonemes, _ = runtime["g2p"](text)
+        phonemes = _phonemes(runtime["g2p"], text)
         tokens = [runtime["vocab"][p] for p in phonemes if p in runtime["vocab"]][:MAX_TOKENS]
         if not tokens:
             return np.zeros(0, dtype=np.float32)
@@ -250,6 +261,17 @@ class KokoroSynthesizer(Synthesizer):
         joined = [part for piece in pieces for part in (pause, piece)][1:]
         audio = to_8k(np.concatenate(joined))
         return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def _phonemes(g2p: Any, text: str) -> str:
+    """The sentence in Kokoro's phonemes: misaki's Chinese G2P, Latin letters spelt out."""
+    parts = []
+    for letters, other in _LETTERS.findall(text):
+        if letters:
+            parts.append(" ".join(LETTER_PHONEMES[ch] for ch in letters.upper()))
+        elif other.strip():
+            parts.append(g2p(other)[0])
+    return " ".join(part for part in parts if part)
 
 
 def _closed(sentence: str) -> str:

@@ -73,3 +73,16 @@ def test_a_failed_download_is_reported_not_raised(monkeypatch: pytest.MonkeyPatc
 def test_unknown_voice_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown Kokoro voice"):
         kokoro.KokoroSynthesizer("xx_nobody")
+
+
+def test_latin_letters_are_spelt_out_with_english_letter_names() -> None:
+    """An SMS code (发送QXLDTX到10010) is spelt out; the Chinese G2P gets the rest."""
+    said: list[str] = []
+
+    def g2p(text: str) -> tuple[str, None]:
+        said.append(text)
+        return f"<{text}>", None
+
+    assert kokoro._phonemes(g2p, "发送qxL到幺零。") == "<发送> kjˈu ˈɛks ˈɛl <到幺零。>"
+    assert said == ["发送", "到幺零。"]
+    assert set(kokoro.LETTER_PHONEMES) == set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
