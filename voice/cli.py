@@ -46,7 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_prompts_warm(args: argparse.Namespace) -> int:
     from voice.tts.warm import main as warm_main
 
-    argv = [args.campaign, *(["--database", args.database] if args.database else [])]
+    argv = [args.campaign, *(["--database", args.database] if args.database else []),
+            *(["--contacts"] if args.contacts else [])]
     return warm_main(argv)
 
 
@@ -112,6 +113,9 @@ def add_voice_commands(sub: bot_cli.Subcommands) -> None:
     psub = prompts.add_subparsers(dest="prompts_command", required=True)
     warm = psub.add_parser("warm", help="synthesise every fixed prompt of a campaign (JSON)")
     warm.add_argument("campaign", help="campaign name or YAML file")
+    warm.add_argument("--contacts", action="store_true",
+                      help="also every stored contact's own prompts (else synthesised when "
+                      "the gateway claims the contact)")
     warm.set_defaults(func=cmd_prompts_warm)
 
 
