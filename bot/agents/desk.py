@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.agents.distribution import SUCCESS_DISPOSITIONS, AgentSnapshot, Decision, choose
+from bot.agents.figures import day_span
 from bot.agents.presence import (
     AVAILABLE,
     NEVER_SEEN,
@@ -74,12 +75,6 @@ def campaign_settings(campaign: Campaign) -> DeskSettings:
                         ZoneInfo(str(definition.get("timezone") or DEFAULT_TIMEZONE)))
 
 
-def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The local day *day* in *zone* as [start, end) instants."""
-    return (datetime.combine(day, time.min, zone),
-            datetime.combine(day + timedelta(days=1), time.min, zone))
-
-
 # --- presence ---------------------------------------------------------------------------------
 
 
@@ -122,7 +117,7 @@ def team_snapshot(session: Session, campaign: str, at: datetime,
         .order_by(Agent.user_id)))
     ids = [a.user_id for a in agents]
     latest = AgentStateRepo(session).latest_of(ids)
-    start, end = day_bounds(at.astimezone(zone).date(), zone)
+    start, end = day_span(at.astimezone(zone).date(), zone)
     offers: Counter[int] = Counter()
     accepted: Counter[int] = Counter()
     accepted_escalations: set[tuple[int, int]] = set()

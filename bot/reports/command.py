@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,13 +26,18 @@ class ReportError(ValueError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("campaign", nargs="?", help="campaign name (or --all)")
+    parser.add_argument("campaign", nargs="?", help="campaign name (or --all, or --agents)")
     parser.add_argument("--all", action="store_true", dest="all_campaigns",
                         help="every campaign together (with --period daily or weekly)")
+    parser.add_argument("--agents", action="store_true",
+                        help="the agent figures of one day, per agent and for the team "
+                        "(every campaign; json or text)")
     parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--json", action="store_const", const="json", dest="format",
+                        help="the same as --format json")
     parser.add_argument("--period", choices=PERIOD_CHOICES, default="campaign",
                         help="the whole campaign (default), one local day, or the ISO week")
-    parser.add_argument("--date", type=_iso_date, metavar="YYYY-MM-DD",
+    parser.add_argument("--date", "--day", type=_iso_date, metavar="YYYY-MM-DD",
                         help="the day, or a day of the week (default: today in the time zone)")
     parser.add_argument("--tz", metavar="ZONE", help="time zone of the days (default: the "
                         "campaign's; with --all the campaigns' if they share one, else "
@@ -57,6 +62,14 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _check(args: argparse.Namespace) -> None:
+    if getattr(args, "agents", False):
+        if args.campaign or args.all_campaigns:
+            raise ReportError("--agents covers every campaign: name none, and no --all")
+        if args.period != "campaign":
+            raise ReportError("--agents is a report of one day: --day, not --period")
+        if args.format not in ("json", "text"):
+            raise ReportError("--agents prints json or text")
+        return
     if args.all_campaigns == bool(args.campaign):
         raise ReportError("name one campaign, or use --all")
     if args.all_campaigns and args.period == "campaign":
@@ -65,9 +78,31 @@ def _check(args: argparse.Namespace) -> None:
         raise ReportError("--date and --tz apply to --period daily and weekly")
 
 
+def _shared_zone(repo: CampaignRepo) -> ZoneInfo:
+    """The campaigns' time zone if they share one, else the default."""
+    from bot.reports.figures import DEFAULT_TIMEZONE, campaign_zone
+
+    zones = {campaign_zone(c).key for c in repo.list()}
+    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TIMEZONE)
+
+
+def make_agent_figures(db: Database, args: argparse.Namespace,
+                       now: datetime | None = None) -> tuple[dict[str, Any], str]:
+    """The agent figures of the day asked for (default: today), and the file-name stem."""
+    from bot.agents.report import agent_figures
+
+    _check(args)
+    moment = now or datetime.now(UTC)
+    with db.session() as session:
+        zone = _zone(args.tz) if args.tz else _shared_zone(CampaignRepo(session))
+        day = args.date or moment.astimezone(zone).date()
+        figures = agent_figures(session, day, zone, moment)
+    return figures, f"agents-{day.isoformat()}"
+
+
 def make_figures(db: Database, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """The figures asked for and the file-name stem of the report."""
-    from bot.reports.figures import DEFAULT_TIMEZONE, campaign_figures, campaign_zone
+    from bot.reports.figures import campaign_figures, campaign_zone
     from bot.reports.period import period_bounds, period_figures, period_label
 
     _check(args)
@@ -86,8 +121,7 @@ def make_figures(db: Database, args: argparse.Namespace) -> tuple[dict[str, Any]
         elif campaign is not None:
             zone = campaign_zone(campaign)
         else:
-            zones = {campaign_zone(c).key for c in repo.list()}
-            zone = ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TIMEZONE)
+            zone = _shared_zone(repo)
         day = args.date or datetime.now(zone).date()
         start, end = period_bounds(args.period, day)
         figures = period_figures(session, campaign=campaign, start=start, end=end, tz=zone)
@@ -101,6 +135,8 @@ def run(db: Database, args: argparse.Namespace) -> int:
     from bot.reports import export
 
     try:
+        if getattr(args, "agents", False):
+            return _print_agent_figures(db, args)
         figures, stem = make_figures(db, args)
         if args.output is None and args.format in ("json", "text"):
             print(export.render_json(figures) if args.format == "json"
@@ -120,4 +156,25 @@ def run(db: Database, args: argparse.Namespace) -> int:
         print(f"waihu report: {exc}", file=sys.stderr)
         return 2
     print(path)
+    return 0
+
+
+def _print_agent_figures(db: Database, args: argparse.Namespace) -> int:
+    from bot.agents.figures import format_agent_figures
+    from bot.reports.export import render_json
+    from bot.safefiles import UnsafeOutputPath, replacing
+
+    figures, _stem = make_agent_figures(db, args)
+    text = (render_json(figures, indent=2 if args.output else None) if args.format == "json"
+            else format_agent_figures(figures))
+    if args.output is None:
+        print(text)
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with replacing(args.output) as out:
+            out.write((text + "\n").encode("utf-8"))
+    except UnsafeOutputPath as exc:
+        raise ReportError(str(exc)) from None
+    print(args.output)
     return 0

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from bot.store import CallRepo, CampaignRepo, ContactRepo, Database, EscalationRepo
 from bot.store.models import Agent, AgentCampaign, Escalation, User
 
-T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai
 CAMPAIGN = "card-upgrade"
 
 
@@ -33,11 +33,13 @@ def add_campaign(db: Database, name: str = CAMPAIGN, **escalation: Any) -> int:
 
 def escalate(db: Database, phone: str, campaign: str = CAMPAIGN,
              at: datetime = T0) -> Escalation:
-    """A new contact of *campaign*, its answered call and an escalation of it."""
+    """A call to the contact with *phone* (added to *campaign* the first time), answered at
+    *at* and escalated."""
     with db.session() as session:
         found = CampaignRepo(session).by_name(campaign)
         assert found is not None
-        contact = ContactRepo(session).add(found.id, phone, name="王五")
+        contacts = ContactRepo(session)
+        contact = contacts.by_phone(found.id, phone) or contacts.add(found.id, phone, name="王五")
         calls = CallRepo(session)
         attempt = calls.start_attempt(found.id, contact.id, at=at)
         calls.set_dial_result(attempt.call_id, "answered", at=at)
