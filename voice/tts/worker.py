@@ -17,6 +17,7 @@ worker processes keep a synthesizer per voice.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import multiprocessing
 import os
@@ -33,7 +34,7 @@ from voice.tts.espeak import SAMPLE_RATE, Synthesizer
 
 log = logging.getLogger("waihu.tts")
 
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 60.0  # one synthesis in a worker: a long prompt in Kokoro on a busy box
 WORKER_NICE = 10  # the gateway's audio clock and ASR come first on a busy machine
 
 # --- in the worker process -----------------------------------------------------------------
@@ -82,6 +83,39 @@ def _pool(cache: PromptCache, processes: int) -> ProcessPoolExecutor:
         initializer=_init_worker, initargs=(cache.folder, cache.synthesizer))
 
 
+class _Slots:
+    """At most ``n`` syntheses in the worker processes at once, so that a synthesis's timeout
+    runs from its start, not from its place in a queue; a call waiting for its words
+    (``urgent``) goes before a claimed contact's preparation."""
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._count = 0
+
+    async def acquire(self, urgent: bool) -> None:
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return
+        self._count += 1
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if urgent else 1, self._count, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # given the slot as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
+
+
 class PrepareReport(TypedDict):
     prompts: int  # distinct texts asked for
     synthesised: int
@@ -123,6 +157,7 @@ class TtsWorker:
         self._clock = clock
         self._executor: ProcessPoolExecutor | None = None
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
+        self._slots = _Slots(processes)
         self.stats = {"memory_hits": 0, "file_hits": 0, "synthesised": 0, "failed": 0}
 
     def voice(self, synthesizer: Synthesizer) -> Voice:
@@ -167,7 +202,7 @@ class TtsWorker:
         started = self._clock()
         cache.remember_responses(texts)
         missing = await asyncio.to_thread(_load_cached, cache, list(texts))
-        results = await asyncio.gather(*(self._shared_synthesis(cache, text)
+        results = await asyncio.gather(*(self._shared_synthesis(cache, text, urgent=False)
                                          for text in missing), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         for error in failed:
@@ -176,19 +211,21 @@ class TtsWorker:
         return PrepareReport(prompts=len(texts), synthesised=len(missing) - len(failed),
                              failed=len(failed), seconds=self._clock() - started)
 
-    async def _shared_synthesis(self, cache: PromptCache, text: str) -> bytes:
+    async def _shared_synthesis(self, cache: PromptCache, text: str,
+                                urgent: bool = True) -> bytes:
         key = cache.key(text)
         future = self._inflight.get(key)
         if future is None:
-            future = asyncio.ensure_future(self._synthesize(cache, text))
+            future = asyncio.ensure_future(self._synthesize(cache, text, urgent))
             self._inflight[key] = future
             future.add_done_callback(lambda _: self._inflight.pop(key, None))
         # Shielded: one caller hanging up must not cancel the synthesis another awaits.
         return await asyncio.shield(future)
 
-    async def _synthesize(self, cache: PromptCache, text: str) -> bytes:
+    async def _synthesize(self, cache: PromptCache, text: str, urgent: bool) -> bytes:
         loop = asyncio.get_running_loop()
         start = self._clock()
+        await self._slots.acquire(urgent)
         try:
             pcm, _ = await asyncio.wait_for(
                 loop.run_in_executor(self._pool(), _synthesize_in_worker, text,
@@ -202,6 +239,8 @@ class TtsWorker:
         except Exception:
             self.stats["failed"] += 1
             raise
+        finally:
+            self._slots.release()
         self.stats["synthesised"] += 1
         cache.remember(text, pcm)
         log.info("tts.worker_synthesised key=%s voice=%s seconds=%.3f audio_seconds=%.2f",

@@ -120,3 +120,22 @@ async def test_prepare_loads_what_is_cached_and_reports_what_failed(tmp_path: Pa
                                       "坏了。": "utter_broken"})
         assert cache.peek("好的。") is not None and cache.peek("再见。") is not None
     assert (report["prompts"], report["synthesised"], report["failed"]) == (3, 1, 1)
+
+
+async def test_a_long_preparation_does_not_time_out_and_a_calls_words_go_first(
+        tmp_path: Path) -> None:
+    """Each synthesis's timeout runs from its start, not from its place in the queue; a text a
+    call is waiting for is synthesised before the rest of another contact's preparation."""
+    cache = PromptCache(tmp_path, ToneSynthesizer(slow=0.4))
+    texts = {f"第{n}句。": f"utter_{n}" for n in range(6)}  # 2.4 s of synthesis in one worker
+    async with TtsWorker(cache, processes=1, timeout_s=2.0) as tts:
+        await tts.start()
+        loop = asyncio.get_running_loop()
+        preparing = asyncio.ensure_future(tts.prepare(texts))
+        await asyncio.sleep(0.1)  # the first sentence is under way
+        await tts.speech("明天上午十点。")
+        said_at = loop.time()
+        report = await preparing
+        prepared_at = loop.time()
+    assert (report["synthesised"], report["failed"]) == (6, 0)
+    assert prepared_at - said_at > 1.0  # most of the preparation came after the call's words
