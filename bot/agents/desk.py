@@ -5,9 +5,13 @@ the disposition, end after-call work at the campaign's cap.
 Each joins a pure rule (bot/agents/presence.py, bot/agents/distribution.py) to its rows
 (bot/store/repos/agent_desk.py) and flushes; the caller commits (one request, one timer
 tick) and then publishes what happened on the call event stream.  Nothing here reads the
-clock: every operation takes its time.  Offers and presence changes of one agent made at
-the same moment by two processes collide on the database (see ``AgentStateRepo.record``)
-rather than both succeeding.
+clock: every operation takes its time.
+
+Each operation reads and then writes rows other desks write too: on SQLite run it in a
+``db.session(write=True)`` (the write lock first, as the dialer does).  On PostgreSQL two
+desks offering at once may both pick the same agent; the second one's presence change then
+collides with the first's on the (agent, seq) key and fails with ``IntegrityError`` when the
+first commits: roll back and call again, and the next choice sees the agent offered.
 """
 
 from __future__ import annotations

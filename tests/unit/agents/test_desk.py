@@ -3,6 +3,7 @@ with their time, offers chosen and stored with their reason, answers, dispositio
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -250,3 +251,33 @@ def test_the_database_keeps_callback_times_with_callbacks_only(db: Database) -> 
         session.add(Disposition(escalation_id=escalation.id, call_id=escalation.call_id,
                                 agent_id=alice, disposition="resolved", wrap_up_s=0,
                                 at=at(1), callback_at=at(100)))
+
+
+def test_two_desks_offering_at_once_never_ring_one_agent_twice(pg_db: Database) -> None:
+    """PostgreSQL: both desks choose alice; the second collides when the first commits,
+    and its retry chooses bob."""
+    add_campaign(pg_db)
+    alice, bob = log_in(pg_db, "alice", "bob")
+    one, two = escalate(pg_db, "13800000001"), escalate(pg_db, "13800000002")
+    failures: list[Exception] = []
+
+    def second_desk() -> None:
+        try:
+            with pg_db.session() as session:
+                desk.offer_next(session, two.id, at(11))
+        except Exception as exc:  # handed to the main thread, which asserts on it
+            failures.append(exc)
+
+    with pg_db.session() as session:
+        made = desk.offer_next(session, one.id, at(10))
+        assert made.decision.agent_id == alice
+        thread = threading.Thread(target=second_desk)
+        thread.start()
+        thread.join(0.5)  # it waits on alice's uncommitted change
+        assert thread.is_alive()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], IntegrityError)
+    with pg_db.session() as session:
+        retry = desk.offer_next(session, two.id, at(12))
+        assert retry.decision.agent_id == bob
