@@ -98,16 +98,22 @@ class Passwords:
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or PasswordHasher()
-        # Checked against when the account does not exist, so that an unknown name takes
-        # as long to refuse as a wrong password.
-        self._dummy = self.hasher.hash("waihu: no such account")
+        self._dummy: str | None = None
+
+    @property
+    def dummy(self) -> str:
+        """Checked against when the account does not exist, so that an unknown name takes
+        as long to refuse as a wrong password (made on first use: it costs a hash)."""
+        if self._dummy is None:
+            self._dummy = self.hasher.hash("waihu: no such account")
+        return self._dummy
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return self.hasher.verify(password_hash or self._dummy, password) and (
+            return self.hasher.verify(password_hash or self.dummy, password) and (
                 password_hash is not None)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False

@@ -17,7 +17,7 @@ from aiohttp_session import Session, get_session, new_session
 
 from bot import accounts
 from bot.console.access import ALL_ROLES, home_path
-from bot.console.context import USER, client_address, console
+from bot.console.context import USER, client_address, console, user_of
 from bot.console.security import (
     PUBLIC,
     SAFE_METHODS,
@@ -132,7 +132,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 @allow(*ALL_ROLES)
 async def logout(request: web.Request) -> web.StreamResponse:
     c = console(request)
-    user = request[USER]
+    user = user_of(request)
     await c.run(accounts.record, c.db, f"user:{user.username}", "logout", user.username,
                 address=client_address(request))
     (await get_session(request)).invalidate()

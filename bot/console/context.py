@@ -37,7 +37,8 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
-USER = "console.user"  # request key: the logged-in UserInfo, or None on a public page
+# The logged-in user, or None on a public page.
+USER: web.RequestKey[UserInfo | None] = web.RequestKey("console.user")
 
 
 def console(request: web.Request) -> Console:

@@ -56,7 +56,7 @@ class UserRepo:
             agent.weight = weight
         if campaigns is not None:
             agent.campaign_links = [AgentCampaign(agent_id=user.id, campaign=name)
-                                    for name in dict.fromkeys(campaigns)]
+                                    for name in sorted(set(campaigns))]
         self.session.flush()
         return agent
 
