@@ -16,7 +16,8 @@ Counting rules:
   *Calls per hour* = calls accepted ÷ staffed hours; *occupancy* = (talk + after-call
   work) ÷ staffed time.
 - *Service level*: offers accepted within the campaign's ``escalation.service_level_s`` ÷
-  offers answered by the agent (withdrawn offers are nobody's doing and are left out).
+  offers answered by the agent (withdrawn offers are nobody's doing and are left out, and
+  an offer still ringing has no answer yet).
 - *First-call resolution*: of the calls accepted that day, those not dispositioned
   ``callback`` and not followed, within 7 days of being taken, by a new escalation or a
   customer-requested callback of the same customer (the same phone number, any campaign).
@@ -122,7 +123,7 @@ def _one_agent(agent_id: int, name: str, states: Sequence[StateRow],
     spent = state_seconds(states, start, min(end, now))
     outcomes = Counter(o.outcome for o in offers)
     accepted = [o for o in offers if o.outcome == "accepted"]
-    answered = [o for o in offers if o.outcome != "withdrawn"]
+    answered = [o for o in offers if o.outcome not in (None, "withdrawn")]
     within = sum(1 for o in accepted if o.answered_at is not None
                  and (o.answered_at - o.offered_at).total_seconds() <= o.service_level_s)
     staffed = sum(spent[s] for s in WORKING)

@@ -187,3 +187,9 @@ def test_text_report() -> None:
     assert "合计 team (3)" in text
     empty = format_agent_figures(figures(states=[], offers=[]))
     assert "no agent was logged in" in empty
+
+
+def test_an_offer_still_ringing_is_counted_but_not_yet_in_the_service_level() -> None:
+    ringing = OfferRow(CAROL, 5, "E", t("09:40"), None, None, 10)
+    carol = by_name(figures(offers=[*OFFERS, ringing]))["carol"]
+    assert (carol["offers"], carol["ringing"], carol["service_level"]) == (2, 1, None)
