@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from bot import cli as bot_cli
+from bot.console.command import add_console_options
 
 ASR_ENGINES = ["auto", "vosk", "whisper"]
 
@@ -107,6 +108,8 @@ def add_voice_commands(sub: bot_cli.Subcommands) -> None:
     run.add_argument("--transfer-mode", default="bridge", choices=["bridge", "refer"])
     run.add_argument("--recorded-prompts", type=Path,
                      help="folder of <response>.wav recordings that replace synthesis")
+    add_console_options(run, "console-")
+    run.add_argument("--no-console", action="store_true", help="do not start the web console")
     run.set_defaults(func=cmd_run)
 
     prompts = sub.add_parser("prompts", help="the TTS prompt cache")

@@ -8,11 +8,13 @@ the gateway's SIP stack, ASR engine and TTS worker (voice.stack), and the gatewa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from bot.campaigns.manual import (
 )
 from bot.campaigns.registry import save_campaign
 from bot.channel import RasaEndpoint
+from bot.events import InProcessBus
 from bot.store import CallRepo, Database, default_url
 from voice.gateway import CallReport, Gateway, GatewayConfig
 from voice.health import HealthConfig
@@ -161,13 +164,33 @@ async def _serve(db: Database, rasa: RasaEndpoint, args: Any,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http:
+    bus = InProcessBus()  # the gateway's calls, followed by the console's pages
+    async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http, \
+            _console(args, db, bus):
         gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, rasa.channel(http),
                           GatewayConfig(capacity=args.capacity, session=_session_config(args),
-                                        health=HealthConfig(actions_url=actions_url)))
+                                        health=HealthConfig(actions_url=actions_url)),
+                          events=bus)
         print(f"gateway {gateway.config.gateway_id} running: up to {args.capacity} calls; "
               "Ctrl-C stops dialling and lets the calls in progress finish", file=sys.stderr)
         await gateway.run(stop)
+
+
+@contextlib.asynccontextmanager
+async def _console(args: Any, db: Database, bus: InProcessBus) -> AsyncIterator[None]:
+    """The web console beside the gateway (`waihu run`), unless --no-console."""
+    if args.no_console:
+        yield
+        return
+    from bot.console.command import settings_from
+    from bot.console.server import running, startup_notes
+
+    settings = settings_from(args, "console-")
+    for note in startup_notes(settings, db):
+        print(f"console: {note}", file=sys.stderr)
+    async with running(settings, db, bus) as url:
+        print(f"console on {url}/login", file=sys.stderr)
+        yield
 
 
 def run(args: Any) -> int:

@@ -76,3 +76,19 @@ def test_the_console_refuses_to_start_without_its_key(
     monkeypatch.setenv(keys.KEYS_DIR_ENV, str(tmp_path))
     with pytest.raises(keys.KeyringError, match="console-session"):
         create_app(ConsoleSettings(), sqlite_db, InProcessBus())
+
+
+async def test_waihu_run_starts_the_console_unless_told_not_to(
+        sqlite_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    from voice.cli import build_parser
+    from voice.commands import _console
+
+    args = build_parser().parse_args(["run", "--console-port", "0"])
+    async with _console(args, sqlite_db, InProcessBus()):
+        url = capsys.readouterr().err.split("console on ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/login")
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert response.status == 200
+    args = build_parser().parse_args(["run", "--no-console"])
+    async with _console(args, sqlite_db, InProcessBus()):
+        assert "console on" not in capsys.readouterr().err
