@@ -122,8 +122,8 @@ def _commands(parser: argparse.ArgumentParser) -> list[str]:
 
 def test_waihu_is_the_bot_commands_with_the_voice_ones(url: str,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    bot_commands = ["campaign", "import", "report", "audit", "db", "dnc", "keys", "qa", "chat",
-                    "demo"]
+    bot_commands = ["campaign", "import", "report", "audit", "db", "dnc", "keys", "user",
+                    "console", "qa", "chat", "demo"]
     assert _commands(bot_cli.build_parser()) == bot_commands
     assert _commands(voice_cli.build_parser()) == [*bot_commands, "simulate", "call", "run",
                                                    "prompts"]
