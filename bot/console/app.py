@@ -103,4 +103,4 @@ def create_app(settings: ConsoleSettings, db: Database, events: EventBus, *,
 
 
 def _when(at: Any, zone: ZoneInfo) -> str:
-    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if isinstance(at, datetime) else "-"
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if isinstance(at, datetime) else "—"
