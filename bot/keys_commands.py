@@ -102,6 +102,9 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         if args.name == keys.ID_HASH:
             print("Stored ID hashes move to the new key when their customer next proves the "
                   "digits, or now with `waihu keys rehash-ids`. Back up the keyring file.")
+        elif args.name == keys.CONSOLE_SESSION:
+            print("New console sessions use the new key; older ones stay valid until they "
+                  "expire (12 hours), after which the old key may be removed from the file.")
         else:
             print("Back up the keyring file: the old keys check what they signed, for ever.")
     return 0

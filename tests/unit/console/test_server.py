@@ -92,3 +92,17 @@ async def test_waihu_run_starts_the_console_unless_told_not_to(
     args = build_parser().parse_args(["run", "--no-console"])
     async with _console(args, sqlite_db, InProcessBus()):
         assert "console on" not in capsys.readouterr().err
+
+
+def test_keys_rotate_console_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv(keys.KEYS_DIR_ENV, str(tmp_path))
+    assert main(["keys", "init"]) == 0
+    before = keys.load(keys.CONSOLE_SESSION)
+    assert main(["keys", "rotate", keys.CONSOLE_SESSION]) == 0
+    assert "older ones stay valid until they expire" in capsys.readouterr().out
+    after = keys.load(keys.CONSOLE_SESSION)
+    token = SessionCipher(before).encrypt(b"{}")
+    assert SessionCipher(after).decrypt(token) == b"{}"
