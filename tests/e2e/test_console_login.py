@@ -9,18 +9,28 @@ for artifacts); look at them after a change to the pages.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from bot import accounts, events
+from bot.console.server import running
+from bot.console.settings import ConsoleSettings
+from bot.events import InProcessBus, call_event
 from bot.services import free_port
+from bot.store import Database
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
@@ -233,3 +243,56 @@ def test_an_administrator_adds_an_agent_who_then_logs_in(page: Page, browser: Br
         shot(agent, "08-new-agent-desk")
     finally:
         other.close()
+
+
+# --- live events on the supervisors' page ------------------------------------------------
+
+
+@pytest.fixture
+def live_console(tmp_path: Path) -> Iterator[tuple[str, InProcessBus, asyncio.AbstractEventLoop]]:
+    """The console in this process (a thread of its own), so that the test can publish call
+    events on its bus as a gateway would."""
+    db = Database(f"sqlite:///{tmp_path / 'live.db'}")
+    db.upgrade()
+    cheap = accounts.Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    accounts.create_user(db, cheap, "lead", "supervisor", PASSWORDS["boss"], actor="test")
+    bus = InProcessBus()
+    loop = asyncio.new_event_loop()
+    started: queue.Queue[str] = queue.Queue()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with running(ConsoleSettings(port=0), db, bus, passwords=cheap) as url:
+            started.put(url)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield started.get(timeout=30), bus, loop
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+        db.dispose()
+
+
+def test_the_supervisor_sees_calls_live_with_numbers_masked(
+        page: Page, live_console: tuple[str, InProcessBus, asyncio.AbstractEventLoop]) -> None:
+    url, bus, loop = live_console
+    LoginPage(page, url).open().log_in("lead", PASSWORDS["boss"])
+    expect(page).to_have_url(f"{url}/supervisor")
+    TopBar(page).wait_live()
+    at = datetime.now(UTC)
+    for event in (call_event(events.CALL_DIALLED, "c0ffee00-1", at, campaign="vas-call-alert",
+                             phone="13812345678"),
+                  call_event(events.CALL_ANSWERED, "c0ffee00-1", at),
+                  call_event(events.TURN_CUSTOMER, "c0ffee00-1", at, text="转人工"),
+                  call_event(events.CALL_ENDED, "c0ffee00-1", at, outcome="escalated")):
+        loop.call_soon_threadsafe(bus.publish, event)
+    rows = page.locator("#events li")
+    expect(rows).to_have_count(3)  # the customer's words are not on the wall
+    expect(rows.first).to_contain_text("结束 Ended")
+    expect(rows.last).to_contain_text("138****5678")
+    assert "13812345678" not in page.content()
+    shot(page, "09-supervisor-live")

@@ -40,7 +40,8 @@
     item.appendChild(el("span", "what", EVENT_LABELS[msg.name] || msg.name));
     const d = msg.data || {};
     const parts = [d.campaign, d.phone, d.dial_result, d.outcome, d.reason].filter(Boolean);
-    item.appendChild(el("span", "meta", parts.join(" · ") + "  " + msg.call_id.slice(0, 8)));
+    parts.push("#" + String(msg.call_id).slice(0, 8));
+    item.appendChild(el("span", "meta", parts.join(" · ")));
     list.insertBefore(item, list.firstChild);
     const max = parseInt(list.dataset.max || "50", 10);
     while (list.children.length > max) list.removeChild(list.lastChild);

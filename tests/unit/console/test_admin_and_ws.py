@@ -206,3 +206,11 @@ def test_the_wall_feed_keeps_only_call_level_fields() -> None:
                               decline_reason="distrust", error=None, contact_id=3))
     assert message is not None
     assert message["data"] == {"outcome": "declined", "decline_reason": "distrust"}
+
+
+async def test_templates_mask_phone_numbers(client: Client) -> None:
+    import aiohttp_jinja2
+
+    env = aiohttp_jinja2.get_env(client.app)
+    shown = env.from_string("{{ phone | mask_phone }}").render(phone="13812345678")
+    assert shown == "138****5678"
