@@ -115,7 +115,9 @@ DEFAULT_OPEN_QUESTION = "最后，您对我们还有什么意见或建议吗？"
 # --- what the flow listens for ---------------------------------------------------------
 
 # Words of a request to repeat ("你说什么", "再说一遍", "没听清", "说慢点").
-REPEAT_REQUEST = re.compile(r"什么|啥|再说|再讲|重复|没听|听不|不明白|没明白|慢点|大声")
+# "没什么建议" and "没啥" are answers, not questions.
+REPEAT_REQUEST = re.compile(
+    r"(?<!没)什么|(?<!没)啥|再说|再讲|重复|没听|听不|不明白|没明白|慢点|大声")
 
 # Words of the requests the flow honours wherever they come (first match wins).
 CONTROL_WORDS = (

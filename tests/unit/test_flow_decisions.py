@@ -262,3 +262,15 @@ def test_a_request_in_its_own_words_still_counts_in_an_open_answer() -> None:
     call.reply("affirm", "可以")
     call.reply("inform_score", "不满意", entities={"score": "1"})
     assert call.reply("complain", "我要投诉你们", **HEARD).lead == "end_complaint"
+
+
+@pytest.mark.parametrize("text", ["没什么建议了", "没啥意见"])
+def test_nothing_to_add_is_an_answer_to_the_last_survey_question(text: str) -> None:
+    call = Call(SURVEY)
+    call.reply("affirm", "是")
+    call.reply("affirm", "可以")
+    call.reply("inform_score", "满意", entities={"score": "5"})
+    call.reply("inform_score", "五分", entities={"score": "5"})
+    assert call.state.stage == "survey_open"
+    call.reply("not_understand", text)
+    assert call.outcome == Outcome("survey_completed")
