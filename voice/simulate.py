@@ -114,7 +114,8 @@ async def simulate_campaign(db: Database, rasa: RasaEndpoint, defn: CampaignDefi
         trunk = Trunk(uri=f"sip:{{number}}@127.0.0.1:{phone.port}")
         defn = defn.model_copy(update={"trunk": trunk})
         save_campaign(db, defn)  # the trunk now points at the virtual customers
-        warmed = await asyncio.to_thread(warm_campaign, db, defn.name, stack.cache, now=start)
+        warmed = await asyncio.to_thread(warm_campaign, db, defn.name, stack.cache, now=start,
+                                         contacts=True)  # "请问您是王女士本人吗" too
         log.info("simulate.prompts campaign=%s prompts=%s synthesised=%s seconds=%s",
                  defn.name, warmed["prompts"], warmed["synthesised"], warmed["seconds"])
         start_campaign(db, defn.name, start)
