@@ -22,9 +22,10 @@ from cryptography.fernet import Fernet, MultiFernet
 
 from bot import keys
 from bot.accounts import Passwords
-from bot.console import auth, pages, ws
+from bot.console import agent_pages, auth, figure_pages, pages, phones, watch, ws
 from bot.console.access import ROLE_LABELS
 from bot.console.context import CONSOLE, Console
+from bot.console.labels import GLOBALS as LABELS
 from bot.console.security import add_security_headers
 from bot.console.settings import ConsoleSettings
 from bot.console.throttle import AddressThrottle
@@ -42,8 +43,13 @@ ROUTES = [
     web.get("/login", auth.login_page),
     web.post("/login", auth.login_submit),
     web.post("/logout", auth.logout),
-    web.get("/agent", pages.agent_page),
+    web.get("/agent", agent_pages.agent_page),
+    web.post("/agent/presence", agent_pages.change_presence),
+    web.post("/agent/disposition", agent_pages.record_disposition),
+    web.get("/agent/figures", figure_pages.own_figures),
     web.get("/supervisor", pages.supervisor_page),
+    web.get("/supervisor/agents", figure_pages.team_figures),
+    web.post("/calls/{call_id}/phone", phones.reveal_phone),
     web.get("/qa", pages.qa_page),
     web.get("/admin", pages.admin_page),
     web.post("/admin/users", pages.admin_add_user),
@@ -94,11 +100,14 @@ def create_app(settings: ConsoleSettings, db: Database, events: EventBus, *,
     zone = ZoneInfo(settings.timezone)
     env.filters["mask_phone"] = lambda phone: mask_phone(str(phone)) if phone else ""
     env.filters["when"] = lambda at: _when(at, zone)
+    env.filters.update(figure_pages.FILTERS)
     env.globals["ROLE_LABELS"] = ROLE_LABELS
+    env.globals.update(LABELS)
     app.router.add_routes(ROUTES)
     app.router.add_static("/static/", HERE / "static", name="static")
     app.on_response_prepare.append(add_security_headers(settings.secure_cookies))
     app.on_shutdown.append(ws.close_sockets)
+    app.cleanup_ctx.append(watch.watching)
     return app
 
 

@@ -16,6 +16,8 @@ from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
 from bot import accounts
+from bot.agents.presence import PresenceRefused
+from bot.console import agent_pages, desk_state
 from bot.console.access import ALL_ROLES, home_path
 from bot.console.context import USER, client_address, console, user_of
 from bot.console.security import (
@@ -131,8 +133,18 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 @allow(*ALL_ROLES)
 async def logout(request: web.Request) -> web.StreamResponse:
+    """Logging out of the console logs an agent out of the desk too (they are offered no
+    more calls); not while a call is in their hand: the desk says so instead."""
     c = console(request)
     user = user_of(request)
+    if user.agent is not None:
+        try:
+            message = await c.run(desk_state.leave_desk, c.db, user.id, c.clock())
+        except PresenceRefused as exc:
+            return await agent_pages.desk_page(request, status=409, error=(
+                "通话处理完毕后才能退出 Finish the call before logging out: " + str(exc)))
+        if message is not None:
+            c.hub.publish(message)
     await c.run(accounts.record, c.db, f"user:{user.username}", "logout", user.username,
                 address=client_address(request))
     (await get_session(request)).invalidate()

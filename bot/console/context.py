@@ -1,11 +1,12 @@
 """What every handler of the console reaches through its request: the settings, the
-database, the event bus, the password hasher, the address throttle and the clock."""
+database, the event bus, the password hasher, the address throttle, the clock and the
+desk's hub of live messages."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from bot.accounts import Passwords, UserInfo
+from bot.console.hub import DeskHub
 from bot.console.settings import ConsoleSettings
 from bot.console.throttle import AddressThrottle
 from bot.events import EventBus
@@ -29,6 +31,7 @@ class Console:
     passwords: Passwords
     throttle: AddressThrottle
     clock: Callable[[], datetime]
+    hub: DeskHub = field(default_factory=DeskHub)  # the desk's live messages (hub.py)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """*fn* (database work, password hashing) in a thread: never on the event loop,

@@ -2,8 +2,10 @@
 
 A feed is a pure function from a `CallEvent` to the message a page gets, or None: a page
 sees only the events it needs and only the fields it shows, with phone numbers masked.
-The agent desk gets nothing from the bus yet (its offers come with the distribution), the
-QA page neither (it reviews ended calls).
+The agent desk gets nothing from the bus yet (the offer's pop comes with the gateway's
+wiring of the desk), the QA page neither (it reviews ended calls).  Presence is not a call
+event: the desk's messages come from the console's hub (hub.py), to the pages of
+`DESK_SCOPE` (``own``: the agent's own presence; ``all``: every agent's).
 """
 
 from __future__ import annotations
@@ -39,3 +41,4 @@ def wall(event: CallEvent) -> dict[str, Any] | None:
 
 
 FEEDS: dict[str, Feed | None] = {"agent": None, "supervisor": wall, "qa": None, "admin": wall}
+DESK_SCOPE: dict[str, str] = {"agent": "own", "supervisor": "all", "admin": "all"}

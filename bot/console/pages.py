@@ -1,9 +1,9 @@
 """The console's pages.  Thin handlers: the guard (auth.py) has checked the role already;
 each reads what it shows through a service function and renders its template.
 
-The agent desk, the supervisors' and the QA pages are the frames the next parts of issue
-14 fill (the offer, the live wall, the samples); the administration page already manages
-the accounts.
+The agent desk is agent_pages.py, the figures figure_pages.py; the supervisors' page shows
+the agents' presence and the live wall, the QA page is the frame the QA part of issue 14
+fills; the administration page manages the accounts.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import accounts
+from bot.console import desk_state
 from bot.console.access import ALL_ROLES, PAGE_ROLES, home_path
 from bot.console.context import console, user_of
 from bot.console.security import allow
@@ -30,18 +31,18 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(home_path(user_of(request).role))
 
 
-@allow(*PAGE_ROLES["agent"])
-async def agent_page(request: web.Request) -> web.StreamResponse:
-    user = user_of(request)
-    return await render(request, "agent.html", page="agent", agent=user.agent,
-                        state="offline")
+def _presence(db: Any) -> dict[int, dict[str, Any]]:
+    with db.session() as session:
+        return {m["agent_id"]: m for m in desk_state.every_presence(session)}
 
 
 @allow(*PAGE_ROLES["supervisor"])
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
     c = console(request)
     agents = [u for u in await c.run(accounts.list_users, c.db) if u.role == "agent"]
-    return await render(request, "supervisor.html", page="supervisor", agents=agents)
+    presence = await c.run(_presence, c.db)
+    return await render(request, "supervisor.html", page="supervisor", agents=agents,
+                        presence=presence)
 
 
 @allow(*PAGE_ROLES["qa"])

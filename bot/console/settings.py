@@ -26,7 +26,10 @@ class ConsoleSettings:
     address_failures: int = 20  # failed logins from one address within the window ...
     address_window: timedelta = timedelta(minutes=15)  # ... refuse that address for it
     ws_recheck_s: float = 30.0  # an open WebSocket re-reads its account this often
-    timezone: str = "Asia/Shanghai"  # times on the pages
+    timezone: str = "Asia/Shanghai"  # times on the pages, and the days of the figures
+    # The desk watcher (watch.py) ends due after-call work and reads every agent's
+    # presence this often; 0: not at all (tests that drive it themselves).
+    desk_poll_s: float = 1.0
 
     @property
     def loopback(self) -> bool:

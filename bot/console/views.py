@@ -11,7 +11,7 @@ from aiohttp_session import get_session
 
 from bot.accounts import UserInfo
 from bot.console.access import PAGE_TITLES, pages_for
-from bot.console.context import USER
+from bot.console.context import USER, console
 from bot.console.security import csrf_token
 
 
@@ -25,6 +25,7 @@ async def render(request: web.Request, template: str, *, status: int = 200,
         "nav": ([(page, PAGE_TITLES[page]) for page in pages_for(user.role)]
                 if isinstance(user, UserInfo) else []),
         "path": request.path,
+        "server_now": console(request).clock().isoformat(),  # the pages' timers start here
     }
     return aiohttp_jinja2.render_template(template, request, {**base, **context},
                                           status=status)

@@ -3,7 +3,9 @@
 The guard (auth.py) has found the session's user; here the page is checked against the
 user's role (`access.may_open`) and the Origin against the console's own, before the
 upgrade.  The page is greeted with ``{"type": "hello", "page", "username", "name",
-"role"}``, then receives its feed of the call event stream (feeds.py), and answers
+"role"}``, then receives its feed of the call event stream (feeds.py) and the desk's
+presence messages (hub.py: the agent desk its own agent's, the supervisors' and the
+administrator's pages every agent's; the latest first, as the page opens), and answers
 ``ping`` with ``{"type": "pong"}``.  Every `ws_recheck_s` the account is read again: a
 disabled account, a changed password or an expired session closes the socket (code 4401).
 """
@@ -15,6 +17,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiohttp_session import get_session
@@ -23,7 +26,7 @@ from bot import accounts
 from bot.console.access import ALL_ROLES, may_open
 from bot.console.auth import whoami
 from bot.console.context import console, user_of
-from bot.console.feeds import FEEDS, Feed
+from bot.console.feeds import DESK_SCOPE, FEEDS, Feed
 from bot.console.security import allow, same_origin
 from bot.events import CallEvent, following
 
@@ -52,7 +55,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.send_json({"type": "hello", "page": page, **whoami(user)})
     tasks = [asyncio.create_task(_recheck(request, ws, user, float(issued)))]
     feed = FEEDS.get(page)
-    async with _feeding(request, ws, feed):
+    async with _feeding(request, ws, feed), _desk(request, ws, user, page):
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT and message.data == "ping":
@@ -75,6 +78,32 @@ async def _feeding(request: web.Request, ws: web.WebSocketResponse, feed: Feed |
             yield
         finally:
             task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _desk(request: web.Request, ws: web.WebSocketResponse, user: accounts.UserInfo,
+                page: str) -> AsyncIterator[None]:
+    scope = DESK_SCOPE.get(page)
+    if scope is None:
+        yield
+        return
+    hub = console(request).hub
+    agent_id = user.id if scope == "own" else None
+    with hub.following(agent_id) as queue:
+        for message in hub.latest(agent_id):
+            await ws.send_json(message)
+        task = asyncio.create_task(_pass_on(ws, queue))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+
+async def _pass_on(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    while not ws.closed:
+        message = await queue.get()
+        if not ws.closed:
+            await ws.send_json(message)
 
 
 async def _forward(ws: web.WebSocketResponse, queue: asyncio.Queue[CallEvent], feed: Feed

@@ -14,6 +14,129 @@
     "escalation.ended": "转接结束 Escalation ended",
   };
 
+  const STATE_LABELS = {
+    offline: "离线 offline",
+    available: "空闲 available",
+    offered: "来电 offered",
+    on_call: "通话中 on call",
+    wrap_up: "话后处理 wrap-up",
+    away: "离开 away",
+  };
+  const AWAY_LABELS = {
+    break: "小休 break", meal: "用餐 meal", meeting: "会议 meeting", training: "培训 training",
+    other: "其他 other", missed_offer: "未接来电 missed a call",
+  };
+
+  // --- timers: time in a state, after-call work left (server time, whatever the desk's clock)
+  let skew = 0;
+  function syncClock(doc) {
+    const now = Date.parse((doc.body && doc.body.dataset.now) || "");
+    if (!isNaN(now)) skew = now - Date.now();
+  }
+  function serverNow() { return Date.now() + skew; }
+
+  function duration(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h ? h + ":" + two(m) + ":" + two(r) : m + ":" + two(r);
+  }
+
+  function tick() {
+    const now = serverNow();
+    document.querySelectorAll("[data-since]").forEach(function (node) {
+      const since = Date.parse(node.dataset.since);
+      if (!isNaN(since)) node.textContent = duration(now - since);
+    });
+    document.querySelectorAll("[data-ends]").forEach(function (node) {
+      const ends = Date.parse(node.dataset.ends);
+      if (isNaN(ends)) return;
+      node.textContent = duration(ends - now);
+      node.classList.toggle("due", ends - now <= 10000);
+    });
+  }
+
+  function csrf() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // --- the desk: reload its live part when the agent's presence changes ---------------------
+  let refreshing = false;
+  function refreshDesk() {
+    if (refreshing) return;
+    refreshing = true;
+    fetch("/agent", {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        const doc = new DOMParser().parseFromString(html, "text/html");
+        const fresh = doc.getElementById("desk");
+        const desk = document.getElementById("desk");
+        if (!fresh || !desk) return;
+        desk.replaceWith(document.importNode(fresh, true));
+        document.querySelectorAll(".page > .alert").forEach(function (a) { a.remove(); });
+        syncClock(doc);
+        callbackField();
+        tick();
+      })
+      .catch(function () { /* the next change or a reload will show it */ })
+      .finally(function () { refreshing = false; });
+  }
+
+  function presence(msg) {
+    const mine = document.getElementById("agent-state");
+    if (mine) {
+      if (String(msg.agent_id) === mine.dataset.agent && msg.seq > Number(mine.dataset.seq || 0)) {
+        refreshDesk();
+      }
+      return;
+    }
+    const row = document.querySelector('tr[data-agent-id="' + msg.agent_id + '"]');
+    if (!row) return;
+    const badge = row.querySelector(".state");
+    if (Number(badge.dataset.seq || 0) >= msg.seq) return;
+    badge.className = "state state-" + msg.state;
+    badge.dataset.state = msg.state;
+    badge.dataset.seq = msg.seq;
+    badge.textContent = STATE_LABELS[msg.state] || msg.state;
+    row.querySelector(".presence-reason").textContent = msg.reason ? (AWAY_LABELS[msg.reason] || msg.reason) : "";
+    const since = row.querySelector(".since");
+    if (msg.since) since.dataset.since = msg.since; else delete since.dataset.since;
+    since.textContent = "";
+    tick();
+  }
+
+  // --- the whole number, on request (audited by the server) -----------------------------
+  function reveal(button) {
+    const callId = button.dataset.revealCall;
+    button.disabled = true;
+    fetch("/calls/" + encodeURIComponent(callId) + "/phone", {
+      method: "POST", credentials: "same-origin", headers: {"X-CSRF-Token": csrf()},
+    }).then(function (r) {
+      if (!r.ok) return Promise.reject(r.status);
+      return r.json();
+    }).then(function (body) {
+      document.querySelectorAll('[data-phone-of="' + callId + '"]').forEach(function (node) {
+        node.textContent = body.phone;
+        node.classList.add("revealed");
+      });
+      button.remove();
+    }).catch(function (status) {
+      button.disabled = false;
+      button.textContent = status === 403 ? "无权查看 Not allowed" : "失败 Failed";
+    });
+  }
+
+  function callbackField() {
+    const form = document.getElementById("disposition-form");
+    const box = document.getElementById("callback-time");
+    if (!form || !box) return;
+    const chosen = form.querySelector('input[name="disposition"]:checked');
+    const on = !!chosen && chosen.value === "callback";
+    box.classList.toggle("hidden", !on);
+    document.getElementById("callback-at").required = on;
+  }
+
   function live(state, title) {
     const dot = document.getElementById("live");
     if (!dot) return;
@@ -41,7 +164,26 @@
     const d = msg.data || {};
     const parts = [d.campaign, d.phone, d.dial_result, d.outcome, d.reason].filter(Boolean);
     parts.push("#" + String(msg.call_id).slice(0, 8));
-    item.appendChild(el("span", "meta", parts.join(" · ")));
+    const meta = el("span", "meta");
+    parts.forEach(function (part, i) {
+      if (i) meta.appendChild(document.createTextNode(" · "));
+      if (part === d.phone) {
+        const phone = el("span", "phone", part);
+        phone.dataset.phoneOf = msg.call_id;
+        meta.appendChild(phone);
+      } else {
+        meta.appendChild(document.createTextNode(part));
+      }
+    });
+    if (d.phone) {
+      const show = el("button", "btn btn-small btn-ghost reveal", "显示 Show");
+      show.type = "button";
+      show.title = "查看完整号码（记入审计日志）Show the whole number (audited)";
+      show.dataset.revealCall = msg.call_id;
+      meta.appendChild(document.createTextNode(" "));
+      meta.appendChild(show);
+    }
+    item.appendChild(meta);
     list.insertBefore(item, list.firstChild);
     const max = parseInt(list.dataset.max || "50", 10);
     while (list.children.length > max) list.removeChild(list.lastChild);
@@ -63,6 +205,8 @@
         if (msg.type === "hello") {
           live("on", "实时连接 Live · " + msg.name);
           document.dispatchEvent(new CustomEvent("waihu:hello", {detail: msg}));
+        } else if (msg.type === "presence") {
+          presence(msg);
         } else if (msg.type === "event") {
           showEvent(msg);
           document.dispatchEvent(new CustomEvent("waihu:event", {detail: msg}));
@@ -94,8 +238,20 @@
     }
   }
 
+  document.addEventListener("click", function (e) {
+    const button = e.target.closest && e.target.closest("[data-reveal-call]");
+    if (button) reveal(button);
+  });
+  document.addEventListener("change", function (e) {
+    if (e.target.name === "disposition") callbackField();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     forms();
+    syncClock(document);
+    callbackField();
+    tick();
+    setInterval(tick, 1000);
     const page = document.body.dataset.page;
     if (page) connect(page);
   });

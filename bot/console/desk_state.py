@@ -1,0 +1,256 @@
+"""The agent desk as the console serves it: an agent's presence and the call in their hand,
+read for a page and changed from its buttons, each in one unit of work through
+bot/agents/desk.py (which holds the rules).  Everything here is blocking database work for
+`Console.run`; the handlers (agent_pages.py) publish the returned messages on the hub.
+
+A presence *message* is what an open page receives over its WebSocket::
+
+    {"type": "presence", "agent_id", "username", "name", "seq", "state", "since",
+     "reason", "call_id"}
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.agents import desk
+from bot.agents.presence import (
+    OFFERED,
+    OFFLINE,
+    ON_CALL,
+    WRAP_UP,
+    Presence,
+    PresenceEvent,
+    wrap_up_ends_at,
+)
+from bot.console.hub import Message
+from bot.console.labels import AWAY_CHOICES
+from bot.privacy import mask_phone
+from bot.store import Database
+from bot.store.models import (
+    Agent,
+    AgentStateChange,
+    Call,
+    Campaign,
+    Contact,
+    Escalation,
+    EscalationOffer,
+    User,
+)
+from bot.store.repos.agent_desk import AgentStateRepo
+
+log = logging.getLogger("waihu.console")
+T = TypeVar("T")
+WRITE_ATTEMPTS = 3
+# The buttons of the desk and the presence event each one asks for.
+ACTIONS = {"available": "log_in", "away": "go_away", "back": "come_back", "offline": "log_out"}
+HOLDS_CALL = (OFFERED, ON_CALL, WRAP_UP)
+
+
+def in_write(db: Database, work: Callable[[Session], T], attempts: int = WRITE_ATTEMPTS) -> T:
+    """*work* in a unit of work that writes what others write too (desk.py's advice): the
+    SQLite write lock first; on PostgreSQL, a change that collided with another desk's on
+    the agent's change number is tried again, and then sees the other change."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with db.session(write=True) as session:
+                return work(session)
+        except IntegrityError:
+            if attempt == attempts:
+                raise
+            log.info("console.desk_retry attempt=%d", attempt)
+    raise AssertionError("unreachable")
+
+
+# --- presence messages -------------------------------------------------------------------
+
+
+def message_of(change: AgentStateChange, user: User) -> Message:
+    presence = desk.presence_from(change)
+    return {"type": "presence", "agent_id": change.agent_id, "username": user.username,
+            "name": user.display_name or user.username, "seq": change.seq,
+            "state": presence.state,
+            "since": presence.since.isoformat() if presence.since else None,
+            "reason": presence.reason, "call_id": presence.call_id}
+
+
+def presence_message(session: Session, agent_id: int) -> Message | None:
+    """The message of the agent's latest change (None: never changed)."""
+    change = AgentStateRepo(session).latest(agent_id)
+    user = session.get(User, agent_id)
+    return None if change is None or user is None else message_of(change, user)
+
+
+def every_presence(session: Session) -> list[Message]:
+    """The latest change of every agent who has one, enabled or not, by user name."""
+    users = {u.id: u for u in session.scalars(select(User).join(Agent))}
+    latest = AgentStateRepo(session).latest_of(users)
+    return sorted((message_of(change, users[agent_id]) for agent_id, change in latest.items()),
+                  key=lambda m: m["username"])
+
+
+# --- the desk of one agent ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallCard:
+    """The escalated call in the agent's hand (offered, on the call, or in wrap-up)."""
+
+    call_id: str
+    escalation_id: int
+    campaign: str
+    reason: str
+    customer: str | None  # the contact's name, or how the bot addressed them
+    phone_masked: str
+    verified: bool | None
+    offered_at: datetime
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeskView:
+    presence: Presence
+    seq: int  # the agent's latest change number (0: never changed)
+    call: CallCard | None
+    wrap_up_max_s: int | None = None
+    wrap_up_ends: datetime | None = None
+
+
+def desk_view(db: Database, agent_id: int, at: datetime) -> DeskView:
+    """The agent's desk at *at*.  After-call work past its cap ends here too (the watcher
+    ends it within a second; a page opened in between must not show it)."""
+    with db.session() as session:
+        view = _view(session, agent_id)
+    if view.wrap_up_ends is not None and at >= view.wrap_up_ends:
+        if in_write(db, partial(_expire, agent_id=agent_id, at=at)):
+            log.info("console.wrap_up_expired agent=%d call_id=%s", agent_id,
+                     view.presence.call_id)
+        with db.session() as session:
+            view = _view(session, agent_id)
+    return view
+
+
+def _view(session: Session, agent_id: int) -> DeskView:
+    change = AgentStateRepo(session).latest(agent_id)
+    presence = desk.presence_from(change)
+    seq = change.seq if change is not None else 0
+    if presence.call_id is None:
+        return DeskView(presence, seq, None)
+    card, campaign = _call_card(session, agent_id, presence.call_id)
+    if card is None or campaign is None:
+        return DeskView(presence, seq, card)
+    cap = desk.campaign_settings(campaign).escalation.wrap_up_max_s
+    return DeskView(presence, seq, card, cap, wrap_up_ends_at(presence, cap))
+
+
+def _call_card(session: Session, agent_id: int, call_id: str
+               ) -> tuple[CallCard | None, Campaign | None]:
+    offer = session.scalar(
+        select(EscalationOffer).join(Escalation, Escalation.id == EscalationOffer.escalation_id)
+        .where(Escalation.call_id == call_id, EscalationOffer.agent_id == agent_id)
+        .order_by(EscalationOffer.id.desc()).limit(1))
+    if offer is None:
+        return None, None
+    escalation = session.get(Escalation, offer.escalation_id)
+    assert escalation is not None  # a foreign key
+    contact = session.get(Contact, escalation.contact_id)
+    campaign = session.get(Campaign, escalation.campaign_id)
+    assert contact is not None and campaign is not None  # foreign keys
+    context: dict[str, Any] = escalation.context or {}
+    verified = context.get("verified")
+    card = CallCard(call_id, escalation.id, campaign.name, escalation.reason,
+                    contact.name or context.get("customer_title"), mask_phone(contact.phone),
+                    verified if isinstance(verified, bool) else None, offer.offered_at,
+                    offer.answered_at)
+    return card, campaign
+
+
+# --- changing presence -------------------------------------------------------------------
+
+
+def presence_event(action: str, reason: str | None) -> PresenceEvent:
+    """The event a desk button asks for; ``ValueError`` saying why for anything else."""
+    kind = ACTIONS.get(action)
+    if kind is None:
+        raise ValueError(f"unknown desk action {action!r}")
+    if kind != "go_away":
+        return PresenceEvent(kind)
+    if reason not in AWAY_CHOICES:
+        raise ValueError("请选择离开原因 choose why you are away: " + ", ".join(AWAY_CHOICES))
+    return PresenceEvent(kind, reason=reason)
+
+
+def change(db: Database, agent_id: int, event: PresenceEvent, at: datetime) -> Message:
+    """Apply *event* to the agent (``PresenceRefused`` or ``DeskRefused`` saying why not);
+    the message of the change."""
+    def work(session: Session) -> Message:
+        desk.change_presence(session, agent_id, event, at)
+        message = presence_message(session, agent_id)
+        assert message is not None  # just changed
+        return message
+    return in_write(db, work)
+
+
+def leave_desk(db: Database, agent_id: int, at: datetime) -> Message | None:
+    """Logging out of the console logs the agent out of the desk: the message of that
+    change, or None when they were offline already.  ``PresenceRefused`` while a call is in
+    their hand (offered or on the call): the call comes first."""
+    def work(session: Session) -> Message | None:
+        if session.get(Agent, agent_id) is None \
+                or desk.presence_of(session, agent_id).state == OFFLINE:
+            return None
+        desk.change_presence(session, agent_id, PresenceEvent("log_out"), at)
+        return presence_message(session, agent_id)
+    return in_write(db, work)
+
+
+def expire_due(db: Database, at: datetime) -> list[int]:
+    """End every after-call work that reached its campaign's cap by *at*; the agents'
+    ids.  Read first, and take the write lock only when one is due."""
+    with db.session() as session:
+        due = [agent_id for agent_id, ends in _wrap_up_ends(session).items() if at >= ends]
+    ended = []
+    for agent_id in due:
+        try:
+            if in_write(db, partial(_expire, agent_id=agent_id, at=at)):
+                ended.append(agent_id)
+        except (ValueError, IntegrityError) as exc:  # changed meanwhile: nothing to end
+            log.info("console.wrap_up_expiry_skipped agent=%d reason=%s", agent_id, exc)
+    for agent_id in ended:
+        log.info("console.wrap_up_expired agent=%d", agent_id)
+    return ended
+
+
+def _expire(session: Session, *, agent_id: int, at: datetime) -> bool:
+    return desk.expire_wrap_up(session, agent_id, at)
+
+
+def _wrap_up_ends(session: Session) -> dict[int, datetime]:
+    """When each agent now in after-call work reaches the cap of their call's campaign."""
+    rows = AgentStateRepo(session).latest_of(session.scalars(select(Agent.user_id)))
+    ends: dict[int, datetime] = {}
+    caps: dict[int, int] = {}
+    for agent_id, change in rows.items():
+        if change.to_state != WRAP_UP or change.call_id is None:
+            continue
+        call = session.get(Call, change.call_id)
+        if call is None:
+            continue
+        campaign_id = call.campaign_id
+        if campaign_id not in caps:
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None  # a foreign key
+            caps[campaign_id] = desk.campaign_settings(campaign).escalation.wrap_up_max_s
+        end = wrap_up_ends_at(desk.presence_from(change), caps[campaign_id])
+        if end is not None:
+            ends[agent_id] = end
+    return ends

@@ -1,0 +1,47 @@
+"""What the pages call the desk's codes (states, away reasons, dispositions, escalation
+reasons): Chinese first, the code's English after it.  The templates get them as globals;
+static/console.js keeps the state labels for the live updates."""
+
+from __future__ import annotations
+
+from bot.store.vocab import AGENT_STATES, AWAY_REASONS, DISPOSITIONS
+
+STATE_LABELS = {
+    "offline": "离线 offline",
+    "available": "空闲 available",
+    "offered": "来电 offered",
+    "on_call": "通话中 on call",
+    "wrap_up": "话后处理 wrap-up",
+    "away": "离开 away",
+}
+AWAY_LABELS = {
+    "break": "小休 break",
+    "meal": "用餐 meal",
+    "meeting": "会议 meeting",
+    "training": "培训 training",
+    "other": "其他 other",
+    "missed_offer": "未接来电 missed a call",
+}
+# What an agent may choose when going away (missed_offer is set by the desk).
+AWAY_CHOICES = tuple(reason for reason in AWAY_REASONS if reason != "missed_offer")
+DISPOSITION_LABELS = {
+    "resolved": "已解决 resolved",
+    "sale": "成交 sale",
+    "callback": "约定回电 callback",
+    "complaint": "投诉 complaint",
+    "wrong_person": "非本人 wrong person",
+    "other": "其他 other",
+}
+ESCALATION_REASONS = {
+    "request_human": "客户要求人工 asked for a person",
+    "complaint": "投诉 complaint",
+    "verification_failed": "身份核实未通过 failed verification",
+}
+
+assert set(STATE_LABELS) == set(AGENT_STATES)
+assert set(AWAY_LABELS) == set(AWAY_REASONS)
+assert set(DISPOSITION_LABELS) == set(DISPOSITIONS)
+
+GLOBALS = {"STATE_LABELS": STATE_LABELS, "AWAY_LABELS": AWAY_LABELS,
+           "AWAY_CHOICES": AWAY_CHOICES, "DISPOSITION_LABELS": DISPOSITION_LABELS,
+           "ESCALATION_REASONS": ESCALATION_REASONS}
