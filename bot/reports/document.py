@@ -69,6 +69,8 @@ def format_value(value: Any, kind: Kind) -> str:
 
 
 _RATE_COLUMNS = ("dialled", "connected", "consents")
+DISPOSITION_LABELS = {"resolved": "已解决", "sale": "成交", "callback": "约定回电",
+                      "complaint": "投诉", "wrong_person": "非本人", "other": "其他"}
 GRADE_LABELS = {"A": "A 高意向", "B": "B 有意向", "C": "C 一般", "D": "D 无意向",
                 UNGRADED: "未评级 ungraded"}
 
@@ -151,6 +153,15 @@ def campaign_report(fig: dict[str, Any]) -> Report:
         *([f"转人工原因 reason: {r}", n] for r, n in esc["by_reason"].items()),
         *([f"转人工状态 status: {s}", n] for s, n in esc["by_status"].items()),
     ]))
+    desk = fig.get("agent_dispositions")
+    if desk and desk["escalated_calls"]:
+        tables.append(Table("agent_dispositions", "坐席处理结果 Agent dispositions",
+                            [Column("结果 Disposition", "text"), Column("通数 Calls"),
+                             Column("占转人工 Share of escalated", "rate")],
+                            [[f"{DISPOSITION_LABELS[d]} {d}", n, n / desk["escalated_calls"]]
+                             for d, n in desk["by_disposition"].items()]
+                            + [["未记录 not recorded", desk["not_recorded"],
+                                desk["not_recorded"] / desk["escalated_calls"]]]))
     if fig["type"] == "second_confirmation" or any(fig["confirmation_results"].values()):
         tables.append(Table("confirmations", "二次确认 Second confirmation",
                             [Column("结果 Result", "text"), Column("通数 Calls")],

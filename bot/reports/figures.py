@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.reports.dispositions import agent_dispositions, describe_dispositions
 from bot.store.ledger import CONSENT
 from bot.store.models import (
     Call,
@@ -230,6 +231,7 @@ def campaign_figures(session: Session, campaign: Campaign) -> dict[str, Any]:
         "confirmation_results": {r: sum(c.confirmation_result == r for c in finished)
                                  for r in CONFIRMATION_RESULTS},
         "talk_time": talk_time((c.started_at, c.ended_at) for c in finished),
+        "agent_dispositions": agent_dispositions(session, campaign.id),
     }
 
 
@@ -391,6 +393,8 @@ def format_figures(fig: dict[str, Any]) -> str:
         lines.append(f"  通话时长 talk time:           平均 {talk['mean_s']} s, "
                      f"中位 {talk['median_s']} s ({talk['calls']} 通)")
     lines.append(f"  转人工 escalations:           {fig['escalations']['total']}")
+    if fig.get("agent_dispositions", {}).get("escalated_calls"):
+        lines.append(describe_dispositions(fig["agent_dispositions"]))
     comp = fig["complaints"]
     lines.append(f"  投诉 complaints:              {comp['calls']} 通 (转人工 {comp['escalated']}, "
                  f"拉黑 {comp['blacklisted']}); 投诉黑名单 {comp['blacklist_entries']} 条")

@@ -110,7 +110,8 @@ def test_csv_of_a_week(tmp_path: Path, weekly_fig: dict[str, Any]) -> None:
 def test_xlsx(tmp_path: Path, campaign_fig: dict[str, Any]) -> None:
     book = load_workbook(export(campaign_fig, "xlsx", tmp_path / "r.xlsx"))
     assert book.sheetnames == ["汇总", "拒绝原因", "转化漏斗", "拨打结果", "通话结果",
-                               "意向等级", "分时接通率", "年龄段", "地区", "投诉与转人工", "图表"]
+                               "意向等级", "分时接通率", "年龄段", "地区", "投诉与转人工",
+                               "坐席处理结果", "图表"]
     summary = book["汇总"]
     assert (summary["A4"].value, summary["B4"].value) == ("拨打 Dialled", 25)
     assert (summary["B7"].value, summary["B7"].number_format) == (0.6, "0.0%")
