@@ -129,12 +129,17 @@ def secs(value: float | None) -> str:
     return f"{whole // 60}:{whole % 60:02d}" if whole >= 60 else f"{whole} s"
 
 
-def hours(value: float | None) -> str:
-    return "—" if value is None else f"{value / 3600:.1f} h"
+def span(value: float | None) -> str:
+    """A stretch of time: seconds, minutes or hours, whichever reads best."""
+    if value is None:
+        return "—"
+    if value < 60:
+        return f"{value:.0f} s"
+    return f"{value / 60:.0f} min" if value < 3600 else f"{value / 3600:.1f} h"
 
 
 def number(value: float | None) -> str:
     return "—" if value is None else f"{value:g}"
 
 
-FILTERS = {"pct": pct, "secs": secs, "hours": hours, "number": number}
+FILTERS = {"pct": pct, "secs": secs, "span": span, "number": number}
