@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ ARTIFACTS = REPO / "var" / "test-artifacts" / "console"
 PASSWORD = "desk password 1"
 TIMEOUT_MS = 15_000
 PHONE = "13812345678"
+COUNTDOWN = re.compile(r"^[12]:\d\d$")  # the campaign's 120 s of after-call work, going down
 
 
 @pytest.fixture
@@ -188,7 +190,7 @@ def test_an_agent_works_a_call_from_the_desk(browser: Browser,
     agent.expect_state("wrap_up")
     expect(page.locator("#disposition-form")).to_be_visible()
     expect(page.locator("#callback-time")).to_be_hidden()
-    expect(page.locator("[data-ends]")).to_have_text(_countdown())
+    expect(page.locator("[data-ends]")).to_have_text(COUNTDOWN)
 
     page.get_by_role("button", name="显示 Show").click()
     expect(page.locator(f'[data-phone-of="{escalation.call_id}"]')).to_have_text(PHONE)
@@ -216,9 +218,3 @@ def test_an_agent_works_a_call_from_the_desk(browser: Browser,
     lead.goto(f"{base}/supervisor/agents")
     expect(lead.locator('tr[data-agent-row="wangfang"]')).to_be_visible()
     shot(lead, "18-supervisor-agents")
-
-
-def _countdown() -> object:
-    import re
-
-    return re.compile(r"^[12]:\d\d$")  # 2:00 counting down
