@@ -1,22 +1,35 @@
-"""Listening check of the TTS: synthesise every fixed prompt of the sample campaigns and
-transcribe it with Whisper (no hints), then compare. Prints one JSON object: per-prompt
-character error rate (CER), overall mean/p95 CER, synthesis rate and audio seconds.
+"""How well the bot's voices are understood on the telephone: every prompt of the sample
+campaigns, synthesised with each voice, sent through G.711 (8 kHz A-law or µ-law, encoded and
+decoded as the gateway sends it), and transcribed by an ASR model the project does not tune
+(stock faster-whisper, no prompt, no hints).  Prints one JSON object:
+``voices.<name>.cer_overall`` (character errors over all reference characters), the mean,
+median and p95 of the per-prompt CER, the worst prompts, every prompt whose numbers, dates or
+prices came back wrong, and the synthesis time per prompt.
 
-    .venv/bin/python bench/tts.py [--campaigns examples/campaigns/*.yml] [--worst 15]
+    .venv/bin/python bench/tts.py [--voices zf_xiaoyi,zm_yunxi,espeak] [--codec pcma]
+                                  [--cache-dir var/tts/cache] [--warm-up marketing]
+
+The judge is Whisper *base* from the package registry (``var/models/whisper-base``): Whisper
+small is published there only in part (two of its parts; the joined file does not load), so
+it cannot be had on these machines.  ``--model DIR`` takes any faster-whisper model folder.
 
 Both sides are compared as spoken: digits in the reference and in the transcript go through
-the front end's ``to_speakable`` (Whisper writes "5元" for 五元), 幺 counts as 一, and
-punctuation, spaces and case do not count.
+the front end's ``to_speakable`` (Whisper writes "5元" for 五元), 幺 counts as 一 and 两 as
+二, and punctuation, spaces, script (traditional/simplified) and case do not count.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import re
 import statistics
 import sys
 import tempfile
 import time
+import unicodedata
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,35 +38,120 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.campaigns.definition import load_definition  # noqa: E402
-from voice.asr.base import Hints  # noqa: E402
+from bot.campaigns.definition import BotVoice, load_definition  # noqa: E402
 from voice.asr.models import whisper_model_dir  # noqa: E402
 from voice.asr.snap import edit_distance, normalize  # noqa: E402
-from voice.asr.whisper_engine import WhisperEngine, WhisperSettings  # noqa: E402
+from voice.asr.whisper_engine import upsample  # noqa: E402
+from voice.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode  # noqa: E402
 from voice.tts.cache import PromptCache  # noqa: E402
-from voice.tts.espeak import SAMPLE_RATE, EspeakSynthesizer  # noqa: E402
+from voice.tts.espeak import SAMPLE_RATE  # noqa: E402
 from voice.tts.frontend import to_speakable  # noqa: E402
 from voice.tts.prompts import ContactWording, contact_slot_values, plan_prompts  # noqa: E402
-from voice.tts.worker import warm_many  # noqa: E402
+from voice.tts.voices import synthesizer  # noqa: E402
 
 CONTACTS = [ContactWording("张伟", "男", {"trial_end": "2026-12-01"}),
             ContactWording("李娜", "女", {}), ContactWording(None, None, {})]
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+DEFAULT_VOICES = "zf_xiaoyi,zm_yunxi,espeak"
+CODECS: dict[str, Callable[[bytes], bytes]] = {
+    "pcma": lambda pcm: alaw_decode(alaw_encode(pcm)),
+    "pcmu": lambda pcm: ulaw_decode(ulaw_encode(pcm)),
+    "none": lambda pcm: pcm,
+}
+
+# A number as said: a run of numeral characters, with the measure word after it when there
+# is one (五元, 十二月, 二零二六年, 九点).  A lone numeral without one is a word (一下, 一项).
+_NUMERALS = "零一二三四五六七八九十百千万亿点"
+_MEASURES = "元块角年月日号点分秒天周次位个岁折"
+_NUMBER = re.compile(rf"[{_NUMERALS}]{{2,}}[{_MEASURES}]?|[{_NUMERALS}][{_MEASURES}]"
+                     rf"|(?<=按)[{_NUMERALS}]")  # 按1: a key to press
+_DIGIT_GAP = re.compile(r"(?<=\d)\s+(?=\d)")
 
 
 def spoken(text: str) -> str:
-    """What counts in the comparison: the words as said, simplified, no punctuation."""
-    return normalize(to_speakable(normalize(text))).replace("幺", "一").lower()
+    """What counts in the comparison: the words as said, simplified, no punctuation.  Digits
+    are read before punctuation goes (5.5元 is 五点五元); digit groups split by spaces are
+    one number (400 800 1234)."""
+    text = _DIGIT_GAP.sub("", unicodedata.normalize("NFKC", text))
+    return normalize(to_speakable(text)).replace("幺", "一").lower()
 
 
-def cer(reference: str, hypothesis: str) -> float:
+def cer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(character edits, reference characters), both as spoken."""
     ref, hyp = spoken(reference), spoken(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    return edit_distance(ref, hyp) / len(ref)
+    return edit_distance(ref, hyp), len(ref)
 
 
-def prompts(campaign_files: list[Path]) -> dict[str, str]:
+_DIGIT_VALUES = {"零": "0", "一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "六": "6",
+                 "七": "7", "八": "8", "九": "9"}
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+_BIG_UNITS = {"万": 10**4, "亿": 10**8}
+
+
+def _cardinal(run: str) -> int:
+    total = section = 0
+    digit: int | None = None
+    for ch in run:
+        if ch in _DIGIT_VALUES:
+            digit = int(_DIGIT_VALUES[ch])
+        elif ch in _UNITS:
+            section += (1 if digit is None else digit) * _UNITS[ch]
+            digit = None
+        elif ch in _BIG_UNITS:
+            total += (section + (digit or 0)) * _BIG_UNITS[ch]
+            section, digit = 0, None
+    return total + section + (digit or 0)
+
+
+def number_value(run: str) -> str:
+    """A number as said → its digits: 一零零一零 → 10010 (digit by digit), 一千零一十 → 1010,
+    五十八点五 → 58.5.  The same number however the transcript wrote it."""
+    def part(text: str) -> str:
+        if any(ch in _UNITS or ch in _BIG_UNITS for ch in text):
+            return str(_cardinal(text))
+        return "".join(_DIGIT_VALUES.get(ch, "") for ch in text)
+    whole, _, frac = run.partition("点")
+    return part(whole) + ("." + part(frac) if frac else "")
+
+
+def number_errors(reference: str, hypothesis: str) -> list[dict[str, str]]:
+    """The numbers, dates, times and amounts of ``reference`` that did not come back as said.
+    Both sides as spoken (digits in words, 两 as 二, 幺 as 一); each number of the reference
+    is compared by value with the numerals the transcript has in its place (the measure word
+    after it may be misheard: 后四为 still says 四)."""
+    ref, hyp = (spoken(t).replace("两", "二").replace("〇", "零")
+                for t in (reference, hypothesis))
+    opcodes = difflib.SequenceMatcher(None, ref, hyp, autojunk=False).get_opcodes()
+    wrong = []
+    for match in _NUMBER.finditer(ref):
+        start, end = match.start(), match.end()
+        while end > start and ref[end - 1] not in _NUMERALS:
+            end -= 1  # the measure word may be misheard
+        heard = ""
+        for op, i1, i2, j1, j2 in opcodes:
+            if op == "insert" and start <= i1 <= end:
+                heard += hyp[j1:j2]  # said next to it: part of the number as heard
+            elif op == "equal" and i1 < end and i2 > start:
+                heard += hyp[j1 + max(0, start - i1): j2 - max(0, i2 - end)]
+            elif op != "insert" and i1 < end and i2 > start:
+                heard += hyp[j1:j2]
+        heard = "".join(ch for ch in heard if ch in _NUMERALS)
+        said = ref[start:end]
+        if number_value(said) != number_value(heard):
+            wrong.append({"said": number_value(said), "heard": number_value(heard) or "-"})
+    return wrong
+
+
+def voice_of(spec: str) -> tuple[str, BotVoice]:
+    """``zf_xiaoyi`` / ``kokoro:zm_yunxi`` / ``espeak`` → (its name in the report, voice)."""
+    engine, _, name = spec.partition(":") if ":" in spec else (
+        ("espeak", "", "") if spec == "espeak" else ("kokoro", "", spec))
+    voice = BotVoice.model_validate({"engine": engine, **({"name": name} if name else {})})
+    return (voice.name if engine == "kokoro" else engine), voice
+
+
+def prompts(campaign_files: Iterable[Path]) -> dict[str, str]:
+    """Every text of the campaigns (as the bench's three contacts hear them) → response."""
     texts: dict[str, str] = {}
     for path in campaign_files:
         definition = load_definition(path)
@@ -63,62 +161,190 @@ def prompts(campaign_files: list[Path]) -> dict[str, str]:
     return texts
 
 
+class Judge:
+    """Stock faster-whisper: Mandarin, beam 5, temperature 0, no prompt."""
+
+    def __init__(self, model: Path, threads: int) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model_dir = model
+        self.model = WhisperModel(str(model), device="cpu", compute_type="int8",
+                                  cpu_threads=threads)
+
+    def transcribe(self, pcm: bytes) -> tuple[str, float]:
+        started = time.perf_counter()
+        segments, _ = self.model.transcribe(
+            upsample(pcm), language="zh", beam_size=5, temperature=0.0,
+            condition_on_previous_text=False, vad_filter=False, without_timestamps=True)
+        text = "".join(segment.text for segment in segments)
+        return text, time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def syllables(text: str) -> list[str]:
+    """Tone-numbered pinyin of ``text`` as spoken; other characters (letters) as they are."""
+    from pypinyin import Style, lazy_pinyin
+
+    out: list[str] = []
+    for part in lazy_pinyin(spoken(text), style=Style.TONE3, neutral_tone_with_five=True):
+        out.extend([part] if part.isalnum() and not part.isascii() or part[-1:].isdigit()
+                   else list(part))  # a run of letters or other signs: one by one
+    return out
+
+
+def score(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
+    """CER per prompt and overall, wrong numbers, and the syllable error rate: the same
+    comparison over tone-numbered pinyin, so that a character the judge wrote for the same
+    sound (示例 as 势力, 客服 as 克服) is no error there."""
+    edits = chars = syllable_edits = syllable_count = 0
+    for row in rows:
+        wrong, length = cer_counts(row["text"], row["heard"])
+        said, heard = syllables(row["text"]), syllables(row["heard"])
+        edits, chars = edits + wrong, chars + length
+        syllable_edits += edit_distance(said, heard)
+        syllable_count += len(said)
+        row["cer"] = round(wrong / length, 3) if length else 0.0
+        row.pop("numbers_wrong", None)
+        wrong_numbers = number_errors(row["text"], row["heard"])
+        if wrong_numbers:
+            row["numbers_wrong"] = wrong_numbers
+    scores = [row["cer"] for row in rows]
+    return {
+        "cer_overall": round(edits / chars, 4) if chars else 0.0,
+        "cer_mean": round(statistics.fmean(scores), 4) if scores else 0.0,
+        "cer_median": round(statistics.median(scores), 4) if scores else 0.0,
+        "cer_p95": pct(scores, 0.95),
+        "syllable_error_overall": round(syllable_edits / syllable_count, 4)
+        if syllable_count else 0.0,
+        "exact": sum(1 for s in scores if s == 0),
+        "number_errors": [{k: row[k] for k in ("response", "text", "heard", "numbers_wrong")}
+                          for row in rows if row.get("numbers_wrong")],
+        "worst": sorted(rows, key=lambda r: -r["cer"])[:worst],
+        "all": rows,
+    }
+
+
+def measure_voice(name: str, voice: BotVoice, texts: dict[str, str], cache_dir: Path,
+                  codec: Callable[[bytes], bytes], judge: Judge, worst: int) -> dict[str, Any]:
+    cache = PromptCache(cache_dir, synthesizer(voice))
+    cache.synthesizer.synthesize("您好。")  # loads the model: not part of any prompt's time
+    rows: list[dict[str, Any]] = []
+    synth_seconds: list[float] = []
+    audio_seconds = 0.0
+    for text, response in texts.items():
+        pcm = cache.lookup(text)
+        if pcm is None:
+            pcm, seconds = cache.synthesize(text)
+            synth_seconds.append(seconds)
+        heard, _ = judge.transcribe(codec(pcm))
+        seconds_of_audio = len(pcm) / 2 / SAMPLE_RATE
+        audio_seconds += seconds_of_audio
+        rows.append({"response": response, "text": text, "heard": heard,
+                     "audio_s": round(seconds_of_audio, 2)})
+        print(f"[{name}] {text} → {heard}", file=sys.stderr, flush=True)
+    return {
+        "voice_id": cache.synthesizer.voice_id,
+        **score(rows, worst),
+        "audio_seconds": round(audio_seconds, 1),
+        "synthesis": {  # one process, one thread, as in a TTS worker; cached prompts not timed
+            "prompts": len(synth_seconds),
+            "mean_s": round(statistics.fmean(synth_seconds), 3) if synth_seconds else None,
+            "p95_s": round(pct(synth_seconds, 0.95), 3) if synth_seconds else None,
+            "max_s": round(max(synth_seconds), 3) if synth_seconds else None,
+            "seconds_per_audio_second": round(sum(synth_seconds) / audio_seconds, 2)
+            if synth_seconds and audio_seconds else None,
+        },
+    }
+
+
+def warm_up_seconds(campaign: Path, voice: BotVoice, processes: int) -> dict[str, Any]:
+    """``warm_campaign`` of one campaign file into an empty cache: the wait before it can
+    start dialling on a machine that never spoke its prompts."""
+    from voice.tts.warm import warm_campaign
+
+    with tempfile.TemporaryDirectory(prefix="waihu-bench-warm-") as tmp:
+        cache = PromptCache(Path(tmp), synthesizer(voice))
+        report = warm_campaign(None, campaign, cache, now=NOW, days=1, processes=processes,
+                               voices=synthesizer)
+    return {"campaign": report["campaign"], "voice": report["voice"],
+            "prompts": report["prompts"], "processes": processes,
+            "seconds": round(report["seconds"], 1),
+            "slowest_s": round(report["slowest_seconds"], 2),
+            "audio_seconds": report["audio_seconds"], "failed": report["failed"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--campaigns", nargs="*", type=Path,
                         default=sorted((REPO / "examples" / "campaigns").glob("*.yml")))
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--worst", type=int, default=15)
+    parser.add_argument("--voices", default=DEFAULT_VOICES,
+                        help="comma-separated: a Kokoro voice name, kokoro:NAME or espeak")
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--codec", choices=sorted(CODECS), default="pcma",
+                        help="the telephone path (default pcma: A-law, China's networks)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="faster-whisper model folder (default: var/models/whisper-base)")
+    parser.add_argument("--threads", type=int, default=2, help="ASR threads")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N prompts")
+    parser.add_argument("--worst", type=int, default=10)
     parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="keep the synthesised prompts here (default: a temporary folder)")
+                        help="keep the synthesised prompts here (default: a temporary folder; "
+                        "prompts already there are not synthesised or timed again)")
+    parser.add_argument("--warm-up", default="",
+                        help="also time `waihu prompts warm` of this sample campaign (e.g. "
+                        "marketing) into an empty cache with the first voice, 2 processes")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--rescore", type=Path, default=None,
+                        help="score the transcripts of an earlier run's JSON again (after a "
+                        "change of the comparison), without synthesis or ASR")
     args = parser.parse_args(argv)
+    if args.rescore:
+        earlier: dict[str, Any] = json.loads(args.rescore.read_text(encoding="utf-8"))
+        for voice in earlier["voices"].values():
+            voice.update(score(voice["all"], args.worst))
+        return _report(earlier, args.out)
 
     texts = prompts(args.campaigns)
-    with tempfile.TemporaryDirectory(prefix="waihu-bench-tts-") as tmp:
-        cache = PromptCache(args.cache_dir or Path(tmp), EspeakSynthesizer())
-        started = time.perf_counter()
-        warm = warm_many(cache, texts, processes=args.processes)
-        synth_seconds = time.perf_counter() - started
-
-        engine = WhisperEngine(WhisperSettings(whisper_model_dir()))
-        engine.warm_up()
-        rows: list[dict[str, Any]] = []
-        audio_seconds = 0.0
-        decode_seconds = 0.0
-        for text, response in texts.items():
-            pcm = cache.lookup(text)
-            if pcm is None:
-                rows.append({"response": response, "text": text, "cer": 1.0,
-                             "heard": "(synthesis failed)"})
-                continue
-            audio_seconds += len(pcm) / 2 / SAMPLE_RATE
-            recognizer = engine.open(Hints())
-            recognizer.feed(pcm)
-            transcript = recognizer.finish()
-            decode_seconds += transcript.decode_ms / 1000
-            rows.append({"response": response, "text": text, "heard": transcript.raw,
-                         "cer": round(cer(text, transcript.raw), 3),
-                         "audio_s": round(len(pcm) / 2 / SAMPLE_RATE, 2)})
-
-    scores = sorted(row["cer"] for row in rows)
-    p95 = scores[min(len(scores) - 1, int(0.95 * len(scores)))] if scores else 0.0
-    print(json.dumps({
-        "prompts": len(rows),
+    if args.limit:
+        texts = dict(list(texts.items())[:args.limit])
+    voices = [voice_of(spec.strip()) for spec in args.voices.split(",") if spec.strip()]
+    voices = [(name, v.model_copy(update={"speed": args.speed})) for name, v in voices]
+    model = args.model or whisper_model_dir()
+    judge = Judge(model, args.threads)
+    result: dict[str, Any] = {
+        "date": datetime.now().date().isoformat(),
         "campaigns": [p.name for p in args.campaigns],
-        "voice": cache.synthesizer.voice_id,
-        "cer_mean": round(statistics.fmean(scores), 3) if scores else 0.0,
-        "cer_median": round(statistics.median(scores), 3) if scores else 0.0,
-        "cer_p95": p95,
-        "synthesis": {"processes": args.processes, "seconds": round(synth_seconds, 2),
-                      "prompts_per_s": round(warm["synthesised"] / synth_seconds, 2)
-                      if synth_seconds else None,
-                      "slowest_s": round(warm["slowest_seconds"], 2),
-                      "failed": warm["failed"]},
-        "audio_seconds": round(audio_seconds, 1),
-        "asr_decode_seconds": round(decode_seconds, 1),
-        "worst": sorted(rows, key=lambda r: -r["cer"])[:args.worst],
-        "all": rows,
-    }, ensure_ascii=False, indent=2))
+        "prompts": len(texts),
+        "codec": args.codec,
+        "asr": {"model": str(model.name), "engine": "faster-whisper int8, beam 5, "
+                "temperature 0, no prompt, no hints"},
+        "voices": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="waihu-bench-tts-") as tmp:
+        for name, voice in voices:
+            result["voices"][name] = measure_voice(
+                name, voice, texts, args.cache_dir or Path(tmp), CODECS[args.codec], judge,
+                args.worst)
+    if args.warm_up:
+        campaign = REPO / "examples" / "campaigns" / f"{args.warm_up}.yml"
+        result["warm_up"] = warm_up_seconds(campaign, voices[0][1], processes=2)
+    return _report(result, args.out)
+
+
+def _report(result: dict[str, Any], out: Path | None) -> int:
+    result["summary"] = {name: {"cer_overall": v["cer_overall"],
+                                "syllable_error_overall": v["syllable_error_overall"],
+                                "exact": v["exact"], "number_errors": len(v["number_errors"]),
+                                "synthesis_mean_s": v["synthesis"]["mean_s"]}
+                         for name, v in result["voices"].items()}
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0
 
 
