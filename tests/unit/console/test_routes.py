@@ -68,7 +68,8 @@ async def test_nobody_is_sent_to_the_login(client: Client, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/logout", "/admin/users", "/admin/users/agent/disable",
-                                  "/admin/users/agent/enable"])
+                                  "/admin/users/agent/enable", "/agent/presence",
+                                  "/agent/disposition", "/calls/c1/phone"])
 async def test_nobody_may_post_even_with_a_token(client: Client, path: str) -> None:
     token = await csrf_of(client, "/login")  # an anonymous session's token
     response = await client.post(path, data={"csrf_token": token}, allow_redirects=False)
