@@ -107,6 +107,10 @@ def save(db: Database, agent_id: int, username: str, form: DispositionForm,
             if existing.agent_id != agent_id:
                 raise desk.DeskRefused("这通电话由其他坐席处理 another agent took this call")
             old = _values(existing)
+            if (existing.disposition, existing.notes, existing.callback_at) == (
+                    form.disposition, form.notes, form.callback_at):  # sent twice: no change
+                return Saved(existing.disposition, True, None,
+                             presence_message(session, agent_id))
             DispositionRepo(session).amend(existing, form.disposition, notes=form.notes,
                                            callback_at=form.callback_at, at=at)
             row, before = existing, old

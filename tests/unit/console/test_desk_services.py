@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.agents import desk
 from bot.agents.presence import PresenceEvent
@@ -65,6 +65,14 @@ def test_a_callback_and_its_change(db: Database, agent_id: int) -> None:
         changed = AuditRepo(session).entries(action="disposition.changed")
     assert [e.detail["before"]["callback_at"] for e in changed] == [
         "2030-05-06T02:30:00+00:00"]
+
+    again = dispositions.save(db, agent_id, "alice",  # the same form sent twice
+                              _form(taken.escalation_id, "callback", "2030-05-07T15:00"),
+                              T0 + timedelta(minutes=6))
+    assert again.changed and again.callback_due is None
+    with db.session() as session:
+        assert len(AuditRepo(session).entries(action="disposition.changed")) == 1
+        assert session.scalar(select(func.count()).select_from(Callback)) == 2
 
 
 def test_no_callback_to_a_number_on_the_do_not_call_list(db: Database, agent_id: int) -> None:
