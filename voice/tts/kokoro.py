@@ -72,6 +72,11 @@ LETTER_PHONEMES = {
     "V": "vˈi", "W": "dˈʌbᵊlju", "X": "ˈɛks", "Y": "wˈI", "Z": "zˈi",
 }
 _PAUSE_S = 0.15  # between sentences synthesised apart
+# Trimmed voices (the bot's): the model puts ~0.4 s of silence before a sentence and ~1 s
+# after it, so a two-sentence prompt had a 1.5 s hole in the middle (Whisper stopped there)
+# and every reply started 0.4 s late.  Kept around the speech, and between sentences:
+_TRIM_LEVEL = 0.01  # of full scale
+_TRIM_LEAD_S, _TRIM_TAIL_S, _TRIMMED_PAUSE_S = 0.03, 0.1, 0.3
 
 
 def voices_dir() -> Path:
@@ -210,23 +215,28 @@ def _runtime(threads: int) -> dict[str, Any]:
 class KokoroSynthesizer(Synthesizer):
     """Kokoro-82M speaking Mandarin with one of its voices; 8 kHz 16-bit PCM out."""
 
-    def __init__(self, voice: str = DEFAULT_VOICE, speed: float = 1.0, threads: int = 1) -> None:
+    def __init__(self, voice: str = DEFAULT_VOICE, speed: float = 1.0, threads: int = 1,
+                 trim: bool = False) -> None:
         if voice not in VOICES:
             raise ValueError(f"unknown Kokoro voice {voice!r}; known: {', '.join(VOICES)}")
         self.voice = voice
         self.speed = speed
         self.threads = threads
+        self.trim = trim  # the model's silences cut down (the bot); the customers keep them
         self._style: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # picklable for the TTS worker process
-        return {"voice": self.voice, "speed": self.speed, "threads": self.threads}
+        return {"voice": self.voice, "speed": self.speed, "threads": self.threads,
+                "trim": self.trim}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["voice"], state["speed"], state["threads"])  # type: ignore[misc]
+        self.__init__(state["voice"], state["speed"], state["threads"],  # type: ignore[misc]
+                      state.get("trim", False))
 
     @property
     def voice_id(self) -> str:
-        return f"kokoro-v1.0-int8/{self.voice}/speed{self.speed:g}/frontend{FRONTEND_VERSION}"
+        return (f"kokoro-v1.0-int8/{self.voice}/speed{self.speed:g}/frontend{FRONTEND_VERSION}"
+                + ("/trim" if self.trim else ""))
 
     def _load(self) -> tuple[dict[str, Any], np.ndarray]:
         if self._style is None:
@@ -255,12 +265,24 @@ class KokoroSynthesizer(Synthesizer):
         sentences = [_closed(s.strip()) for s in _SENTENCE_END.split(spoken) if s.strip()]
         with runtime["lock"]:
             pieces = [a for s in sentences if (a := self._sentence(runtime, style, s)).size]
+        if self.trim:
+            pieces = [a for a in map(trimmed, pieces) if a.size]
         if not pieces:
             raise RuntimeError(f"Kokoro produced no audio for {text!r}")
-        pause = np.zeros(int(_PAUSE_S * MODEL_RATE), dtype=np.float32)
+        pause = np.zeros(int((_TRIMMED_PAUSE_S if self.trim else _PAUSE_S) * MODEL_RATE),
+                         dtype=np.float32)
         joined = [part for piece in pieces for part in (pause, piece)][1:]
         audio = to_8k(np.concatenate(joined))
         return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def trimmed(audio: np.ndarray, rate: int = MODEL_RATE) -> np.ndarray:
+    """``audio`` without the silence before and after the speech, but for a short margin."""
+    loud = np.flatnonzero(np.abs(audio) > _TRIM_LEVEL)
+    if not loud.size:
+        return audio[:0]
+    start = max(0, int(loud[0]) - int(_TRIM_LEAD_S * rate))
+    return audio[start:int(loud[-1]) + 1 + int(_TRIM_TAIL_S * rate)]
 
 
 def _phonemes(g2p: Any, text: str) -> str:

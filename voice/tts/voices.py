@@ -27,7 +27,7 @@ ESPEAK_RATE = 170  # espeak-ng words per minute at speed 1.0
 def synthesizer(voice: BotVoice) -> Synthesizer:
     """Exactly the voice asked for (no fallback): for benchmarks and tests."""
     if voice.engine == "kokoro":
-        return kokoro.KokoroSynthesizer(voice.name, speed=voice.speed)
+        return kokoro.KokoroSynthesizer(voice.name, speed=voice.speed, trim=True)
     return EspeakSynthesizer(voice.name, rate=round(ESPEAK_RATE * voice.speed))
 
 

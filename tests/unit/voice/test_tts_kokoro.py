@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from voice.tts import kokoro
@@ -86,3 +88,16 @@ def test_latin_letters_are_spelt_out_with_english_letter_names() -> None:
     assert kokoro._phonemes(g2p, "发送qxL到幺零。") == "<发送> kjˈu ˈɛks ˈɛl <到幺零。>"
     assert said == ["发送", "到幺零。"]
     assert set(kokoro.LETTER_PHONEMES) == set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def test_the_bots_voice_cuts_the_models_silences_down() -> None:
+    rate = kokoro.MODEL_RATE
+    speech = np.full(rate // 2, 0.3, dtype=np.float32)
+    audio = np.concatenate([np.zeros(rate // 2), speech, np.zeros(rate)]).astype(np.float32)
+    cut = kokoro.trimmed(audio)
+    assert len(cut) == len(speech) + int(0.03 * rate) + int(0.1 * rate)
+    assert kokoro.trimmed(np.zeros(rate, dtype=np.float32)).size == 0
+    bot = kokoro.KokoroSynthesizer("zm_bad", trim=True)  # the autouse fixture's voices
+    assert bot.voice_id.endswith("/trim")
+    assert not kokoro.KokoroSynthesizer("zf_good").voice_id.endswith("/trim")
+    assert pickle.loads(pickle.dumps(bot)).trim is True
