@@ -138,4 +138,4 @@ def test_the_customer_hears_the_campaigns_kokoro_voice(called: dict[str, Any],
     # Syllables, not characters: Whisper writes the company name 示例 as 势力 (same sound).
     errors = min(edit_distance(lazy_pinyin(normalize(said)), words) / len(lazy_pinyin(
         normalize(said))) for said in (bot[0], bot[0] + bot[1].removesuffix("（被打断）")))
-    assert errors < 0.4, (bot[:2], words, errors)  # zf_xiaoyi: 0.23; espeak-ng's: 0.77
+    assert errors < 0.4, (bot[:2], words, errors)  # Kokoro: about 0.2; espeak-ng: 0.77
