@@ -77,6 +77,7 @@ _PAUSE_S = 0.15  # between sentences synthesised apart
 # and every reply started 0.4 s late.  Kept around the speech, and between sentences:
 _TRIM_LEVEL = 0.01  # of full scale
 _TRIM_LEAD_S, _TRIM_TAIL_S, _TRIMMED_PAUSE_S = 0.03, 0.1, 0.3
+_MAX_INNER_PAUSE_S = 0.35
 
 
 def voices_dir() -> Path:
@@ -236,7 +237,7 @@ class KokoroSynthesizer(Synthesizer):
     @property
     def voice_id(self) -> str:
         return (f"kokoro-v1.0-int8/{self.voice}/speed{self.speed:g}/frontend{FRONTEND_VERSION}"
-                + ("/trim" if self.trim else ""))
+                + ("/trim2" if self.trim else ""))
 
     def _load(self) -> tuple[dict[str, Any], np.ndarray]:
         if self._style is None:
@@ -277,12 +278,27 @@ class KokoroSynthesizer(Synthesizer):
 
 
 def trimmed(audio: np.ndarray, rate: int = MODEL_RATE) -> np.ndarray:
-    """``audio`` without the silence before and after the speech, but for a short margin."""
+    """``audio`` without the silence before and after the speech, but for a short margin,
+    and with no pause inside it longer than `_MAX_INNER_PAUSE_S`: Kokoro pauses up to ~0.8 s
+    at a comma, which a listener (and the virtual customer, who answers after 0.7 s of
+    silence) takes for the end of the bot's turn, and answers into the rest of it."""
     loud = np.flatnonzero(np.abs(audio) > _TRIM_LEVEL)
     if not loud.size:
         return audio[:0]
     start = max(0, int(loud[0]) - int(_TRIM_LEAD_S * rate))
-    return audio[start:int(loud[-1]) + 1 + int(_TRIM_TAIL_S * rate)]
+    audio = audio[start:int(loud[-1]) + 1 + int(_TRIM_TAIL_S * rate)]
+    loud = np.flatnonzero(np.abs(audio) > _TRIM_LEVEL)
+    longest = int(_MAX_INNER_PAUSE_S * rate)
+    gaps = np.flatnonzero(np.diff(loud) > longest)
+    if not gaps.size:
+        return audio
+    keep, at = [], 0
+    for gap in gaps:  # from the sound before the gap, a pause of `longest`, then on
+        before, after = int(loud[gap]), int(loud[gap + 1])
+        keep.append(audio[at:before + 1 + longest])
+        at = after
+    keep.append(audio[at:])
+    return np.concatenate(keep)
 
 
 def _phonemes(g2p: Any, text: str) -> str:

@@ -98,6 +98,19 @@ def test_the_bots_voice_cuts_the_models_silences_down() -> None:
     assert len(cut) == len(speech) + int(0.03 * rate) + int(0.1 * rate)
     assert kokoro.trimmed(np.zeros(rate, dtype=np.float32)).size == 0
     bot = kokoro.KokoroSynthesizer("zm_bad", trim=True)  # the autouse fixture's voices
-    assert bot.voice_id.endswith("/trim")
-    assert not kokoro.KokoroSynthesizer("zf_good").voice_id.endswith("/trim")
+    assert bot.voice_id.endswith("/trim2")
+    assert not kokoro.KokoroSynthesizer("zf_good").voice_id.endswith("/trim2")
     assert pickle.loads(pickle.dumps(bot)).trim is True
+
+
+def test_a_long_pause_inside_the_speech_is_shortened() -> None:
+    """Kokoro's ~0.8 s pause at a comma reads as the end of the bot's turn."""
+    rate = kokoro.MODEL_RATE
+    tone = np.full(rate // 2, 0.5, dtype=np.float32)
+    audio = np.concatenate([tone, np.zeros(rate, dtype=np.float32), tone,
+                            np.zeros(rate // 5, dtype=np.float32), tone])
+    cut = kokoro.trimmed(audio)
+    quiet = np.abs(cut) <= 0.01
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(int), [0]]))))
+    assert max(runs[::2]) <= int(0.35 * rate) + 1  # the 1 s pause, now 0.35 s
+    assert cut.size == 3 * (rate // 2) + int(0.35 * rate) + rate // 5  # the 0.2 s one kept
