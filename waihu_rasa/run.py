@@ -15,6 +15,13 @@ import sys
 from waihu_rasa import TOKEN_ENV, token_problem
 
 
+def rasa_argv(args: list[str], token: str) -> list[str]:
+    """Rasa's command line with the token placed after the subcommand (rasa reads a last
+    positional argument as the model path), joined to its option by `=`: a URL-safe token
+    may start with "-", which argparse would take for the next option."""
+    return ["rasa", *args[:1], f"--auth-token={token}", *args[1:]]
+
+
 def main() -> int:
     token = os.environ.get(TOKEN_ENV)
     problem = token_problem(token)
@@ -22,12 +29,11 @@ def main() -> int:
         print(f"waihu_rasa.run: {problem}; refusing to start Rasa with an open HTTP API "
               "and channel", file=sys.stderr)
         return 2
-    if "--auth-token" in sys.argv:
+    if any(arg.split("=", 1)[0] in ("--auth-token", "-t") for arg in sys.argv[1:]):
         print("waihu_rasa.run: pass the token in the environment, not as --auth-token",
               file=sys.stderr)
         return 2
-    # After the subcommand: rasa reads a last positional argument as the model path.
-    sys.argv = ["rasa", *sys.argv[1:2], "--auth-token", str(token), *sys.argv[2:]]
+    sys.argv = rasa_argv(sys.argv[1:], str(token))
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

@@ -3,6 +3,7 @@ imports (waihu_rasa/) needs nothing of the project's own environment."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 import waihu_rasa
 from actions import server as actions_server
 from bot import channel, services
+from waihu_rasa.run import rasa_argv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,3 +47,18 @@ def test_the_rasa_side_imports_only_rasa_sanic_and_the_standard_library() -> Non
             else:
                 continue
             assert roots <= allowed, (path.name, roots - allowed)
+
+
+def test_a_token_starting_with_a_dash_reaches_rasa_as_the_token() -> None:
+    # secrets.token_urlsafe gives such a token about once in 64 starts; with the token as
+    # a separate argument, rasa's argparse took it for an option and refused to start.
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("subcommand")
+    parser.add_argument("-t", "--auth-token")
+    parser.add_argument("--enable-api", action="store_true")
+    token = "-cCkwj-4buKZvoU49n3sWJy15Fc"
+
+    parsed = parser.parse_args(rasa_argv(["run", "--enable-api"], token)[1:])
+
+    assert parsed.auth_token == token
+    assert parsed.subcommand == "run" and parsed.enable_api
