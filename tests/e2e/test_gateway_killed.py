@@ -217,8 +217,10 @@ async def _run(folder: Path) -> Scenario:
             with contextlib.suppress(Exception):
                 gateway.stop(timeout=20)
             scenario.logs[gateway.log.stem] = gateway.tail()
-        scenario.simphone = list(phone.records)
+        # Closed first: the first call's dialog may still be open (its BYE to the dead
+        # gateway is retransmitted for 32 s, RFC 3261 timer F); closing ends and records it.
         await phone.close()
+        scenario.simphone = list(phone.records)
     return scenario
 
 

@@ -29,7 +29,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.campaigns.definition import CampaignDefinition, Trunk, load_definition
+from bot.campaigns.definition import BotVoice, CampaignDefinition, Trunk, load_definition
 from bot.campaigns.dialer import CallJob, Dialer
 from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
 from bot.channel import RasaEndpoint
@@ -51,6 +51,8 @@ from voice.audio.frames import FRAME_BYTES, SAMPLE_RATE, rms
 from voice.gateway import CallReport, Gateway, GatewayConfig
 from voice.session import SessionConfig
 from voice.stack import VoiceParts, VoiceSettings, voice_parts
+from voice.tts.voices import synthesizer_for
+from voice.tts.warm import warm_campaign
 
 require_sip_peers()
 
@@ -58,6 +60,7 @@ pytestmark = pytest.mark.sip
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKETING = ROOT / "examples" / "campaigns" / "marketing.yml"
+ESPEAK = BotVoice(engine="espeak")
 # Inside marketing.yml's calling windows (09:00-12:00 Asia/Shanghai) on the next day.
 NOW = (datetime.now(UTC) + timedelta(days=1)).replace(hour=2, minute=0, second=0,
                                                        microsecond=0)
@@ -168,10 +171,20 @@ async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
         await started.stop()
 
 
+@pytest.fixture(scope="module")
+def voice_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One prompt cache for the module's gateways."""
+    return tmp_path_factory.mktemp("voice-interop-var")
+
+
 @pytest.fixture
-async def parts(tmp_path: Path) -> AsyncIterator[VoiceParts]:
-    """The gateway's SIP stack (one baresip-python runtime per test), ASR and TTS."""
-    async with voice_parts(VoiceSettings(var=tmp_path / "var")) as running:
+async def parts(voice_var: Path) -> AsyncIterator[VoiceParts]:
+    """The gateway's SIP stack (one baresip-python runtime per test), ASR and TTS, with the
+    campaign's prompts synthesised beforehand as `waihu campaign start` does (else the
+    gateway makes them when it claims the contact, before the dial)."""
+    async with voice_parts(VoiceSettings(var=voice_var)) as running:
+        await asyncio.to_thread(warm_campaign, None, MARKETING, running.cache,
+                                voices=lambda _: synthesizer_for(ESPEAK))
         yield running
 
 
@@ -202,7 +215,10 @@ def campaign(db: Database, name: str, trunk_uri: str, contacts: dict[str, str]) 
     """marketing.yml as campaign *name* dialling *trunk_uri*, with one contact per phone
     (phone -> name), started at NOW.  Returns a dialer."""
     defn: CampaignDefinition = load_definition(MARKETING)
-    defn = defn.model_copy(update={"name": name, "trunk": Trunk(uri=trunk_uri)})
+    # espeak-ng: these tests are about SIP; each has a cache of its own, where Kokoro would
+    # synthesise the campaign's prompts (over a minute) before the first dial.
+    defn = defn.model_copy(update={"name": name, "trunk": Trunk(uri=trunk_uri),
+                                   "voice": ESPEAK})
     campaign_id = save_campaign(db, defn)
     with db.session() as session:
         repo = ContactRepo(session)
