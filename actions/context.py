@@ -59,6 +59,7 @@ def build_script(defn: CampaignDefinition, *, can_verify_id: bool) -> flow.Scrip
         min_asr_confidence=defn.consent.min_asr_confidence,
         min_intent_confidence=defn.consent.min_intent_confidence,
         min_control_confidence=defn.understanding.min_control_confidence,
+        escalate_on_failed_verification=defn.escalation.escalate_on_failed_verification,
     )
 
 

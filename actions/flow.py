@@ -206,15 +206,24 @@ class CallFlow(ControlRequests):
         digits = last4(reply.keyed or reply.entities.get("digits", "") or reply.text)
         if digits is None:
             if reply.intent in ("deny", "not_needed"):
-                return self._end("end_verification_failed", Outcome("verification_failed"))
+                return self._verification_failed()
             return self._repeat()
         if self._check_id(digits):
             self.state.verified = True
             return self._begin_script()
         self.state.id_tries += 1
         if self.state.id_tries >= MAX_ID_TRIES:
-            return self._end("end_verification_failed", Outcome("verification_failed"))
+            return self._verification_failed()
         return Step(question="id_retry")
+
+    def _verification_failed(self) -> Step:
+        """The identity check failed: the call ends politely, or, where the campaign's
+        ``escalation.escalate_on_failed_verification`` says so, a person takes it (nothing
+        of the account was said; the agent sees that verification failed)."""
+        if self.script.escalate_on_failed_verification:
+            return self._end("end_transfer", Outcome("verification_failed"),
+                             Escalate("verification_failed"))
+        return self._end("end_verification_failed", Outcome("verification_failed"))
 
     def _begin_script(self) -> Step:
         if self.script.campaign_type == "notification":

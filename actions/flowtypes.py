@@ -40,6 +40,7 @@ class Script:
     min_asr_confidence: float = 0.75
     min_intent_confidence: float = 0.8
     min_control_confidence: float = 0.7  # a control request classified below it is asked back
+    escalate_on_failed_verification: bool = False  # a failed identity check goes to a person
 
     @property
     def required_disclosures(self) -> frozenset[str]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from actions import flow
+from actions.context import build_script
 from actions.flow import (
     AddDoNotCall,
     CallFlow,
@@ -21,7 +23,9 @@ from actions.flow import (
     Script,
     SurveyQuestion,
 )
+from bot.campaigns.definition import load_definition
 
+REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 MARKETING = Script("marketing")
 SURVEY = Script("survey", survey=(SurveyQuestion("install", "满意吗？", "satisfaction"),
@@ -313,6 +317,22 @@ def test_identity_is_verified_by_id_digits_with_two_tries() -> None:
     assert call.state.verified
 
 
+def test_a_failed_identity_check_goes_to_a_person_where_the_campaign_says_so() -> None:
+    script = Script("second_confirmation", verify_id=True, escalate_on_failed_verification=True)
+    call = Call(script, check_id="1234")
+    call.reply("affirm")
+    call.reply("inform_digits", "五五五五")
+    assert call.reply("inform_digits", "六六六六").lead == "end_transfer"
+    assert Escalate("verification_failed") in call.effects
+    assert call.outcome == Outcome("verification_failed")
+    assert not call.state.verified
+
+    refused = Call(script, check_id="1234")
+    refused.reply("affirm")
+    assert refused.reply("deny", "不想说").lead == "end_transfer"
+    assert Escalate("verification_failed") in refused.effects
+
+
 def test_without_id_check_the_holder_s_word_verifies() -> None:
     call = Call(Script("marketing"))
     call.reply("affirm", "是我")
@@ -524,3 +544,19 @@ def test_a_no_in_words_to_the_confirmation_is_a_no(intent: str, text: str) -> No
     call.reply("do_not_call", "别再打了", **UNSURE)
     assert call.reply(intent, text).lead == "go_on"
     assert call.outcome is None
+
+
+def test_the_campaign_settings_reach_the_script() -> None:
+    defn = load_definition(REPO / "examples" / "campaigns" / "second_confirmation.yml")
+    defn = defn.model_copy(update={
+        "escalation": defn.escalation.model_copy(update={
+            "escalate_on_failed_verification": True}),
+        "understanding": defn.understanding.model_copy(update={
+            "min_control_confidence": 0.55})})
+    script = build_script(defn, can_verify_id=True)
+    assert script.escalate_on_failed_verification
+    assert script.min_control_confidence == 0.55
+    assert not build_script(defn.model_copy(update={
+        "escalation": defn.escalation.model_copy(update={
+            "escalate_on_failed_verification": False})}),
+        can_verify_id=True).escalate_on_failed_verification
