@@ -348,6 +348,41 @@ class Escalation(_Strict):
         return self
 
 
+# --- QA sampling ----------------------------------------------------------------------------
+
+QaAlwaysInclude = Literal["consent", "complaint", "escalated", "do_not_call"]
+
+
+class ValidCall(_Strict):
+    """What counts as a valid call for QA sampling: answered (a carrier announcement is no
+    call: it leaves no call record), over and talked at least ``min_talk_s`` seconds, and
+    not ended by one of ``exclude_outcomes`` (by default a system failure)."""
+
+    min_talk_s: int = Field(10, ge=0, le=3600, description="seconds from the answer to "
+                            "the end of the call")
+    exclude_outcomes: list[OutcomeName | Literal["failed"]] = ["failed"]
+    outcomes: list[OutcomeName] | None = Field(None, description="only calls with one of "
+                                               "these outcomes count (default: any)")
+
+
+class QaSampling(_Strict):
+    """The QA samples (bot/qa/sampling.py): each day a random ``daily_rate`` of the
+    previous day's valid calls, plus every call of an ``always_include`` kind, plus enough
+    to give each agent who took a call ``min_per_agent``; each week another ``weekly_rate``
+    of the week's valid calls not drawn on a day, for the supervisors.  Days are counted in
+    the campaign's time zone; a rate is rounded up (a day with any valid call gives one)."""
+
+    daily_rate: float = Field(0.10, ge=0, le=1)
+    weekly_rate: float = Field(0.05, ge=0, le=1)
+    always_include: list[QaAlwaysInclude] = Field(
+        default_factory=list, description="consent, complaint, escalated, do_not_call: every "
+        "such call of the day is in the daily sample")
+    min_per_agent: int = Field(1, ge=0, le=100, description="calls in the daily sample for "
+                               "each agent who took a valid call that day (as far as they "
+                               "took that many)")
+    valid_call: ValidCall = ValidCall()
+
+
 class CampaignDefinition(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w\-.]+$")
     type: CampaignType
@@ -368,6 +403,7 @@ class CampaignDefinition(_Strict):
     grading: Grading = Grading()
     follow_ups: FollowUps = FollowUps()
     escalation: Escalation = Escalation()
+    qa: QaSampling = QaSampling()
 
     @field_validator("timezone")
     @classmethod

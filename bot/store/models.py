@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -504,3 +504,61 @@ class Disposition(Base):
     wrap_up_s: Mapped[float] = mapped_column(Float)
     at: Mapped[datetime]
     updated_at: Mapped[datetime | None]
+
+
+# --- QA samples (bot/qa/sampling.py) --------------------------------------------------------
+
+QA_SAMPLE_KINDS = ("daily", "weekly")
+QA_SAMPLE_REASONS = ("random", "always:consent", "always:complaint", "always:escalated",
+                     "always:do_not_call", "min_per_agent")
+
+
+class QaSample(Base):
+    """One draw of a campaign's calls for QA review: a day's (``daily``) or, for the
+    supervisors, a week's (``weekly``, Monday to Sunday) in the campaign's time zone.
+    One per campaign, kind and period (drawing again returns it).  What an auditor needs
+    to draw it again: the rule it was drawn by (rates, inclusions, what a valid call is,
+    the algorithm's version), the population (its size and the sha256 of its sorted call
+    ids), the random ``nonce`` drawn when the period was over and the ``seed`` derived from
+    it and the rest (bot/qa/draw.py)."""
+
+    __tablename__ = "qa_samples"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "kind", "period_start"),
+        one_of("kind", QA_SAMPLE_KINDS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    period_start: Mapped[date]  # the first day of the period (local to the campaign)
+    period_end: Mapped[date]  # its last day
+    timezone: Mapped[str] = mapped_column(String(60))
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    population_size: Mapped[int]  # valid calls of the period
+    eligible_size: Mapped[int]  # of them, those that could be drawn (weekly: not drawn daily)
+    population_sha256: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[str] = mapped_column(String(64))
+    drawn_at: Mapped[datetime]
+    drawn_by: Mapped[str] = mapped_column(String(100))
+    calls: Mapped[list[QaSampleCall]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="QaSampleCall.position")
+
+
+class QaSampleCall(Base):
+    """A call drawn into a QA sample, and why: ``random``, ``always:<kind>`` or
+    ``min_per_agent``; ``position`` is its place in the draw."""
+
+    __tablename__ = "qa_sample_calls"
+    __table_args__ = (
+        UniqueConstraint("sample_id", "call_id"),
+        UniqueConstraint("sample_id", "position"),
+        one_of("reason", QA_SAMPLE_REASONS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("qa_samples.id"))
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    position: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(30))
