@@ -40,6 +40,9 @@ TURN_CLASSIFIED = "turn.classified"
 DISCLOSURE_INTERRUPTED = "disclosure.interrupted"
 ESCALATION_REQUESTED = "escalation.requested"
 ESCALATION_OFFERED = "escalation.offered"
+# The offered agent listens in before taking over (their phone hears the call, the
+# customer does not hear them).
+ESCALATION_LISTENING = "escalation.listening"
 ESCALATION_ACCEPTED = "escalation.accepted"
 ESCALATION_ENDED = "escalation.ended"
 CALL_BRIDGED = "call.bridged"

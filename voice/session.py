@@ -85,6 +85,10 @@ class SessionConfig:
     transfer_mode: Literal["bridge", "refer"] = "bridge"
     agent_answer_s: float = 20.0
     no_agent_text: str = "抱歉，现在坐席繁忙，我们会尽快给您回电，再见。"
+    # Said while a campaign with agents offers the call to them (voice/call/desk_offer.py);
+    # a fixed prompt, warmed with the campaign's.
+    holding_text: str = "请稍等，正在为您转接人工客服"
+    desk_poll_s: float = 0.1  # how often the gateway reads back an agent's answer to an offer
     # Said when the call cannot go on (Rasa or the action server down, the database
     # failing): a fixed prompt, warmed with the campaign's (voice.tts.warm), so it plays
     # without Rasa.  The call is then `failed` and its contact retried.
@@ -177,7 +181,9 @@ class CallSession:
                                agent_uri=config.agent_uri, mode=config.transfer_mode,
                                answer_s=config.agent_answer_s,
                                no_agent_text=config.no_agent_text,
-                               stop_listening=self._bridging)
+                               stop_listening=self._bridging,
+                               holding_text=config.holding_text,
+                               desk_poll_s=config.desk_poll_s)
         self._audio_task: asyncio.Task[None] | None = None
         self._limit: asyncio.Timeout | None = None  # the call-length limit, while it holds
 

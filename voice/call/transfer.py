@@ -6,6 +6,11 @@ frames both ways through the customer leg, so the recording goes on; `refer` sen
 REFER and the recording ends at the transfer.  No agent configured, an agent who does not
 answer or a refused REFER: the bot apologises (`no_agent_text`) and the escalation is
 marked `failed`.
+
+A campaign with agents (``agent_campaigns`` rows) goes through the desk instead, in bridge
+mode: the customer hears the holding line while the call is offered to one agent after
+another (voice/call/desk_offer.py); nobody taking it within the campaign's wait limit ends
+on the same apology.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Literal
 from bot import callrecord, events
 from bot.channel import BotSegment
 from bot.store import Database, EscalationRepo
+from voice.call.desk_offer import DatabaseDesk, DeskOffer, DeskPort
 from voice.call.speaker import Speaker
 from voice.call.timeline import Timeline
 from voice.telephony.base import DialRequest, Leg, Telephony
@@ -28,7 +34,9 @@ class Handoff:
     def __init__(self, leg: Leg, telephony: Telephony | None, speaker: Speaker,
                  timeline: Timeline, db: Database, *, agent_uri: str | None,
                  mode: Literal["bridge", "refer"], answer_s: float, no_agent_text: str,
-                 stop_listening: Callable[[], None] = lambda: None) -> None:
+                 stop_listening: Callable[[], None] = lambda: None,
+                 desk: DeskPort | None = None, holding_text: str = "",
+                 desk_poll_s: float = 0.1) -> None:
         self.leg = leg
         self.telephony = telephony
         self.speaker = speaker
@@ -39,11 +47,25 @@ class Handoff:
         self.answer_s = answer_s
         self.no_agent_text = no_agent_text
         self.stop_listening = stop_listening  # the bridge reads the caller's frames
+        self.desk = desk or DatabaseDesk(db)
+        self.holding_text = holding_text
+        self.desk_poll_s = desk_poll_s
 
     async def run(self, transfer: dict[str, Any]) -> callrecord.EndedBy:
         """Hand the call over; how it ended."""
         call_id = self.timeline.call_id
         reason = str(transfer.get("reason") or "request_human")
+        if self.mode == "bridge" and self.telephony is not None:
+            found = await self.desk.open(call_id, reason)
+            if found is not None:
+                offer = DeskOffer(self.leg, self.telephony, self.speaker, self.timeline,
+                                  self.desk, holding_text=self.holding_text,
+                                  answer_s=self.answer_s, poll_s=self.desk_poll_s,
+                                  stop_listening=self.stop_listening)
+                ended = await offer.run(found, reason)
+                if ended == "no_agent":
+                    return await self.no_agent(reason, offer.why)
+                return "bridge_ended" if ended == "bridged" else "caller"
         uri = self.agent_uri
         if uri is None or self.telephony is None:
             return await self.no_agent(reason, "no agent configured")

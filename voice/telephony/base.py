@@ -150,6 +150,11 @@ class Leg(ABC):
     def on_frame(self, listener: FrameListener) -> None:
         self._listeners.append(listener)
 
+    def off_frame(self, listener: FrameListener) -> None:
+        """Stop reporting frames to *listener* (an agent who stops listening in)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _emit_frame(self, direction: Direction, frame: Frame) -> None:
         for listener in self._listeners:
             listener(direction, frame)

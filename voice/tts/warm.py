@@ -77,7 +77,8 @@ def gateway_lines() -> dict[str, str]:
     from voice.session import SessionConfig  # the session owns these texts
 
     config = SessionConfig()
-    return {config.failure_text: "gateway_failure", config.no_agent_text: "gateway_no_agent"}
+    return {config.failure_text: "gateway_failure", config.no_agent_text: "gateway_no_agent",
+            config.holding_text: "gateway_holding"}
 
 
 def warm_campaign(
