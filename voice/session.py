@@ -76,8 +76,11 @@ log = logging.getLogger("waihu.session")
 
 @dataclass(frozen=True)
 class SessionConfig:
+    # A short answer (yes/no, a score) may end at a 250 ms pause once its decode is one of
+    # the question's hint phrases (voice/call/asr.py); every other waits 600 ms of silence.
     vad: VadParams = field(default_factory=lambda: VadParams(
-        min_speech_ms=60, end_silence_ms=600, min_utterance_ms=200, max_utterance_s=12.0))
+        min_speech_ms=60, end_silence_ms=600, min_utterance_ms=200, max_utterance_s=12.0,
+        pause_ms=250))
     listen_timeout_s: float = 6.0  # when the bot's `listen` gives none
     dtmf_interdigit_s: float = 3.0
     max_call_s: float = 300.0
@@ -164,8 +167,9 @@ class CallSession:
         self.endpointing = Endpointing(config.vad)
         self.speaker = Speaker(leg, tts, timeline,
                                caller_speaking=lambda: self.endpointing.speaking)
-        self.transcription = Transcription(asr, timeline, pre_roll_ms=config.vad.pre_roll_ms,
-                                           accepting=accepting)
+        self.transcription = Transcription(
+            asr, timeline, pre_roll_ms=config.vad.pre_roll_ms, accepting=accepting,
+            end_at_pause=self.endpointing.end_at_pause if config.vad.pause_ms else None)
         self.screen = AnnouncementScreen(call_id, window_s=config.announcement_window_s,
                                          replied=lambda: self.turn.replied)
         self.dtmf = DtmfCollector(timeline, interdigit_s=config.dtmf_interdigit_s,

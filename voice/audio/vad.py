@@ -44,6 +44,9 @@ class VadParams:
     hysteresis_db: float = 6.0
     min_speech_ms: int = 100  # voiced run that confirms a start
     end_silence_ms: int = 600  # unvoiced run that ends an utterance
+    # Unvoiced run after which a pause is reported (SpeechPaused, once per pause) so that a
+    # short answer can be decoded while the end is awaited; 0: never.
+    pause_ms: int = 0
     min_utterance_ms: int = 200  # shorter confirmed utterances → UtteranceTooShort
     max_utterance_s: float = 15.0  # longer ones are cut (SpeechEnded with truncated=True)
     pre_roll_ms: int = 200  # audio kept from before the start
@@ -63,6 +66,8 @@ class VadParams:
         for name in ("min_utterance_ms", "pre_roll_ms", "post_roll_ms", "hysteresis_db"):
             if getattr(self, name) < 0:
                 raise ValueError(f"VadParams.{name} must be >= 0, got {getattr(self, name)}")
+        if self.pause_ms < 0 or (self.pause_ms and self.pause_ms >= self.end_silence_ms):
+            raise ValueError("VadParams.pause_ms must be 0 or shorter than end_silence_ms")
         if self.max_utterance_s * 1000 < self.min_speech_ms:
             raise ValueError("VadParams.max_utterance_s must cover at least min_speech_ms")
         if self.noise_floor_rise_ms <= 0 or self.noise_floor_fall_ms <= 0:
@@ -96,6 +101,16 @@ class SpeechEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """The speaker has been silent `pause_ms` inside an utterance, which may yet go on: the
+    fields are those `SpeechEnded` would have if it ended here (audio up to now)."""
+
+    at_ms: int
+    duration_ms: int
+    audio: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class UtteranceTooShort:
     """A confirmed start whose utterance ended before `min_utterance_ms` (cough, click)."""
 
@@ -103,7 +118,7 @@ class UtteranceTooShort:
     duration_ms: int
 
 
-VadEvent = SpeechStarted | SpeechEnded | UtteranceTooShort
+VadEvent = SpeechStarted | SpeechPaused | SpeechEnded | UtteranceTooShort
 
 
 class Vad:
@@ -112,6 +127,7 @@ class Vad:
         p = self.params
         self._min_speech = p.frames(p.min_speech_ms)
         self._end_silence = p.frames(p.end_silence_ms)
+        self._pause = p.frames(p.pause_ms)
         self._min_utterance_ms = p.min_utterance_ms
         self._max_frames = max(self._min_speech, p.frames(p.max_utterance_s * 1000))
         self._post_roll = p.frames(p.post_roll_ms)
@@ -180,6 +196,8 @@ class Vad:
                 self._run += 1
             if self.state is VadState.STOPPING and self._run >= self._end_silence:
                 events.append(self._end(truncated=False))
+            elif self.state is VadState.STOPPING and self._run == self._pause:
+                events.append(self._paused())
             elif index - self._start + 1 >= self._max_frames:
                 events.append(self._end(truncated=True))
 
@@ -195,6 +213,20 @@ class Vad:
         self.state = VadState.QUIET
         self._buffer = []
         return []
+
+    def cut(self) -> list[VadEvent]:
+        """End the utterance now if the speaker is pausing (the caller decided the pause is
+        its end); nothing if they are speaking again or no utterance is under way."""
+        if self.state is VadState.STOPPING:
+            return [self._end(truncated=False)]
+        return []
+
+    def _paused(self) -> SpeechPaused:
+        frame_ms = self.params.frame_ms
+        end_ms = (self._last_voiced + 1) * frame_ms
+        start_ms = self._start * frame_ms
+        return SpeechPaused(at_ms=end_ms, duration_ms=end_ms - start_ms,
+                            audio=b"".join(self._buffer))
 
     def _confirm_start(self) -> list[VadEvent]:
         if self._run < self._min_speech:

@@ -12,6 +12,14 @@ question (fixed per utterance at its start), and the decodes under way, which ke
 silence timer waiting and which a hang-up waits for.  While a disclosure plays
 (`accepting()` is False) the caller's words are no answer and are not decoded.
 
+Adaptive endpointing: where the question expects a short answer (yes/no, a score) and
+`end_at_pause` is wired, a pause (`SpeechPaused`, shorter than the end silence) starts a
+decode of the utterance so far.  If that comes back as one of the question's hint phrases,
+heard clearly, while the caller is still silent, the utterance ends there (`end_at_pause`
+asks the endpointing, which cuts at the next frame) and that decode is its transcript; if
+the pause reaches the end silence first, the decode under way is awaited instead of a new
+one.  Speech after the pause drops it.  Free answers and digits wait for the full silence.
+
 Out: `CallerDone` when an utterance goes to be decoded, `Transcribed` when it is; every
 other event passes on.
 """
@@ -23,6 +31,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from voice.asr.base import AsrWorker, Hints, Transcript
 from voice.audio.frames import FRAME_MS
@@ -34,6 +43,7 @@ from voice.call.events import (
     ListenFor,
     Processor,
     SpeechEnded,
+    SpeechPaused,
     SpeechStarted,
     Transcribed,
     UtteranceTooShort,
@@ -43,13 +53,31 @@ from voice.call.timeline import Timeline
 log = logging.getLogger("waihu.session")
 
 
+SHORT_ANSWERS = ("yes_no", "score")  # the questions whose answer may end at a pause
+EARLY_MIN_CONFIDENCE = 0.6  # a pause decode must be at least this sure to end the turn
+
+
+@dataclass
+class _PauseDecode:
+    """The decode of an utterance up to a pause; `pause` tells which pause it belongs to."""
+
+    pause: int
+    task: asyncio.Task[Transcript | None]
+    end_ms: int
+
+
 class Transcription(Processor):
     def __init__(self, asr: AsrWorker, timeline: Timeline, *, pre_roll_ms: int,
-                 accepting: Callable[[], bool] = lambda: True) -> None:
+                 accepting: Callable[[], bool] = lambda: True,
+                 end_at_pause: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.asr = asr
         self.timeline = timeline
         self.accepting = accepting
+        self.end_at_pause = end_at_pause  # None: every utterance waits for the full silence
+        self._pause = 0  # counts pauses and restarts: a pause decode is for one pause only
+        self._pause_decode: _PauseDecode | None = None
+        self._ending_at_pause = False
         self.hints = Hints()
         self._utterance_hints = self.hints
         self._start_ms = 0
@@ -78,12 +106,16 @@ class Transcription(Processor):
         await self.push(event)
         if isinstance(event, SpeechStarted):
             await self._started(event)
+        elif isinstance(event, SpeechPaused):
+            self._paused(event)
         elif isinstance(event, SpeechEnded):
             await self._ended(event)
         elif isinstance(event, UtteranceTooShort):
+            self._drop_pause_decode()
             await self.stop()
 
     async def _started(self, event: SpeechStarted) -> None:
+        self._drop_pause_decode()
         self._start_ms = event.at_ms
         if not self.accepting():
             return  # a disclosure is playing: this utterance is not an answer
@@ -112,14 +144,65 @@ class Transcription(Processor):
             await self.asr.feed(recognizer, b"".join(pending))
         return await self.asr.finish(recognizer)
 
+    def _paused(self, event: SpeechPaused) -> None:
+        """A pause in a short answer: decode what was said so far, in case it is all."""
+        self._drop_pause_decode()
+        if (self.end_at_pause is None or self._utterance_hints.expect not in SHORT_ANSWERS
+                or not self.accepting()):
+            return
+        pause = self._pause
+        task = asyncio.create_task(self.asr.transcribe(event.audio, self._utterance_hints))
+        self._pause_decode = _PauseDecode(pause, task, event.at_ms)
+        task.add_done_callback(lambda done: self._pause_decoded(pause, done))
+
+    def _pause_decoded(self, pause: int, task: asyncio.Task[Transcript | None]) -> None:
+        if pause != self._pause or task.cancelled() or task.exception() is not None:
+            return
+        transcript = task.result()
+        if (transcript is not None and self.end_at_pause is not None and not transcript.unclear
+                and transcript.text in self._utterance_hints.phrases
+                and transcript.confidence >= EARLY_MIN_CONFIDENCE):
+            self._ending_at_pause = True
+            self.end_at_pause()
+
+    def _drop_pause_decode(self) -> None:
+        """The caller spoke again (or a new utterance began): the pause was not the end."""
+        self._pause += 1
+        self._ending_at_pause = False
+        if self._pause_decode is not None:
+            self._pause_decode.task.cancel()  # a decode in the pool runs on; its result is unused
+            self._pause_decode = None
+
+    def _pause_result(self, ended: SpeechEnded) -> Awaitable[Transcript | None] | None:
+        """The decode of the pause this utterance ended in, if nothing was voiced since (the
+        VAD reports no restart inside an utterance: the same last voiced frame tells)."""
+        decode, self._pause_decode = self._pause_decode, None
+        if decode is None or decode.pause != self._pause or decode.end_ms != ended.at_ms:
+            if decode is not None:
+                decode.task.cancel()
+            return None
+        return decode.task
+
     async def _ended(self, event: SpeechEnded) -> None:
         if not self.accepting() and self._feeder is None:
             return  # said over a disclosure
+        at_pause = self._pause_result(event)
+        if at_pause is not None:
+            log.info("asr.end_at_pause call_id=%s early=%s", self.timeline.call_id,
+                     self._ending_at_pause)
+        self._ending_at_pause = False
+        self._pause += 1
         feeder, feed = self._feeder, self._feed
         self._feeder = self._feed = None
-        if feeder is not None and feed is not None:
+        result: Awaitable[Transcript | None]
+        if at_pause is not None:  # decoded at the pause: nothing new was said since
+            if feeder is not None and feed is not None:
+                feed.put_nowait(None)
+                feeder.cancel()
+            result = at_pause
+        elif feeder is not None and feed is not None:
             feed.put_nowait(None)
-            result: Awaitable[Transcript | None] = feeder
+            result = feeder
         else:  # a batch engine gets the utterance with its pre- and post-roll at once
             result = self.asr.transcribe(event.audio, self._utterance_hints)
         await self.push(CallerDone(self.timeline.now_ms()))

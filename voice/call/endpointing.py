@@ -6,8 +6,12 @@ whether the caller is speaking now (the silence timer waits, a disclosure notes 
 talk-over) and where the current utterance started (the announcement check).
 
 Out, for each `CallerAudio`: the VAD events that frame caused (`SpeechStarted`,
-`SpeechEnded`, `UtteranceTooShort`), then the frame itself, for ASR.  `flush` ends an
-utterance the hang-up cut short (the VAD never heard its end).
+`SpeechPaused`, `SpeechEnded`, `UtteranceTooShort`), then the frame itself, for ASR.  `flush`
+ends an utterance the hang-up cut short (the VAD never heard its end).
+
+Adaptive endpointing: a later stage that has already understood a pause as a complete
+short answer asks for the end (`end_at_pause`); it is taken after the next frame, in the
+frame's own order, and only if the caller is still silent then.
 """
 
 from __future__ import annotations
@@ -29,12 +33,21 @@ class Endpointing(Processor):
         self.vad = Vad(params)
         self.speaking = False  # between a confirmed start and its end
         self.speech_start_ms = 0  # the latest utterance's start
+        self._end_requested = False
+
+    def end_at_pause(self) -> None:
+        """End the utterance at the next frame if the caller is still pausing."""
+        self._end_requested = True
 
     async def process(self, event: Event) -> None:
         if not isinstance(event, CallerAudio):
             await self.push(event)
             return
-        for vad_event in self.vad.feed(event.pcm):
+        vad_events = self.vad.feed(event.pcm)
+        if self._end_requested:  # after the frame: a voiced one means the caller went on
+            self._end_requested = False
+            vad_events += self.vad.cut()
+        for vad_event in vad_events:
             if isinstance(vad_event, SpeechStarted):
                 self.speaking = True
                 self.speech_start_ms = vad_event.at_ms
@@ -45,6 +58,7 @@ class Endpointing(Processor):
 
     async def flush(self) -> None:
         """End of audio: an utterance under way ends here (a too short one is dropped)."""
+        self._end_requested = False
         for vad_event in self.vad.flush():
             if isinstance(vad_event, SpeechEnded):
                 self.speaking = False

@@ -2,7 +2,8 @@
 
 A call is a flow of small frozen events.  The caller's side comes in as `CallerAudio`
 (one 20 ms frame), `Digit` (a DTMF key) and `HungUp`; the endpointing turns audio into
-`SpeechStarted` / `SpeechEnded` / `UtteranceTooShort` (the pure VAD's own event types);
+`SpeechStarted` / `SpeechPaused` / `SpeechEnded` / `UtteranceTooShort` (the pure VAD's own
+event types);
 ASR turns an utterance into `Transcribed`; the announcement screen turns that into a
 `CallerInput` (or `AnnouncementHeard`), as the DTMF collector does with keyed digits; the
 dialogue turn turns a `CallerInput` into the bot's `BotReply` (`bot.channel`), which the
@@ -22,13 +23,13 @@ from typing import Any, Literal
 
 from voice.asr.announce import Announcement
 from voice.asr.base import Hints, Transcript
-from voice.audio.vad import SpeechEnded, SpeechStarted, UtteranceTooShort
+from voice.audio.vad import SpeechEnded, SpeechPaused, SpeechStarted, UtteranceTooShort
 from voice.telephony.base import HangupBy
 
 __all__ = [
     "AnnouncementHeard", "CallerAudio", "CallerDone", "CallerHungUp", "CallerInput", "Digit",
     "Event", "HungUp", "InputKind", "Interruption", "ListenFor", "Processor", "Push", "SpeechEnded",
-    "SpeechStarted", "Transcribed", "UtteranceTooShort", "chain",
+    "SpeechPaused", "SpeechStarted", "Transcribed", "UtteranceTooShort", "chain",
 ]
 
 InputKind = Literal["speech", "dtmf", "silence", "unclear"]
@@ -129,7 +130,8 @@ class CallerHungUp(Exception):
     """The far end hung up during the conversation (raised to end the dialogue's loop)."""
 
 
-Event = (CallerAudio | Digit | HungUp | SpeechStarted | SpeechEnded | UtteranceTooShort
+Event = (CallerAudio | Digit | HungUp | SpeechStarted | SpeechPaused | SpeechEnded
+         | UtteranceTooShort
          | Interruption | Transcribed | CallerInput | CallerDone | AnnouncementHeard)
 Push = Callable[[Event], Awaitable[None]]
 
