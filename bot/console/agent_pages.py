@@ -1,5 +1,6 @@
-"""The agent desk, `/agent`: the agent's presence and its buttons, the call in their hand,
-and the disposition form of after-call work.
+"""The agent desk, `/agent`: the agent's presence and its buttons, the call in their hand
+(the offer's buttons: listen first, take over, decline), and the disposition form of
+after-call work.
 
 Plain forms (with the CSRF token) that redirect back to the desk; a change the desk
 refuses (bot/agents/presence.py says why) comes back as the desk with the reason, 409.
@@ -18,9 +19,9 @@ from aiohttp import web
 
 from bot.agents.desk import DeskRefused
 from bot.agents.presence import PresenceRefused
-from bot.console import desk_state, dispositions
+from bot.console import desk_state, dispositions, offers
 from bot.console.access import PAGE_ROLES
-from bot.console.context import console, user_of
+from bot.console.context import client_address, console, user_of
 from bot.console.figure_pages import own_figures_page
 from bot.console.security import allow
 from bot.console.views import render
@@ -29,6 +30,10 @@ log = logging.getLogger("waihu.console")
 NOTICES = {
     "recorded": "处理结果已保存 The disposition is saved.",
     "changed": "处理结果已修改 The disposition is changed.",
+    "listen": "正在监听：话机振铃后可听到通话，客户听不到您。"
+              "Listening: your phone rings; the customer cannot hear you.",
+    "accept": "已接听：话机接通后与客户通话。Taken: you talk to the customer on your phone.",
+    "decline": "已拒接 Declined.",
 }
 
 
@@ -72,6 +77,27 @@ async def change_presence(request: web.Request) -> web.StreamResponse:
     log.info("console.presence user=%s state=%s reason=%s", user.username, message["state"],
              message["reason"])
     raise web.HTTPSeeOther("/agent")
+
+
+@allow("agent")
+async def answer_offer(request: web.Request) -> web.StreamResponse:
+    """An offer's button: only the agent it is offered to (another's: 403)."""
+    c = console(request)
+    user = user_of(request)
+    offer_id, action = int(request.match_info["offer_id"]), request.match_info["action"]
+    try:
+        answered = await c.run(offers.answer, c.db, user, offer_id, action, c.clock(),
+                                client_address(request))
+    except offers.NotYourOffer:
+        log.warning("console.offer_refused user=%s offer=%d", user.username, offer_id)
+        raise web.HTTPForbidden(reason="not your offer") from None
+    except (PresenceRefused, DeskRefused, ValueError) as exc:
+        return await desk_page(request, status=409, error=refusal(exc))
+    if answered.presence is not None:
+        c.hub.publish(answered.presence)
+    log.info("console.offer_answered user=%s offer=%d action=%s call_id=%s", user.username,
+             offer_id, action, answered.call_id)
+    raise web.HTTPSeeOther(f"/agent?done={action}")
 
 
 @allow(*PAGE_ROLES["agent"])

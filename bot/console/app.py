@@ -46,6 +46,8 @@ ROUTES = [
     web.get("/agent", agent_pages.agent_page),
     web.post("/agent/presence", agent_pages.change_presence),
     web.post("/agent/disposition", agent_pages.record_disposition),
+    web.post(r"/agent/offers/{offer_id:\d+}/{action:listen|accept|decline}",
+             agent_pages.answer_offer),
     web.get("/agent/figures", figure_pages.own_figures),
     web.get("/supervisor", pages.supervisor_page),
     web.get("/supervisor/agents", figure_pages.team_figures),

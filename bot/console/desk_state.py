@@ -32,6 +32,7 @@ from bot.agents.presence import (
     PresenceEvent,
     wrap_up_ends_at,
 )
+from bot.console import call_pop
 from bot.console.hub import Message
 from bot.console.labels import AWAY_CHOICES
 from bot.privacy import mask_phone
@@ -114,6 +115,12 @@ class CallCard:
     verified: bool | None
     offered_at: datetime
     answered_at: datetime | None
+    # The pop (call_pop.py): the offer the desk's buttons answer, whether the agent listens
+    # in already, what the bot collected and the transcript so far.
+    offer_id: int = 0
+    listened: bool = False
+    collected: tuple[tuple[str, str], ...] = ()
+    transcript: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,10 +174,12 @@ def _call_card(session: Session, agent_id: int, call_id: str
     assert contact is not None and campaign is not None  # foreign keys
     context: dict[str, Any] = escalation.context or {}
     verified = context.get("verified")
+    shown = call_pop.pop(session, escalation)
     card = CallCard(call_id, escalation.id, campaign.name, escalation.reason,
                     contact.name or context.get("customer_title"), mask_phone(contact.phone),
                     verified if isinstance(verified, bool) else None, offer.offered_at,
-                    offer.answered_at)
+                    offer.answered_at, offer.id, offer.listened_at is not None,
+                    tuple(shown.collected), tuple(shown.transcript))
     return card, campaign
 
 

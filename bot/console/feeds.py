@@ -2,10 +2,11 @@
 
 A feed is a pure function from a `CallEvent` to the message a page gets, or None: a page
 sees only the events it needs and only the fields it shows, with phone numbers masked.
-The agent desk gets nothing from the bus yet (the offer's pop comes with the gateway's
-wiring of the desk), the QA page neither (it reviews ended calls).  Presence is not a call
-event: the desk's messages come from the console's hub (hub.py), to the pages of
-`DESK_SCOPE` (``own``: the agent's own presence; ``all``: every agent's).
+The agent desk gets nothing from the bus (an offer reaches it as a presence change, read
+from the database by watch.py, whichever process made it), the QA page neither (it
+reviews ended calls).  Presence is not a call event: the desk's messages come from the
+console's hub (hub.py), to the pages of `DESK_SCOPE` (``own``: the agent's own presence;
+``all``: every agent's).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ Feed = Callable[[CallEvent], dict[str, Any] | None]
 
 CALL_LEVEL = frozenset({
     events.CALL_DIALLED, events.CALL_ANSWERED, events.CALL_ENDED, events.CALL_BRIDGED,
-    events.ESCALATION_REQUESTED, events.ESCALATION_OFFERED, events.ESCALATION_ACCEPTED,
-    events.ESCALATION_ENDED,
+    events.ESCALATION_REQUESTED, events.ESCALATION_OFFERED, events.ESCALATION_LISTENING,
+    events.ESCALATION_ACCEPTED, events.ESCALATION_ENDED,
 })
 # The fields of those events a supervisor's wall shows (no transcript text, no ids of
 # contacts).

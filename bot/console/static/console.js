@@ -10,6 +10,7 @@
     "call.bridged": "已转接 Bridged",
     "escalation.requested": "请求人工 Escalation requested",
     "escalation.offered": "已分配坐席 Offered",
+    "escalation.listening": "坐席监听 Agent listening",
     "escalation.accepted": "坐席接听 Accepted",
     "escalation.ended": "转接结束 Escalation ended",
   };

@@ -1,0 +1,55 @@
+"""What the desk's pop shows of an offered call beyond its card (desk_state.CallCard):
+what the bot collected (where the call stood, the pitch, a family member, a decline
+reason, survey answers) and the transcript so far, latest turns last."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.store.models import Call, Escalation, SurveyAnswer, TranscriptTurn
+
+TRANSCRIPT_TURNS = 60  # the pop shows the latest turns
+
+
+@dataclass(frozen=True)
+class Pop:
+    collected: list[tuple[str, str]]  # (label, value)
+    transcript: list[tuple[str, str]]  # (speaker, text)
+
+
+_STAGES = {"greeting": "开场 greeting", "identity": "核实身份 identity",
+           "verify_id": "核对证件号 ID check", "family_authority": "家属授权 family",
+           "permission": "征求同意 permission", "offer": "介绍产品 offer",
+           "pitch": "介绍产品 pitch", "final_confirm": "最终确认 final confirmation",
+           "keyed_confirm": "按键确认 keyed confirmation", "survey_q": "问卷 survey",
+           "survey_reason": "不满意原因 survey reason", "survey_open": "开放问题 open question",
+           "notice": "通知 notice", "callback_time": "回电时间 callback time"}
+_YES_NO = {True: "是 yes", False: "否 no"}
+
+
+def pop(session: Session, escalation: Escalation) -> Pop:
+    context: dict[str, Any] = escalation.context or {}
+    call = session.get(Call, escalation.call_id)
+    collected: list[tuple[str, str]] = []
+    stage = context.get("stage_before") or (call.stage if call else None)
+    if stage:
+        collected.append(("转人工前环节 Stage", _STAGES.get(str(stage), str(stage))))
+    for key, label in (("pitched", "已介绍产品 Pitched"),
+                       ("family_member", "家属接听 Family member")):
+        if isinstance(context.get(key), bool):
+            collected.append((label, _YES_NO[context[key]]))
+    if call is not None and call.decline_reason:
+        collected.append(("拒绝原因 Decline reason", call.decline_reason))
+    for answer_row in session.scalars(select(SurveyAnswer).where(
+            SurveyAnswer.call_id == escalation.call_id).order_by(SurveyAnswer.id)):
+        value = str(answer_row.score) if answer_row.score is not None else (
+            answer_row.answer_text or "—")
+        collected.append((answer_row.question_text, value))
+    turns = list(session.scalars(select(TranscriptTurn).where(
+        TranscriptTurn.call_id == escalation.call_id)
+        .order_by(TranscriptTurn.seq.desc()).limit(TRANSCRIPT_TURNS)))
+    return Pop(collected, [(t.speaker, t.text) for t in reversed(turns)])
