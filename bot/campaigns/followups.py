@@ -47,7 +47,7 @@ from bot.campaigns.definition import CampaignDefinition
 from bot.campaigns.grading import grade_call
 from bot.campaigns.registry import definition_or_none
 from bot.store import CallbackRepo, CampaignRepo, DncRepo
-from bot.store.models import Call, CallAttempt, Callback, Campaign, Contact
+from bot.store.models import Call, CallAttempt, Callback, Campaign, Contact, Escalation
 
 log = logging.getLogger("waihu.dialer")
 
@@ -60,6 +60,9 @@ _CLOSING_OUTCOMES = frozenset({
 _UNREACHABLE_NOW = frozenset({"powered_off", "suspended"})
 _UNREACHABLE_AT_LAST = frozenset({"busy", "no_answer", "rejected"})
 _TRIAL_CALLBACKS = ("second_confirmation", "trial_extension")
+# An escalation in one of these reached a person (or was already given its callback).
+_TAKEN_ESCALATIONS = ("connected", "bridged", "returned_to_bot", "callback")
+NO_AGENT_CALLBACK_DELAY = timedelta(hours=1)
 
 
 class Closer:
@@ -115,6 +118,8 @@ class Closer:
             self._second_confirmation(contact, campaign, defn, call)
         if outcome == "declined":  # a no is a no: "call me later" said before it is void
             self.callbacks.cancel_pending(contact.id, kinds=("customer_request",))
+        if outcome == "escalated" and call is not None:
+            self._callback_when_nobody_took(contact, call)
         pending = self.callbacks.pending_for(contact.id)
         if pending:
             due = max(pending[0].due_at, now)
@@ -137,6 +142,23 @@ class Closer:
             contact.status, contact.next_attempt_at = "pending", when
 
     # -- follow-ups -------------------------------------------------------------------------
+
+    def _callback_when_nobody_took(self, contact: Contact, call: Call) -> None:
+        """The customer asked for a person and no agent took the call (none free within the
+        wait limit, or the customer hung up waiting): the bot promised a callback, and this
+        is it, ``NO_AGENT_CALLBACK_DELAY`` later, asked for like one the customer named."""
+        waiting = self.session.scalars(select(Escalation).where(
+            Escalation.call_id == call.id,
+            Escalation.status.not_in(_TAKEN_ESCALATIONS))).all()
+        if not waiting:
+            return
+        due = self.now + NO_AGENT_CALLBACK_DELAY
+        self.callbacks.schedule(contact.campaign_id, contact.id, due, "customer_request",
+                                call_id=call.id, requested_text="转人工未接通，回电")
+        for escalation in waiting:
+            escalation.status = "callback"
+        self.follow_ups.append(f"callback: nobody took the escalated call, due {due:%H:%M}")
+        log.info("followup.no_agent_callback call_id=%s due=%s", call.id, due.isoformat())
 
     def _second_confirmation(self, contact: Contact, campaign: Campaign,
                              defn: CampaignDefinition, call: Call) -> None:

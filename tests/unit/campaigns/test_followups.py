@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.campaigns.dialer import Dialer
-from bot.store import Callback, CallbackRepo, Contact, ContactRepo, Database
+from bot.store import Callback, CallbackRepo, Contact, ContactRepo, Database, EscalationRepo
+from bot.store.models import Escalation
 
 from .test_dialer import (
     MON,
@@ -99,6 +101,45 @@ def test_a_refusal_cancels_the_callbacks_asked_for_before(db: Database) -> None:
     assert (contact(db, contact_id).status, contact(db, contact_id).next_attempt_at) == (
         "done", None)
     assert dialer.claim(sh(MON, 14) + timedelta(days=7), capacity=1) == []
+
+
+def escalate(db: Database, dialer: Dialer, job: Any, status: str) -> None:
+    """The customer asked for a person; the escalation ended in *status*."""
+    gateway_result(db, job.call_id, "answered", "escalated")
+    with db.session() as session:
+        escalation = EscalationRepo(session).add(job.call_id, job.campaign_id, job.contact_id,
+                                                 "request_human", {})
+        EscalationRepo(session).set_status(escalation, status)
+    dialer.complete(job.call_id, NOW)
+
+
+@pytest.mark.parametrize("status", ["failed", "timed_out", "declined", "abandoned"])
+def test_a_customer_nobody_took_gets_the_promised_callback(db: Database, status: str) -> None:
+    cid = add_campaign(db)
+    [contact_id] = add_contacts(db, cid, ["13812345678"])
+    dialer = Dialer(db, "gw")
+    [job] = dialer.claim(NOW, capacity=1)
+    escalate(db, dialer, job, status)
+    [promised] = callbacks(db, contact_id)
+    assert (promised.kind, promised.status, promised.call_id) == (
+        "customer_request", "pending", job.call_id)
+    assert promised.due_at == NOW + timedelta(hours=1)
+    assert contact(db, contact_id).status == "pending"
+    with db.session() as session:
+        assert [e.status for e in session.scalars(select(Escalation))] == ["callback"]
+    [back] = dialer.claim(NOW + timedelta(hours=1), capacity=1)
+    assert (back.kind, back.callback_id) == ("callback", promised.id)
+
+
+@pytest.mark.parametrize("status", ["bridged", "connected"])
+def test_a_customer_an_agent_took_is_not_called_back(db: Database, status: str) -> None:
+    cid = add_campaign(db)
+    [contact_id] = add_contacts(db, cid, ["13812345678"])
+    dialer = Dialer(db, "gw")
+    [job] = dialer.claim(NOW, capacity=1)
+    escalate(db, dialer, job, status)
+    assert callbacks(db, contact_id) == []
+    assert contact(db, contact_id).status == "done"
 
 
 def test_a_customer_who_keeps_asking_is_not_called_forever(db: Database) -> None:
