@@ -63,6 +63,7 @@ _TRIAL_CALLBACKS = ("second_confirmation", "trial_extension")
 # An escalation in one of these reached a person (or was already given its callback).
 _TAKEN_ESCALATIONS = ("connected", "bridged", "returned_to_bot", "callback")
 NO_AGENT_CALLBACK_DELAY = timedelta(hours=1)
+NO_AGENT_CALLBACK_TEXT = "转人工未接通，回电"  # marks the callback: one per contact
 
 
 class Closer:
@@ -152,9 +153,15 @@ class Closer:
             Escalation.status.not_in(_TAKEN_ESCALATIONS))).all()
         if not waiting:
             return
+        before = self.session.scalar(select(Callback.id).where(
+            Callback.contact_id == contact.id,
+            Callback.requested_text == NO_AGENT_CALLBACK_TEXT).limit(1))
+        if before is not None:  # once: a second call nobody took ends there
+            log.info("followup.no_agent_again call_id=%s", call.id)
+            return
         due = self.now + NO_AGENT_CALLBACK_DELAY
         self.callbacks.schedule(contact.campaign_id, contact.id, due, "customer_request",
-                                call_id=call.id, requested_text="转人工未接通，回电")
+                                call_id=call.id, requested_text=NO_AGENT_CALLBACK_TEXT)
         for escalation in waiting:
             escalation.status = "callback"
         self.follow_ups.append(f"callback: nobody took the escalated call, due {due:%H:%M}")

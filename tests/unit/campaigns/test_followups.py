@@ -129,6 +129,10 @@ def test_a_customer_nobody_took_gets_the_promised_callback(db: Database, status:
         assert [e.status for e in session.scalars(select(Escalation))] == ["callback"]
     [back] = dialer.claim(NOW + timedelta(hours=1), capacity=1)
     assert (back.kind, back.callback_id) == ("callback", promised.id)
+    # Nobody takes the callback either: the promise was kept once, the contact ends.
+    escalate(db, dialer, back, status)
+    assert [c.status for c in callbacks(db, contact_id)] == ["done"]
+    assert contact(db, contact_id).status == "done"
 
 
 @pytest.mark.parametrize("status", ["bridged", "connected"])
