@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet, MultiFernet
 
 from bot import keys
 from bot.accounts import Passwords
-from bot.console import agent_pages, auth, figure_pages, pages, phones, watch, ws
+from bot.console import agent_pages, auth, figure_pages, live_turns, pages, phones, watch, ws
 from bot.console.access import ROLE_LABELS
 from bot.console.context import CONSOLE, Console
 from bot.console.labels import GLOBALS as LABELS
@@ -110,6 +110,7 @@ def create_app(settings: ConsoleSettings, db: Database, events: EventBus, *,
     app.on_response_prepare.append(add_security_headers(settings.secure_cookies))
     app.on_shutdown.append(ws.close_sockets)
     app.cleanup_ctx.append(watch.watching)
+    app.cleanup_ctx.append(live_turns.following)
     return app
 
 

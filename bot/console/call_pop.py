@@ -1,24 +1,38 @@
 """What the desk's pop shows of an offered call beyond its card (desk_state.CallCard):
 what the bot collected (where the call stood, the pitch, a family member, a decline
-reason, survey answers) and the transcript so far, latest turns last."""
+reason, survey answers) and the transcript so far, latest turns last, with phone numbers
+and ID card numbers masked in its text (`mask_text`; live_turns.py adds the turns that
+follow, masked the same way)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.privacy import mask_phone
 from bot.store.models import Call, Escalation, SurveyAnswer, TranscriptTurn
 
 TRANSCRIPT_TURNS = 60  # the pop shows the latest turns
+_ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9Xx])")
+_PHONE_LIKE = re.compile(r"[0-9]{7,}")  # as dispositions.py masks the notes
+
+
+def mask_text(text: str) -> str:
+    """A turn's text as a desk shows it: an ID card number hidden, anything that may be a
+    phone number masked (``13812345678`` -> ``138****5678``).  The ID digits the customer
+    answers the ID question with are masked before they are stored (bot/channel.py)."""
+    text = _ID_NUMBER.sub(lambda m: "*" * len(m.group()), text)
+    return _PHONE_LIKE.sub(lambda m: mask_phone(m.group()), text)
 
 
 @dataclass(frozen=True)
 class Pop:
     collected: list[tuple[str, str]]  # (label, value)
-    transcript: list[tuple[str, str]]  # (speaker, text)
+    transcript: list[tuple[int, str, str]]  # (the turn's number, speaker, masked text)
 
 
 _STAGES = {"greeting": "开场 greeting", "identity": "核实身份 identity",
@@ -52,4 +66,4 @@ def pop(session: Session, escalation: Escalation) -> Pop:
     turns = list(session.scalars(select(TranscriptTurn).where(
         TranscriptTurn.call_id == escalation.call_id)
         .order_by(TranscriptTurn.seq.desc()).limit(TRANSCRIPT_TURNS)))
-    return Pop(collected, [(t.speaker, t.text) for t in reversed(turns)])
+    return Pop(collected, [(t.seq, t.speaker, mask_text(t.text)) for t in reversed(turns)])

@@ -120,7 +120,7 @@ class CallCard:
     offer_id: int = 0
     listened: bool = False
     collected: tuple[tuple[str, str], ...] = ()
-    transcript: tuple[tuple[str, str], ...] = ()
+    transcript: tuple[tuple[int, str, str], ...] = ()  # (number, speaker, masked text)
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,25 @@ once a second (whoever made it: this console, another console, the gateway) and 
 it here; a handler that changes a presence publishes at once after its commit, so that its
 own page need not wait for the next read.  A message is the same whoever publishes it, and
 each agent's change number (``seq``) lets the hub pass each change on once.
+
+The hub also carries the live transcript of the call in each agent's hand (live_turns.py
+publishes its turns): a turn goes to that agent's own pages only -- never to another
+agent, nor to the supervisors' wall, which shows no transcript text -- and the agent's
+latest turns are kept for a desk page that opens (or reconnects) while the call goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 Message = dict[str, Any]
 QUEUE_LIMIT = 256  # a page that stops reading loses its oldest messages, not the console
+TURN_BACKLOG = 60  # the turns kept per agent for a page that opens (the pop shows as many)
 
 
 @dataclass(eq=False)
@@ -31,6 +38,7 @@ class DeskHub:
     def __init__(self) -> None:
         self._latest: dict[int, Message] = {}
         self._subscribers: list[_Subscriber] = []
+        self._turns: dict[int, deque[Message]] = {}
 
     def publish(self, message: Message) -> bool:
         """Pass *message* (``type`` presence, with ``agent_id`` and ``seq``) to the pages
@@ -45,6 +53,27 @@ class DeskHub:
             if subscriber.agent_id in (None, agent_id):
                 _offer(subscriber.queue, message)
         return True
+
+    def publish_turn(self, message: Message) -> None:
+        """Pass a turn of the call in an agent's hand (``type`` turn, with ``agent_id``,
+        ``call_id`` and the turn's ``seq``) to that agent's own pages, and keep it for the
+        pages that open later.  A turn of another call than the kept ones starts afresh."""
+        agent_id = int(message["agent_id"])
+        kept = self._turns.get(agent_id)
+        if kept is None or (kept and kept[0]["call_id"] != message["call_id"]):
+            kept = self._turns[agent_id] = deque(maxlen=TURN_BACKLOG)
+        kept.append(message)
+        for subscriber in self._subscribers:
+            if subscriber.agent_id == agent_id:
+                _offer(subscriber.queue, message)
+
+    def turns(self, agent_id: int) -> list[Message]:
+        """The latest turns of the call in the agent's hand, oldest first."""
+        return list(self._turns.get(agent_id, ()))
+
+    def forget_turns(self, agent_id: int) -> None:
+        """The call left the agent's hand: its turns are no longer theirs to see."""
+        self._turns.pop(agent_id, None)
 
     def latest(self, agent_id: int | None = None) -> list[Message]:
         """The latest message of one agent (or of every agent), as a page opens."""

@@ -1,5 +1,5 @@
 """What the pages call the desk's codes (states, away reasons, dispositions, escalation
-reasons): Chinese first, the code's English after it.  The templates get them as globals;
+reasons, speakers): Chinese first, the code's English after it.  The templates get them as globals;
 static/console.js keeps the state labels for the live updates."""
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ ESCALATION_REASONS = {
     "complaint": "投诉 complaint",
     "verification_failed": "身份核实未通过 failed verification",
 }
+# Who said a turn of the transcript (static/console.js keeps them for the live turns).
+SPEAKER_LABELS = {"bot": "机器人", "customer": "客户", "agent": "坐席", "system": "系统"}
 
 assert set(STATE_LABELS) == set(AGENT_STATES)
 assert set(AWAY_LABELS) == set(AWAY_REASONS)
@@ -44,4 +46,4 @@ assert set(DISPOSITION_LABELS) == set(DISPOSITIONS)
 
 GLOBALS = {"STATE_LABELS": STATE_LABELS, "AWAY_LABELS": AWAY_LABELS,
            "AWAY_CHOICES": AWAY_CHOICES, "DISPOSITION_LABELS": DISPOSITION_LABELS,
-           "ESCALATION_REASONS": ESCALATION_REASONS}
+           "ESCALATION_REASONS": ESCALATION_REASONS, "SPEAKER_LABELS": SPEAKER_LABELS}

@@ -5,7 +5,9 @@ user's role (`access.may_open`) and the Origin against the console's own, before
 upgrade.  The page is greeted with ``{"type": "hello", "page", "username", "name",
 "role"}``, then receives its feed of the call event stream (feeds.py) and the desk's
 presence messages (hub.py: the agent desk its own agent's, the supervisors' and the
-administrator's pages every agent's; the latest first, as the page opens), and answers
+administrator's pages every agent's; the latest first, as the page opens), the agent desk
+the live transcript of the call in the agent's hand (``{"type": "turn", ...}``,
+live_turns.py; the latest turns first, as the page opens), and answers
 ``ping`` with ``{"type": "pong"}``.  Every `ws_recheck_s` the account is read again: a
 disabled account, a changed password or an expired session closes the socket (code 4401).
 """
@@ -92,6 +94,9 @@ async def _desk(request: web.Request, ws: web.WebSocketResponse, user: accounts.
     with hub.following(agent_id) as queue:
         for message in hub.latest(agent_id):
             await ws.send_json(message)
+        if agent_id is not None:  # the live transcript of the call in their hand
+            for message in hub.turns(agent_id):
+                await ws.send_json(message)
         task = asyncio.create_task(_pass_on(ws, queue))
         try:
             yield

@@ -28,6 +28,8 @@
     other: "其他 other", missed_offer: "未接来电 missed a call",
   };
 
+  const SPEAKERS = {bot: "机器人", customer: "客户", agent: "坐席", system: "系统"};
+
   // --- timers: time in a state, after-call work left (server time, whatever the desk's clock)
   let skew = 0;
   function syncClock(doc) {
@@ -79,6 +81,7 @@
         syncClock(doc);
         callbackField();
         tick();
+        replayTurns();
       })
       .catch(function () { /* the next change or a reload will show it */ })
       .finally(function () { refreshing = false; });
@@ -105,6 +108,43 @@
     if (msg.since) since.dataset.since = msg.since; else delete since.dataset.since;
     since.textContent = "";
     tick();
+  }
+
+  // --- the live transcript of the call in the agent's hand ---------------------------------
+  // The page shows the turns stored when it was drawn (numbered, data-seq); the socket
+  // brings the later ones (and, as it opens, the latest few again: skipped by number).
+  // The turns heard are kept so that a redrawn desk, drawn a little earlier than the last
+  // turn came, gets them back.
+  const heardTurns = {};
+  const HEARD_MAX = 200;
+
+  function turn(msg) {
+    const heard = heardTurns[msg.call_id] || (heardTurns[msg.call_id] = []);
+    heard.push(msg);
+    if (heard.length > HEARD_MAX) heard.shift();
+    showTurn(msg, true);
+  }
+
+  function showTurn(msg, fresh) {
+    const list = document.getElementById("transcript");
+    if (!list || list.dataset.call !== msg.call_id) return;
+    if (msg.seq <= Number(list.dataset.lastSeq || 0)) return;
+    const none = list.querySelector(".turn-none");
+    if (none) none.remove();
+    const item = el("li", "turn turn-" + msg.speaker + (fresh ? " turn-new" : ""));
+    item.dataset.seq = msg.seq;
+    item.appendChild(el("span", "who", SPEAKERS[msg.speaker] || msg.speaker));
+    item.appendChild(document.createTextNode(" " + msg.text));
+    list.appendChild(item);
+    list.dataset.lastSeq = msg.seq;
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function replayTurns() {
+    const list = document.getElementById("transcript");
+    if (!list) return;
+    (heardTurns[list.dataset.call] || []).forEach(function (msg) { showTurn(msg, false); });
+    list.scrollTop = list.scrollHeight;
   }
 
   // --- the whole number, on request (audited by the server) -----------------------------
@@ -208,6 +248,8 @@
           document.dispatchEvent(new CustomEvent("waihu:hello", {detail: msg}));
         } else if (msg.type === "presence") {
           presence(msg);
+        } else if (msg.type === "turn") {
+          turn(msg);
         } else if (msg.type === "event") {
           showEvent(msg);
           document.dispatchEvent(new CustomEvent("waihu:event", {detail: msg}));
