@@ -15,8 +15,10 @@ not match to anything usable comes back with `unclear=True`: the session then se
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -80,9 +82,23 @@ class Recognizer(ABC):
 class AsrEngine(ABC):
     name: str = "asr"
     streaming: bool = False  # True: feed() does real work, finish() is cheap
+    # A batch engine: how many decodes it runs at once (one per core: the model releases the
+    # GIL) and how many utterances with the same hints one `transcribe_batch` takes.
+    parallel: int = 1
+    max_batch: int = 1
 
     @abstractmethod
     def open(self, hints: Hints) -> Recognizer: ...
+
+    def transcribe_batch(self, pcms: Sequence[bytes], hints: Hints) -> list[Transcript]:
+        """Whole utterances that share ``hints``, one transcript each in order.  An engine
+        that can decode several in one pass overrides this; by default one after another."""
+        out = []
+        for pcm in pcms:
+            recognizer = self.open(hints)
+            recognizer.feed(pcm)
+            out.append(recognizer.finish())
+        return out
 
     def warm_up(self) -> None:  # noqa: B027  # optional hook, empty by default
         """Load models / run one decode so the first call is not slow."""
@@ -91,20 +107,39 @@ class AsrEngine(ABC):
         return self.name
 
 
+@dataclass(eq=False)
+class _Queued:
+    """A whole utterance waiting for a decode slot; its future is the caller's await."""
+
+    pcm: bytes
+    hints: Hints
+    future: asyncio.Future[Transcript]
+
+
 class AsrWorker:
     """Runs blocking engine work off the event loop.
 
     Streaming engines get several threads (feeds of different calls interleave, each
-    call's work stays ordered because the session awaits each step); batch engines
-    (Whisper) get a small pool so that decodes queue instead of competing for the two
-    cores, which keeps the audio pumps on time.
+    call's work stays ordered because the session awaits each step).  Batch engines
+    (Whisper) get `engine.parallel` threads, one per core, and their whole-utterance
+    decodes (`transcribe`) go through a queue kept on the event loop:
+
+    - when a thread is free, the oldest waiting utterance goes, together with the others
+      waiting with the same hints (same prompt, same answer kind), up to
+      `engine.max_batch`: decodes that queued at the same moment run as one batch;
+    - a decode whose caller stopped waiting (a pause decode dropped because the caller
+      spoke again, a hang-up) while it was still queued is never run (`skipped`).
     """
 
     def __init__(self, engine: AsrEngine, threads: int | None = None) -> None:
         self.engine = engine
-        self.executor = ThreadPoolExecutor(
-            max_workers=threads or (4 if engine.streaming else 1),
-            thread_name_prefix=f"asr-{engine.name}")
+        self.slots = threads or (4 if engine.streaming else max(1, engine.parallel))
+        self.executor = ThreadPoolExecutor(max_workers=self.slots,
+                                           thread_name_prefix=f"asr-{engine.name}")
+        self._queue: list[_Queued] = []
+        self._running = 0  # transcribe batches in the executor
+        self.skipped = 0  # queued decodes dropped by their caller before they ran
+        self.batches: list[int] = []  # size of each transcribe batch run (recent ones)
 
     async def open(self, hints: Hints) -> Recognizer:
         loop = asyncio.get_running_loop()
@@ -119,13 +154,58 @@ class AsrWorker:
         return await loop.run_in_executor(self.executor, recognizer.finish)
 
     async def transcribe(self, pcm: bytes, hints: Hints) -> Transcript:
-        """One whole utterance at once (announcements, tests)."""
-        def work() -> Transcript:
-            recognizer = self.engine.open(hints)
-            recognizer.feed(pcm)
-            return recognizer.finish()
+        """One whole utterance at once (a batch engine's utterances, announcements).
+        Cancelling the caller while the decode is queued drops it unrun."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, work)
+        queued = _Queued(pcm, hints, loop.create_future())
+        self._queue.append(queued)
+        self._dispatch(loop)
+        return await queued.future
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start batches while threads are free (runs on the event loop only)."""
+        while self._running < self.slots:
+            waiting = [q for q in self._queue if not q.future.done()]
+            self.skipped += len(self._queue) - len(waiting)
+            if not waiting:
+                self._queue = []
+                return
+            hints = waiting[0].hints
+            batch = [q for q in waiting if q.hints == hints][:max(1, self.engine.max_batch)]
+            self._queue = [q for q in waiting if q not in batch]
+            try:
+                work = loop.run_in_executor(self.executor, self.engine.transcribe_batch,
+                                            [q.pcm for q in batch], hints)
+            except RuntimeError as exc:  # closed
+                for q in batch:
+                    q.future.set_exception(exc)
+                continue
+            self._running += 1
+            self.batches = [*self.batches[-99:], len(batch)]
+            work.add_done_callback(functools.partial(self._finished, loop, batch))
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, batch: list[_Queued],
+                  done: asyncio.Future[list[Transcript]]) -> None:
+        self._running -= 1
+        cancelled = done.cancelled()  # the executor was shut down before it ran
+        error = None if cancelled else done.exception()
+        results = done.result() if not cancelled and error is None else []
+        for i, queued in enumerate(batch):
+            if queued.future.done():  # its caller stopped waiting while it ran
+                continue
+            if cancelled:
+                queued.future.cancel()
+            elif error is not None:
+                queued.future.set_exception(error)
+            elif i < len(results):
+                queued.future.set_result(results[i])
+            else:
+                queued.future.set_exception(RuntimeError(
+                    f"{self.engine.name} returned {len(results)} transcripts for {len(batch)}"))
+        self._dispatch(loop)
 
     def close(self) -> None:
+        for queued in self._queue:
+            queued.future.cancel()
+        self._queue = []
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,12 @@ _SCORE_PROMPT = "一分，二分，三分，四分，五分，非常满意，满
 @dataclass(frozen=True)
 class WhisperSettings:
     model_path: Path
-    cpu_threads: int = 1  # per decode; the worker runs one decode at a time
+    cpu_threads: int = 1  # per decode
+    # Decodes at once: CTranslate2 model replicas (faster-whisper's ``num_workers``), each
+    # on its own AsrWorker thread; the model releases the GIL, so one per core.
+    workers: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))
+    # Utterances with the same hints that queued together are decoded as one batch.
+    max_batch: int = 4
     compute_type: str = "int8"
     beam_size: int = 5  # beam 1 misread 2 of 15 test phrases that beam 5 got right
     window_s: float = 10.0  # encoder window; 30.0 is stock Whisper
@@ -77,6 +85,9 @@ class WhisperEngine(AsrEngine):
 
     def __init__(self, settings: WhisperSettings) -> None:
         self.settings = settings
+        self.parallel = max(1, settings.workers)
+        self.max_batch = max(1, settings.max_batch)
+        self._loading = threading.Lock()  # two worker threads may open the first utterances
         self._model: Any = None  # faster_whisper.WhisperModel, loaded on first use
         self._tokenizer: Any = None
         self._suppress: list[int] = []
@@ -84,9 +95,14 @@ class WhisperEngine(AsrEngine):
     def describe(self) -> str:
         s = self.settings
         return (f"whisper model={s.model_path} {s.compute_type} threads={s.cpu_threads} "
-                f"beam={s.beam_size} window={s.window_s:g}s")
+                f"workers={self.parallel} batch<={self.max_batch} beam={s.beam_size} "
+                f"window={s.window_s:g}s")
 
     def load(self) -> None:
+        with self._loading:
+            self._load()
+
+    def _load(self) -> None:
         if self._model is not None:
             return
         from faster_whisper import WhisperModel
@@ -96,7 +112,8 @@ class WhisperEngine(AsrEngine):
         started = time.perf_counter()
         model = WhisperModel(str(self.settings.model_path), device="cpu",
                              compute_type=self.settings.compute_type,
-                             cpu_threads=self.settings.cpu_threads)
+                             cpu_threads=self.settings.cpu_threads,
+                             num_workers=self.parallel)
         self._tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="zh")
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
         self._model = model
@@ -130,46 +147,74 @@ class WhisperEngine(AsrEngine):
             return min(by_audio, 2 * longest + 4)  # a little slack for "嗯，" and the like
         return by_audio
 
+    def window_frames(self, hints: Hints) -> int:
+        return max(1, round(self.settings.window_s * FRAMES_PER_SECOND))
+
     def decode(self, audio: np.ndarray, hints: Hints) -> tuple[str, float, float]:
         """16 kHz float audio → (raw text, average log-probability, no-speech probability)."""
+        return self.decode_batch([audio], hints)[0]
+
+    def decode_batch(self, audios: Sequence[np.ndarray], hints: Hints
+                     ) -> list[tuple[str, float, float]]:
+        """`decode` of several utterances with the same hints in one encoder and one
+        generate call; each is padded to the window its own length gives, then all to the
+        longest (one tensor), so a batch of short answers encodes as much as one does."""
+        self.load()
         model, tokenizer = self._model, self._tokenizer
-        features = model.feature_extractor(audio)
-        frames = features.shape[-1]
-        window = max(1, round(self.settings.window_s * FRAMES_PER_SECOND))
-        padded = min(MAX_FRAMES, window * max(1, math.ceil(frames / window)))
-        if frames < padded:
-            features = np.pad(features, ((0, 0), (0, padded - frames)))
-        else:
-            features = features[:, :padded]
-        encoded = model.encode(features)
+        window = self.window_frames(hints)
+        features = [model.feature_extractor(audio) for audio in audios]
+        lengths = [f.shape[-1] for f in features]
+        padded = max(min(MAX_FRAMES, window * max(1, math.ceil(n / window))) for n in lengths)
+        batch = np.stack([np.pad(f, ((0, 0), (0, padded - f.shape[-1]))) if f.shape[-1] < padded
+                          else f[:, :padded] for f in features])
+        encoded = model.encode(batch)
 
         prompt_text = self.prompt_text(hints)
         previous = tokenizer.encode(" " + prompt_text) if prompt_text else []
         prompt = model.get_prompt(tokenizer, previous[-200:], without_timestamps=True)
-        new_tokens = self.max_new_tokens(hints, frames / FRAMES_PER_SECOND)
-        result = model.model.generate(
-            encoded, [prompt], beam_size=self.settings.beam_size,
+        new_tokens = max(self.max_new_tokens(hints, n / FRAMES_PER_SECOND) for n in lengths)
+        results = model.model.generate(
+            encoded, [prompt] * len(audios), beam_size=self.settings.beam_size,
             max_length=min(448, len(prompt) + new_tokens), return_scores=True,
             return_no_speech_prob=True, suppress_blank=True, suppress_tokens=self._suppress,
-        )[0]
-        tokens = result.sequences_ids[0]
-        # ctranslate2 scores are length-normalised; recover the average log-probability
-        # the way faster-whisper does (length_penalty 1).
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return tokenizer.decode(tokens).strip(), float(avg_logprob), float(result.no_speech_prob)
+        )
+        out = []
+        for result in results:
+            tokens = result.sequences_ids[0]
+            # ctranslate2 scores are length-normalised; recover the average log-probability
+            # the way faster-whisper does (length_penalty 1).
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            out.append((tokenizer.decode(tokens).strip(), float(avg_logprob),
+                        float(result.no_speech_prob)))
+        return out
 
     def transcript(self, pcm: bytes, hints: Hints) -> Transcript:
+        return self.transcribe_batch([pcm], hints)[0]
+
+    def transcribe_batch(self, pcms: Sequence[bytes], hints: Hints) -> list[Transcript]:
         started = time.perf_counter()
-        audio = upsample(pcm)
-        if (len(audio) < SAMPLE_RATE_MODEL // 10  # under 100 ms: nothing to decode
-                or 20 * math.log10(float(np.abs(audio).max()) + 1e-9)
-                < self.settings.min_level_dbfs):
-            return Transcript("", 0.0, self.name, unclear=True,
-                              decode_ms=(time.perf_counter() - started) * 1000)
         lead_s = (self.settings.digits_lead_silence_s if hints.expect == "digits"
                   else self.settings.lead_silence_s)
         lead = np.zeros(round(lead_s * SAMPLE_RATE_MODEL), np.float32)
-        raw, avg_logprob, no_speech = self.decode(np.concatenate([lead, audio]), hints)
+        audible: dict[int, np.ndarray] = {}
+        for i, pcm in enumerate(pcms):
+            audio = upsample(pcm)
+            if (len(audio) >= SAMPLE_RATE_MODEL // 10  # under 100 ms: nothing to decode
+                    and 20 * math.log10(float(np.abs(audio).max()) + 1e-9)
+                    >= self.settings.min_level_dbfs):
+                audible[i] = np.concatenate([lead, audio])
+        audios = list(audible.values())
+        decoded = (self.decode_batch(audios, hints) if len(audios) > 1
+                   else [self.decode(a, hints) for a in audios])
+        heard = dict(zip(audible, decoded, strict=True))
+        elapsed = (time.perf_counter() - started) * 1000
+        return [self._conclude(*heard[i], hints, elapsed) if i in heard
+                else Transcript("", 0.0, self.name, unclear=True, decode_ms=elapsed)
+                for i in range(len(pcms))]
+
+    def _conclude(self, raw: str, avg_logprob: float, no_speech: float, hints: Hints,
+                  elapsed: float) -> Transcript:
+        """The model's output → what the session gets: snapped, gated, or unclear."""
         meaning = interpret(raw, hints, self.settings.snap_threshold)
         silent = (no_speech > self.settings.no_speech_threshold
                   and avg_logprob < self.settings.logprob_threshold)
@@ -181,7 +226,6 @@ class WhisperEngine(AsrEngine):
         if off_list and acoustic < floor:
             meaning = replace(meaning, text="", unclear=True)
         confidence = 0.0 if meaning.unclear or silent else acoustic * (1.0 - meaning.distance)
-        elapsed = (time.perf_counter() - started) * 1000
         # Digits masked: the engine does not know whether it heard an answer to the ID question.
         log.debug("asr.whisper.decode raw=%r text=%r logprob=%.2f no_speech=%.2f ms=%.0f",
                   mask_id_digits(raw), mask_id_digits(meaning.text), avg_logprob, no_speech,
