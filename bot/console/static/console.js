@@ -79,9 +79,11 @@
         desk.replaceWith(document.importNode(fresh, true));
         document.querySelectorAll(".page > .alert").forEach(function (a) { a.remove(); });
         syncClock(doc);
+        document.title = doc.title;
         callbackField();
         tick();
         replayTurns();
+        offerArrived();
       })
       .catch(function () { /* the next change or a reload will show it */ })
       .finally(function () { refreshing = false; });
@@ -108,6 +110,97 @@
     if (msg.since) since.dataset.since = msg.since; else delete since.dataset.since;
     since.textContent = "";
     tick();
+  }
+
+  // --- the offer's pop: a short sound, and a line for screen readers ------------------------
+  // The sound is made here with the Web Audio API (no audio file).  Browsers keep a page
+  // silent until the person has clicked or typed on it: the first click anywhere (the
+  // sound button, for instance) lets it play from then on.  Each offer sounds once, even
+  // if the desk is drawn again (listening reloads the page).
+  const SOUND_KEY = "waihu.desk.sound";
+  const CHIMED_KEY = "waihu.desk.chimed";
+  let audio = null;
+
+  function soundOn() {
+    try { return localStorage.getItem(SOUND_KEY) !== "off"; } catch (err) { return true; }
+  }
+
+  function audioContext() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return null;
+    if (!audio) audio = new Context();
+    if (audio.state === "suspended") audio.resume().catch(function () { /* no gesture yet */ });
+    return audio;
+  }
+
+  function chime() {
+    const ctx = audioContext();
+    if (!ctx) return Promise.resolve("unsupported");
+    const start = ctx.currentTime + 0.03;
+    // two rising notes (A5, E6), each a quick swell and fade: about 0.45 s in all
+    [[880, 0], [1318.5, 0.17]].forEach(function (note) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      const at = start + note[1];
+      osc.type = "sine";
+      osc.frequency.setValueAtTime(note[0], at);
+      gain.gain.setValueAtTime(0.0001, at);
+      gain.gain.exponentialRampToValueAtTime(0.3, at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.28);
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      osc.start(at);
+      osc.stop(at + 0.3);
+    });
+    return (ctx.state === "running" ? Promise.resolve() : ctx.resume()).then(
+      function () { return ctx.state; }, function () { return ctx.state; });
+  }
+
+  function seenAlready(offer) {
+    try {
+      const seen = (sessionStorage.getItem(CHIMED_KEY) || "").split(",");
+      if (seen.indexOf(offer) >= 0) return true;
+      seen.push(offer);
+      sessionStorage.setItem(CHIMED_KEY, seen.slice(-20).join(","));
+    } catch (err) { /* no storage: announced each time the desk is drawn */ }
+    return false;
+  }
+
+  function offerArrived() {
+    const area = document.getElementById("offer-area");
+    const offer = area && area.dataset.offer;
+    if (!offer || seenAlready(offer)) return;
+    const announcer = document.getElementById("desk-announcer");
+    if (announcer) announcer.textContent = area.dataset.announce || "来电 Call offered";
+    if (!soundOn()) return;
+    chime().then(function (state) {
+      document.body.dataset.chimedOffer = offer;  // what was sounded, and whether it could be
+      document.body.dataset.audioState = state;
+      const toggle = document.getElementById("sound-toggle");
+      if (!toggle) return;
+      const blocked = state !== "running";
+      toggle.classList.toggle("blocked", blocked);
+      toggle.title = blocked ? "浏览器未允许播放提示音：点击此处启用 The browser kept the sound off: click to allow it"
+        : "来电时播放提示音 Play a sound when a call is offered";
+    });
+  }
+
+  function soundToggle() {
+    const toggle = document.getElementById("sound-toggle");
+    if (!toggle) return;
+    const show = function () {
+      const on = soundOn();
+      toggle.setAttribute("aria-pressed", on ? "true" : "false");
+      toggle.querySelector(".sound-state").textContent = on ? "开 on" : "关 off";
+    };
+    toggle.classList.remove("hidden");
+    show();
+    toggle.addEventListener("click", function () {
+      try { localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on"); } catch (err) { /* */ }
+      show();
+      toggle.classList.remove("blocked");
+      if (soundOn()) chime();  // let the agent hear what an offer sounds like
+    });
   }
 
   // --- the live transcript of the call in the agent's hand ---------------------------------
@@ -289,8 +382,18 @@
     if (e.target.name === "disposition") callbackField();
   });
 
+  // Any click or key on the desk lets its later offers be heard.
+  ["pointerdown", "keydown"].forEach(function (kind) {
+    document.addEventListener(kind, function () {
+      if (document.getElementById("agent-state") && soundOn()) audioContext();
+    }, {capture: true});
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     forms();
+    soundToggle();
+    replayTurns();
+    offerArrived();
     syncClock(document);
     callbackField();
     tick();
