@@ -18,13 +18,14 @@ work as the change itself.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from bot.sip_address import check_sip_address
 from bot.store import Database
 from bot.store.models import User
 from bot.store.repos.audit import AuditRepo
@@ -33,8 +34,7 @@ from bot.store.vocab import USER_ROLES
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 MIN_PASSWORD, MAX_PASSWORD = 10, 1024
-SIP_URI = re.compile(r"sips?:[^\s<>\"]+@?[^\s<>\"]*")
-MAX_WEIGHT = 1000
+MIN_WEIGHT, MAX_WEIGHT = 1, 100
 
 
 class AccountError(ValueError):
@@ -151,10 +151,15 @@ def check_password(password: str, username: str) -> str:
 
 
 def check_agent(options: AgentOptions) -> AgentOptions:
-    if options.sip_uri is not None and not SIP_URI.fullmatch(options.sip_uri):
-        raise AccountError("a SIP address looks like sip:1001@pbx.example.com")
-    if options.weight is not None and not 0 <= options.weight <= MAX_WEIGHT:
-        raise AccountError(f"a weight is a whole number from 0 to {MAX_WEIGHT}")
+    """*options* checked, the SIP address stripped (bot/sip_address.py says what it may be)."""
+    if options.sip_uri is not None:
+        try:
+            options = replace(options, sip_uri=check_sip_address(options.sip_uri))
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+    if options.weight is not None and not MIN_WEIGHT <= options.weight <= MAX_WEIGHT:
+        raise AccountError(f"a weight is a whole number from {MIN_WEIGHT} to {MAX_WEIGHT}, "
+                           f"not {options.weight}")
     for name in options.campaigns or ():
         if not name or len(name) > 100 or name != name.strip():
             raise AccountError(f"campaign name {name!r} is not valid")

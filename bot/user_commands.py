@@ -1,4 +1,5 @@
-"""`waihu user`: console accounts (bot/accounts.py) -- add, list, disable, enable, passwd.
+"""`waihu user`: console accounts (bot/accounts.py) -- add, list, disable, enable, passwd,
+and `set` for an agent's SIP address, campaigns and weight (bot/agent_settings.py).
 
 A password comes from a prompt (typed twice, never echoed) or, for scripts, from the first
 line of standard input with `--password-stdin`; never from the command line, which every
@@ -12,7 +13,7 @@ import argparse
 import getpass
 import sys
 
-from bot import accounts
+from bot import accounts, agent_settings
 from bot.cliutil import Subcommands, with_json
 from bot.cliutil import database as _database
 from bot.cliutil import print_json as _print_json
@@ -29,13 +30,18 @@ def add_user_commands(sub: Subcommands) -> None:
     add.add_argument("--display-name", help="the name the console shows, e.g. 王芳")
     _password_source(add)
     agent = add.add_argument_group("agents (role agent only)")
-    agent.add_argument("--sip", help="SIP address of the agent's phone, e.g. sip:1001@pbx")
-    agent.add_argument("--campaigns", help="campaigns served, comma-separated names")
-    agent.add_argument("--weight", type=int, help="share for the weight distribution "
-                       "(default 1)")
+    _agent_options(agent, weight_default=" (default 1)")
     add.set_defaults(func=cmd_user_add)
-    with_json(usub.add_parser("list", help="the accounts (never their password hashes)")
-              ).set_defaults(func=cmd_user_list)
+    change = with_json(usub.add_parser(
+        "set", help="change an agent's SIP address, campaigns or weight (audited)"))
+    change.add_argument("name")
+    _agent_options(change, weight_default="")
+    change.set_defaults(func=cmd_user_set)
+    listing = with_json(usub.add_parser("list", help="the accounts (never their password "
+                                        "hashes)"))
+    listing.add_argument("--role", choices=USER_ROLES, help="only the accounts of this role "
+                         "(--role agent: the agents with their settings)")
+    listing.set_defaults(func=cmd_user_list)
     for action, text in (("disable", "refuse the account's logins and end its sessions"),
                          ("enable", "allow a disabled account again")):
         change = with_json(usub.add_parser(action, help=text))
@@ -46,6 +52,16 @@ def add_user_commands(sub: Subcommands) -> None:
     passwd.add_argument("name")
     _password_source(passwd)
     passwd.set_defaults(func=cmd_user_passwd)
+
+
+def _agent_options(p: argparse._ActionsContainer, *, weight_default: str) -> None:
+    p.add_argument("--sip", "--sip-uri", dest="sip", metavar="URI",
+                   help="SIP address of the agent's phone: sip: or sips:, optional user, "
+                   "host, optional port, e.g. sip:1001@pbx.example.com")
+    p.add_argument("--campaigns", help="campaigns served, comma-separated names "
+                   "('' for none)")
+    p.add_argument("--weight", type=int, help=f"share for the weight distribution, "
+                   f"{accounts.MIN_WEIGHT} to {accounts.MAX_WEIGHT}{weight_default}")
 
 
 def _password_source(p: argparse.ArgumentParser) -> None:
@@ -92,8 +108,24 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_set(args: argparse.Namespace) -> int:
+    try:
+        options = accounts.AgentOptions(args.sip, accounts.parse_campaigns(args.campaigns),
+                                        args.weight)
+        change = agent_settings.change_agent(_database(args), args.name, options,
+                                             actor=os_actor())
+    except accounts.AccountError as exc:
+        return _fail("set", exc)
+    if args.json:
+        _print_json(change.as_json())
+    else:
+        print(f"agent {change.user.username}: {change.describe()}")
+    return 0
+
+
 def cmd_user_list(args: argparse.Namespace) -> int:
-    users = accounts.list_users(_database(args))
+    users = [user for user in accounts.list_users(_database(args))
+             if args.role is None or user.role == args.role]
     if args.json:
         _print_json([user.as_json() for user in users])
         return 0

@@ -56,6 +56,7 @@ ROUTES = [
     web.get("/admin", pages.admin_page),
     web.post("/admin/users", pages.admin_add_user),
     web.post(r"/admin/users/{name}/{action:disable|enable}", pages.admin_set_disabled),
+    web.post("/admin/agents/{name}", pages.admin_set_agent),
     web.get("/ws", ws.websocket),
 ]
 

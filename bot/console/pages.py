@@ -3,7 +3,7 @@ each reads what it shows through a service function and renders its template.
 
 The agent desk is agent_pages.py, the figures figure_pages.py; the supervisors' page shows
 the agents' presence and the live wall, the QA page is the frame the QA part of issue 14
-fills; the administration page manages the accounts.
+fills; the administration page manages the accounts and the agents' settings.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import accounts
+from bot import accounts, agent_settings
 from bot.console import desk_state
 from bot.console.access import ALL_ROLES, PAGE_ROLES, home_path
 from bot.console.context import console, user_of
@@ -69,7 +69,8 @@ async def _admin(request: web.Request, *, status: int = 200, **context: Any
 @allow(*PAGE_ROLES["admin"])
 async def admin_page(request: web.Request) -> web.StreamResponse:
     action, _, name = request.query.get("done", "").partition(":")
-    notice = (action, name) if action in ("created", "disabled", "enabled") else None
+    notice = (action, name) if action in ("created", "disabled", "enabled", "agent") \
+        else None
     return await _admin(request, notice=notice)
 
 
@@ -112,3 +113,29 @@ async def admin_set_disabled(request: web.Request) -> web.StreamResponse:
     except accounts.AccountError as exc:
         return await _admin(request, status=404, error=str(exc))
     raise web.HTTPSeeOther(f"/admin?done={'disabled' if disabled else 'enabled'}:{name}")
+
+
+@allow(*PAGE_ROLES["admin"])
+async def admin_set_agent(request: web.Request) -> web.StreamResponse:
+    """An agent's SIP address, campaigns and weight (bot/agent_settings.py); an empty SIP
+    field keeps the address, an empty campaigns field takes the agent off every campaign."""
+    c = console(request)
+    name = request.match_info["name"]
+    form = await request.post()
+    field = {key: str(form.get(key, "")).strip() for key in ("sip_uri", "campaigns", "weight")}
+    me = user_of(request)
+    try:
+        options = accounts.AgentOptions(
+            field["sip_uri"] or None, accounts.parse_campaigns(field["campaigns"]),
+            int(field["weight"]) if field["weight"] else None)
+        change = await c.run(agent_settings.change_agent, c.db, name, options,
+                             actor=f"user:{me.username}")
+    except ValueError as exc:  # AccountError, or a weight that is not a number
+        message = str(exc) if isinstance(exc, accounts.AccountError) else \
+            "权重须为整数 The weight is a whole number"
+        status = 404 if isinstance(exc, agent_settings.NotAnAgent) else 400
+        return await _admin(request, status=status, error=f"{name}: {message}",
+                            agent_form={"name": name, **field})
+    log.info("console.agent_changed user=%s fields=%s by=%s", name,
+             ",".join(change.after) or "-", me.username)
+    raise web.HTTPSeeOther(f"/admin?done=agent:{name}")
