@@ -40,7 +40,7 @@ OUTCOMES = (
 )
 DECLINE_REASONS = ("distrust", "too_expensive", "not_needed", "other")
 CONFIRMATION_RESULTS = ("keep", "cancel", "undecided")
-SPEAKERS = ("bot", "customer", "system")
+SPEAKERS = ("bot", "customer", "system", "agent")
 INPUT_MODES = ("speech", "dtmf", "text")
 DNC_KINDS = ("do_not_call", "blacklist")
 DNC_SOURCES = ("customer", "complaint", "import", "operator")
