@@ -196,7 +196,7 @@ def test_transcript_turns_are_sequenced(db: Database, call: Call) -> None:
             asr_confidence=0.88,
         )
         with pytest.raises(ValueError, match="speaker"):
-            calls.add_turn(call.id, "agent", "?")
+            calls.add_turn(call.id, "robot", "?")  # "agent" is one since 0014
     with db.session() as session:
         CallRepo(session).add_turn(call.id, "customer", "1", input_mode="dtmf")
     with db.session() as session:
