@@ -9,8 +9,9 @@ in another process, writes the agent's answer):
 - **listen** (the agent listens first): their SIP phone is dialled and hears the customer
   and the bot, unheard (voice/telephony/listen_in.py); the offer timeout no longer runs;
 - **accepted** (take over): the agent's phone is dialled if it is not yet on the line, the
-  bot falls silent and the two legs are bridged (the recording goes on); when the bridge
-  ends the agent's after-call work starts;
+  bot falls silent and the two legs are bridged (the recording goes on, and with an
+  `AgentTranscriber` the agent's words are transcribed as ``turn.agent``: agent_side.py);
+  when the bridge ends the agent's after-call work starts;
 - **declined**, or no answer within the campaign's ``offer_timeout_s`` (``timed_out``),
   or the agent's phone not answering: the next agent;
 - nobody within ``wait_limit_s`` (counted from the start of the wait, listening included):
@@ -41,6 +42,7 @@ from bot.agents.handover import Handover, OfferSeen
 from bot.channel import BotReply, BotSegment
 from bot.console.desk_state import in_write
 from bot.store import Database
+from voice.call.agent_side import AgentTranscriber
 from voice.call.speaker import Speaker
 from voice.call.timeline import Timeline
 from voice.telephony.base import DialRequest, Leg, Telephony
@@ -123,7 +125,8 @@ class DeskOffer:
     def __init__(self, leg: Leg, telephony: Telephony, speaker: Speaker, timeline: Timeline,
                  desk: DeskPort, *, holding_text: str, answer_s: float,
                  poll_s: float = 0.1,
-                 stop_listening: Callable[[], None] = lambda: None) -> None:
+                 stop_listening: Callable[[], None] = lambda: None,
+                 agent_side: AgentTranscriber | None = None) -> None:
         self.leg = leg
         self.telephony = telephony
         self.speaker = speaker
@@ -133,6 +136,7 @@ class DeskOffer:
         self.answer_s = answer_s
         self.poll_s = poll_s
         self.stop_listening = stop_listening
+        self.agent_side = agent_side  # None: the agent's words are not transcribed
         self.agent_uri: str | None = None  # the phone that took the call
         self.why = ""  # why nobody took it
 
@@ -288,10 +292,16 @@ class DeskOffer:
                               agent_id=offer.agent_id)
         self.timeline.system_turn("已接通坐席")
         self.stop_listening()
+        side = None if self.agent_side is None else self.agent_side.follow(agent,
+                                                                            self.timeline)
         try:
             await self.leg.bridge(agent)
         finally:
-            await self.desk.end_call(offer.agent_id, self.call_id)
+            try:
+                await self.desk.end_call(offer.agent_id, self.call_id)
+            finally:
+                if side is not None:  # the agent's last words, before the call is closed
+                    await side.stop()
             self._publish_end(handover, "bridged", agent_id=offer.agent_id)
 
     def _publish_end(self, handover: Handover, status: str, **data: Any) -> None:

@@ -2,7 +2,8 @@
 
 `transfer_mode: bridge` (the default) dials the agent with `X-Waihu-Call-Id` /
 `X-Waihu-Reason` headers (the console finds the escalation's context by call id) and relays
-frames both ways through the customer leg, so the recording goes on; `refer` sends a blind
+frames both ways through the customer leg, so the recording goes on (and, given an
+`AgentTranscriber`, the agent's words are transcribed: agent_side.py); `refer` sends a blind
 REFER and the recording ends at the transfer.  No agent configured, an agent who does not
 answer or a refused REFER: the bot apologises (`no_agent_text`) and the escalation is
 marked `failed`.
@@ -22,6 +23,7 @@ from typing import Any, Literal
 from bot import callrecord, events
 from bot.channel import BotSegment
 from bot.store import Database, EscalationRepo
+from voice.call.agent_side import AgentTranscriber
 from voice.call.desk_offer import DatabaseDesk, DeskOffer, DeskPort
 from voice.call.speaker import Speaker
 from voice.call.timeline import Timeline
@@ -36,7 +38,8 @@ class Handoff:
                  mode: Literal["bridge", "refer"], answer_s: float, no_agent_text: str,
                  stop_listening: Callable[[], None] = lambda: None,
                  desk: DeskPort | None = None, holding_text: str = "",
-                 desk_poll_s: float = 0.1) -> None:
+                 desk_poll_s: float = 0.1,
+                 agent_side: AgentTranscriber | None = None) -> None:
         self.leg = leg
         self.telephony = telephony
         self.speaker = speaker
@@ -50,6 +53,7 @@ class Handoff:
         self.desk = desk or DatabaseDesk(db)
         self.holding_text = holding_text
         self.desk_poll_s = desk_poll_s
+        self.agent_side = agent_side  # None: the agent's words are not transcribed
 
     async def run(self, transfer: dict[str, Any]) -> callrecord.EndedBy:
         """Hand the call over; how it ended."""
@@ -61,7 +65,8 @@ class Handoff:
                 offer = DeskOffer(self.leg, self.telephony, self.speaker, self.timeline,
                                   self.desk, holding_text=self.holding_text,
                                   answer_s=self.answer_s, poll_s=self.desk_poll_s,
-                                  stop_listening=self.stop_listening)
+                                  stop_listening=self.stop_listening,
+                                  agent_side=self.agent_side)
                 ended = await offer.run(found, reason)
                 if ended == "no_agent":
                     return await self.no_agent(reason, offer.why)
@@ -87,7 +92,13 @@ class Handoff:
         self.timeline.publish(events.CALL_BRIDGED, self.timeline.now_ms(), agent=uri)
         self.speaker.accepting_input = False
         self.stop_listening()
-        await self.leg.bridge(agent)
+        side = None if self.agent_side is None else self.agent_side.follow(agent,
+                                                                            self.timeline)
+        try:
+            await self.leg.bridge(agent)
+        finally:
+            if side is not None:  # the agent's last words, before the call is closed
+                await side.stop()
         return "bridge_ended"
 
     async def no_agent(self, reason: str, why: str) -> callrecord.EndedBy:
