@@ -47,6 +47,7 @@ from bot.transcript import TranscriptSink
 from voice.asr.announce import Announcement
 from voice.asr.base import AsrWorker
 from voice.audio.vad import VadParams
+from voice.call.agent_side import AgentTranscriber
 from voice.call.announcement import AnnouncementScreen
 from voice.call.asr import Transcription
 from voice.call.dtmf import DtmfCollector
@@ -187,7 +188,8 @@ class CallSession:
                                no_agent_text=config.no_agent_text,
                                stop_listening=self._bridging,
                                holding_text=config.holding_text,
-                               desk_poll_s=config.desk_poll_s)
+                               desk_poll_s=config.desk_poll_s,
+                               agent_side=AgentTranscriber(asr, config.vad))
         self._audio_task: asyncio.Task[None] | None = None
         self._limit: asyncio.Timeout | None = None  # the call-length limit, while it holds
 
