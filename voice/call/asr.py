@@ -170,7 +170,7 @@ class Transcription(Processor):
         self._pause += 1
         self._ending_at_pause = False
         if self._pause_decode is not None:
-            self._pause_decode.task.cancel()  # a decode in the pool runs on; its result is unused
+            self._pause_decode.task.cancel()  # skipped if queued; a running one ends unused
             self._pause_decode = None
 
     def _pause_result(self, ended: SpeechEnded) -> Awaitable[Transcript | None] | None:
