@@ -22,7 +22,17 @@ from cryptography.fernet import Fernet, MultiFernet
 
 from bot import keys
 from bot.accounts import Passwords
-from bot.console import agent_pages, auth, figure_pages, live_turns, pages, phones, watch, ws
+from bot.console import (
+    agent_pages,
+    auth,
+    figure_pages,
+    live_turns,
+    pages,
+    phones,
+    qa_pages,
+    watch,
+    ws,
+)
 from bot.console.access import ROLE_LABELS
 from bot.console.context import CONSOLE, Console
 from bot.console.labels import GLOBALS as LABELS
@@ -52,12 +62,12 @@ ROUTES = [
     web.get("/supervisor", pages.supervisor_page),
     web.get("/supervisor/agents", figure_pages.team_figures),
     web.post("/calls/{call_id}/phone", phones.reveal_phone),
-    web.get("/qa", pages.qa_page),
     web.get("/admin", pages.admin_page),
     web.post("/admin/users", pages.admin_add_user),
     web.post(r"/admin/users/{name}/{action:disable|enable}", pages.admin_set_disabled),
     web.post("/admin/agents/{name}", pages.admin_set_agent),
     web.get("/ws", ws.websocket),
+    *qa_pages.ROUTES,
 ]
 
 

@@ -2,8 +2,8 @@
 each reads what it shows through a service function and renders its template.
 
 The agent desk is agent_pages.py, the figures figure_pages.py; the supervisors' page shows
-the agents' presence and the live wall, the QA page is the frame the QA part of issue 14
-fills; the administration page manages the accounts and the agents' settings.
+the agents' presence and the live wall, the QA pages are qa_pages.py; the administration
+page manages the accounts and the agents' settings.
 """
 
 from __future__ import annotations
@@ -43,11 +43,6 @@ async def supervisor_page(request: web.Request) -> web.StreamResponse:
     presence = await c.run(_presence, c.db)
     return await render(request, "supervisor.html", page="supervisor", agents=agents,
                         presence=presence)
-
-
-@allow(*PAGE_ROLES["qa"])
-async def qa_page(request: web.Request) -> web.StreamResponse:
-    return await render(request, "qa.html", page="qa")
 
 
 def _recent_audit(db: Any) -> list[dict[str, Any]]:

@@ -562,3 +562,15 @@ class QaSampleCall(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
     position: Mapped[int]
     reason: Mapped[str] = mapped_column(String(30))
+
+
+class QaClaim(Base):
+    """A reviewer holding a sampled call while scoring it, until ``expires_at`` (then the
+    call is free again).  One per call; the review's submission removes it."""
+
+    __tablename__ = "qa_claims"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    reviewer: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
