@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.campaigns.qa import QaResult, record_qa_review
@@ -129,6 +130,16 @@ def claim_call(db: Database, call_id: str, reviewer: str, now: datetime,
                ttl: timedelta = CLAIM_TTL) -> Claim:
     """Claim (or renew one's own claim on) a sampled call for *ttl*; ClaimConflict while
     another reviewer's claim has not expired.  Audited as ``qa.claimed``."""
+    try:
+        return _claim(db, call_id, reviewer, now, ttl)
+    except IntegrityError as exc:  # PostgreSQL: another reviewer inserted the claim first
+        with db.session() as session:
+            held = session.get(QaClaim, call_id)
+            raise ClaimConflict(held.reviewer if held else None,
+                                held.expires_at if held else None) from exc
+
+
+def _claim(db: Database, call_id: str, reviewer: str, now: datetime, ttl: timedelta) -> Claim:
     with db.session(write=True) as session:
         _sampled(session, call_id)
         held = session.scalar(select(QaClaim).where(QaClaim.call_id == call_id)
