@@ -72,7 +72,30 @@ def normalize(text: str) -> str:
     '好的我同意'
     """
     text = to_simplified(unicodedata.normalize("NFKC", text))
-    return _KEEP.sub("", "".join(clauses(text)))
+    return without_restart(_KEEP.sub("", "".join(clauses(text))))
+
+
+def without_restart(text: str) -> str:
+    """``text`` without a decoder's loop at its end: Whisper, given a short answer and the
+    rest of its window, often says it again ("是我呀是我呀", "不用了我已经有类似的了不用了",
+    "对我就是我就是") until its token budget runs out.  A tail of two characters or more
+    that repeats the text's start, or the characters right before it, is dropped.  Digit
+    runs are left alone: an ID's last four may well repeat themselves (1212).
+
+    >>> without_restart("你说的没事你说")
+    '你说的没事'
+    """
+    for size in range(len(text) // 2, 1, -1):
+        tail = text[-size:]
+        if any(c.isdigit() for c in tail):
+            continue
+        doubled = text[-2 * size:-size] == tail
+        # Two characters back at the start only after a longer answer: "同意我同意" is
+        # 同意，我同意, not 同意我 and a loop.
+        restarted = text.startswith(tail) and (size > 2 or len(text) - size >= 4)
+        if doubled or restarted:
+            return text[:-size]
+    return text
 
 
 @functools.lru_cache(maxsize=4096)

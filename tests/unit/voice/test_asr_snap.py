@@ -16,6 +16,7 @@ from voice.asr.snap import (
     pinyin_distance,
     pinyin_key,
     snap,
+    without_restart,
 )
 from voice.asr.vosk_engine import segment
 from voice.asr.whisper_engine import upsample
@@ -35,6 +36,32 @@ OFFER = ("多少钱", "我不需要", "好的我同意", "我要投诉", "我考
 ])
 def test_normalize(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize("looped, said", [
+    # Heard on real calls (Kokoro customers, G.711, Whisper base with the question's hints).
+    ("是我呀是我呀", "是我呀"),
+    ("你说的没事你说", "你说的没事"),
+    ("不用了我已经有类似的了不用了", "不用了我已经有类似的了"),
+    ("对我就是我就是", "对我就是"),
+    ("不信我不信这个不信我不", "不信我不信这个"),
+    ("我想跟真人说话我想跟真人", "我想跟真人说话"),
+])
+def test_a_decoder_loop_at_the_end_is_dropped(looped: str, said: str) -> None:
+    assert without_restart(looped) == said
+    assert normalize(looped) == said
+
+
+@pytest.mark.parametrize("text", [
+    "同意我同意",  # 同意，我同意: not a loop
+    "我同意",
+    "喂喂",
+    "1212",  # an ID's last four
+    "身份证后四位是3434",
+    "好的我同意",
+])
+def test_answers_that_only_look_like_loops_stay(text: str) -> None:
+    assert without_restart(text) == text
 
 
 def test_clauses_drop_consecutive_repeats_only() -> None:
