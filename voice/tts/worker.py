@@ -21,6 +21,7 @@ import heapq
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -43,14 +44,28 @@ _worker_folder: Path | None = None
 _worker_caches: dict[str, PromptCache] = {}  # voice id → this process's cache for it
 
 
-def _init_worker(folder: Path, synthesizer: Synthesizer) -> None:
+def _init_worker(folder: Path, synthesizer: Synthesizer, parent: int | None = None) -> None:
     global _worker_folder  # noqa: PLW0603  # one folder per worker process, set by its initializer
+    if parent is not None:
+        _die_with(parent)
     _worker_folder = folder
     _worker_caches[synthesizer.voice_id] = PromptCache(folder, synthesizer, memory_bytes=0)
     try:
         os.nice(WORKER_NICE)
     except OSError as exc:  # not fatal: only slower calls on a busy machine
         log.warning("tts.worker_nice_failed error=%s", exc)
+
+
+def _die_with(parent: int, every_s: float = 1.0) -> None:
+    """End this worker when *parent* is gone.  A gateway killed with SIGKILL cannot shut
+    its pool down, and the workers (a loaded model each, ~750 MB for Kokoro) used to live
+    on for good; an orphan is adopted by another process, so its parent id changes."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="tts-parent-watch", daemon=True).start()
 
 
 def _synthesize_in_worker(text: str, synthesizer: Synthesizer | None = None
@@ -80,7 +95,7 @@ def _ready() -> bool:
 def _pool(cache: PromptCache, processes: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(cache.folder, cache.synthesizer))
+        initializer=_init_worker, initargs=(cache.folder, cache.synthesizer, os.getpid()))
 
 
 class _Slots:

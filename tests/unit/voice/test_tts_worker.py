@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
+import sys
 import time
 from array import array
 from pathlib import Path
@@ -165,3 +167,45 @@ def test_real_espeak_in_a_worker_process(tmp_path: Path) -> None:
 
     pcm = asyncio.run(run())
     assert 1.5 < len(pcm) / 2 / 8000 < 10
+
+
+PARENT = """
+import os, sys
+from pathlib import Path
+from voice.tts.cache import PromptCache
+from tests.unit.voice.test_tts_worker import ToneSynthesizer
+from voice.tts.worker import _pool
+
+pool = _pool(PromptCache(Path(sys.argv[1]), ToneSynthesizer()), 1)
+print(pool.submit(os.getpid).result(timeout=60), flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_workers_end_when_their_gateway_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to shut the pool down: the worker notices by itself."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[3])
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its new parent's wait counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
