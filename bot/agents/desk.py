@@ -34,6 +34,7 @@ from bot.agents.presence import (
     WRAP_UP,
     Presence,
     PresenceEvent,
+    PresenceRefused,
     transition,
     wrap_up_ends_at,
     wrap_up_seconds,
@@ -181,11 +182,20 @@ def offer_next(session: Session, escalation_id: int, at: datetime) -> OfferMade:
     settings = campaign_settings(campaign)
     refused = {o.agent_id for o in offers.of_escalation(escalation_id)
                if o.outcome in ("declined", "timed_out")}
-    team = team_snapshot(session, campaign.name, at, settings.zone)
-    decision = choose(settings.escalation.strategy, campaign.name, team, at, exclude=refused)
-    if decision.agent_id is None:
-        return OfferMade(decision, None)
-    change_presence(session, decision.agent_id, PresenceEvent("offer", escalation.call_id), at)
+    while True:
+        team = team_snapshot(session, campaign.name, at, settings.zone)
+        decision = choose(settings.escalation.strategy, campaign.name, team, at,
+                          exclude=refused)
+        if decision.agent_id is None:
+            return OfferMade(decision, None)
+        try:
+            change_presence(session, decision.agent_id,
+                            PresenceEvent("offer", escalation.call_id), at)
+            break
+        except PresenceRefused:
+            # Another desk offered this agent a call after the team was read (PostgreSQL,
+            # read committed: two hand-overs at once): choose again without them.
+            refused.add(decision.agent_id)
     offer = offers.add(escalation_id, decision.agent_id, at, strategy=decision.strategy,
                        reason=decision.reason, snapshot=decision.snapshot)
     escalations.set_status(escalation, "offered")
