@@ -144,7 +144,10 @@ class WhisperEngine(AsrEngine):
         by_audio = int(seconds * 8 * 2) + 8  # ~8 syllables/s, up to 2 tokens each
         longest = max((len(self._tokenizer.encode(p)) for p in hints.phrases), default=0)
         if hints.expect in ("yes_no", "score") and longest:
-            return min(by_audio, 2 * longest + 4)  # a little slack for "嗯，" and the like
+            # A little slack for "嗯，" and the like, but never less than a slow speaker's
+            # words: a complaint made at a yes/no question was cut after its first clause
+            # (你们一天打好几遍…, the 投诉 lost).  A loop this leaves is dropped (snap.py).
+            return min(by_audio, max(2 * longest + 4, int(seconds * 10)))
         return by_audio
 
     def window_frames(self, hints: Hints) -> int:

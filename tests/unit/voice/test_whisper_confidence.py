@@ -46,3 +46,20 @@ def test_only_digits_get_lead_silence() -> None:
     engine.transcript(SPEECH, Hints("digits"))
     engine.transcript(SPEECH, IDENTITY)
     assert engine.lengths == [16000 + 3200, 16000]  # 0.2 s at 16 kHz before the digits
+
+
+class CharTokens:
+    """One token per character (Whisper's are about that for Chinese)."""
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+
+def test_a_long_answer_to_a_yes_no_question_keeps_its_words() -> None:
+    engine = WhisperEngine(WhisperSettings(Path("unused")))
+    engine._tokenizer = CharTokens()
+    hints = Hints("yes_no", ("是的", "不是", "转人工"))
+    assert engine.max_new_tokens(hints, 0.8) == 10  # 是的: room for the hints and 嗯
+    # 你们一天打好几遍烦不烦我要投诉你们 (16 characters) in 3.5 s
+    assert engine.max_new_tokens(hints, 3.5) >= 2 * 16
+    assert engine.max_new_tokens(Hints("free"), 3.5) == 64
