@@ -20,16 +20,32 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from bot import callrecord, events
 from bot.events import CallEvent, EventBus
 from bot.store import CallRepo, Database
+from bot.store.models import TranscriptTurn
 
 log = logging.getLogger("waihu.transcript")
 
 _SPEAKERS = {events.TURN_CUSTOMER: "customer", events.TURN_BOT: "bot",
              events.TURN_AGENT: "agent", events.TURN_SYSTEM: "system"}
+
+
+def store_turn(session: Session, call_id: str, speaker: str, text: str, *,
+               input_mode: str | None = None, asr_confidence: float | None = None,
+               started_at: datetime | None = None,
+               ended_at: datetime | None = None) -> TranscriptTurn | None:
+    """One turn of the call's transcript, as the writer stores it; None when the call's
+    record takes no more turns (its lease was taken back)."""
+    if callrecord.refused(session, call_id, "turn"):
+        return None
+    return CallRepo(session).add_turn(call_id, speaker, text, input_mode=input_mode,
+                                      asr_confidence=asr_confidence, started_at=started_at,
+                                      ended_at=ended_at)
 
 
 class TranscriptSink:
@@ -58,13 +74,10 @@ class TranscriptSink:
 
         def write() -> None:
             with self.db.session() as session:
-                if callrecord.refused(session, self.call_id, "turn"):
-                    return
-                CallRepo(session).add_turn(
-                    self.call_id, speaker, str(data.get("text") or ""),
-                    input_mode=data.get("input_mode"),
-                    asr_confidence=data.get("asr_confidence"),
-                    started_at=event.at, ended_at=ended)
+                store_turn(session, self.call_id, speaker, str(data.get("text") or ""),
+                           input_mode=data.get("input_mode"),
+                           asr_confidence=data.get("asr_confidence"),
+                           started_at=event.at, ended_at=ended)
         self.submit(write, "transcript")
 
     def submit(self, work: Callable[[], None], what: str) -> asyncio.Future[None]:

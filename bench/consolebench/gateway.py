@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from bench.consolebench.measure import Offered, Stored
 from bench.consolebench.world import WaitingCall
-from bot import callrecord
 from bot.agents import handover
 from bot.console.desk_state import in_write
-from bot.store import CallRepo, Database
+from bot.store import Database
+from bot.transcript import store_turn
 
 T = TypeVar("T")
 GATEWAY_POLL_S = 0.1  # voice/call/desk_offer.py: DeskOffer's poll_s
@@ -58,12 +58,10 @@ def _store_turn(db: Database, call_id: str, speaker: str, text: str
     the commit returned."""
     at = datetime.now(UTC)
     with db.session() as session:
-        seq: int | None = None
-        if not callrecord.refused(session, call_id, "turn"):
-            seq = int(CallRepo(session).add_turn(
-                call_id, speaker, text, input_mode="speech",
-                asr_confidence=0.9 if speaker == "customer" else None, started_at=at,
-                ended_at=at).seq)
+        turn = store_turn(session, call_id, speaker, text, input_mode="speech",
+                          asr_confidence=0.9 if speaker == "customer" else None,
+                          started_at=at, ended_at=at)
+        seq = None if turn is None else int(turn.seq)
     return seq, now_ms()
 
 

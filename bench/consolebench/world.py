@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import accounts, keys
+from bot import accounts, callrecord, keys
 from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
 from bot.store import CallRepo, CampaignRepo, ContactRepo, Database, EscalationRepo
+from bot.store.base import utcnow
+from bot.transcript import store_turn
 
 REPO = Path(__file__).resolve().parents[2]
 MARKETING = REPO / "examples" / "campaigns" / "marketing.yml"
@@ -92,16 +94,14 @@ def add_waiting_calls(db: Database, campaign: str, count: int, first_phone: int
         for i in range(count):
             phone = str(first_phone + i)
             contact = ContactRepo(session).add(found.id, phone, name=f"客户{i:02d}")
-            repo = CallRepo(session)
-            attempt = repo.start_attempt(found.id, contact.id)
-            repo.set_dial_result(attempt.call_id, "answered")
-            call = repo.open_call(attempt.call_id)
+            attempt = CallRepo(session).start_attempt(found.id, contact.id)
+            callrecord.record_dial_result(session, attempt.call_id, "answered", utcnow())
             for speaker, text in BEFORE_HANDOVER:
-                repo.add_turn(call.id, speaker, text)
-            EscalationRepo(session).add(call.id, found.id, contact.id, "request_human", {
+                store_turn(session, attempt.call_id, speaker, text)
+            EscalationRepo(session).add(attempt.call_id, found.id, contact.id, "request_human", {
                 "stage_before": "pitch", "pitched": True, "verified": True,
                 "campaign": campaign})
-            calls.append(WaitingCall(call.id, phone))
+            calls.append(WaitingCall(attempt.call_id, phone))
     return calls
 
 
