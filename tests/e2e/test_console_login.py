@@ -10,13 +10,10 @@ for artifacts); look at them after a change to the pages.
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +26,8 @@ from bot import accounts, events
 from bot.console.server import running
 from bot.console.settings import ConsoleSettings
 from bot.events import InProcessBus, call_event
-from bot.services import free_port
 from bot.store import Database
+from tests.e2e.console_process import running_console
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
@@ -55,33 +52,8 @@ def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _waihu(url, "user", "add", "wangfang", "--role", "agent", "--display-name", "王芳",
            "--sip", "sip:1001@127.0.0.1", "--campaigns", "vas-call-alert", "--weight", "2",
            "--password-stdin", stdin=PASSWORDS["wangfang"] + "\n")
-    port = free_port()
-    log = (tmp_path_factory.getbasetemp() / "console.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "voice.cli", "--database", url, "console", "--port", str(port)],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/login", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, "the console exited at start"
-            assert time.monotonic() < deadline, "the console did not answer within 60 s"
-            time.sleep(0.2)
+    with running_console(url, tmp_path_factory.getbasetemp() / "console.log") as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,7 @@ Screenshots qa-01..qa-06 in var/test-artifacts/console/.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +21,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy import select
 
 from bot import accounts
-from bot.services import free_port
 from bot.store import Database
 from bot.store.models import Callback, QaReview
+from tests.e2e.console_process import running_console
 from tests.unit.console.qa_helpers import TURNS, sampled_call
 
 pytestmark = pytest.mark.browser
@@ -60,33 +56,8 @@ def seeded(tmp_path: Path) -> Iterator[tuple[str, Database, int, str]]:
 
 @pytest.fixture
 def console(seeded: tuple[str, Database, int, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "console.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "voice.cli", "--database", seeded[0], "console", "--port",
-         str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/login", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, "the console exited at start"
-            assert time.monotonic() < deadline, "the console did not answer within 60 s"
-            time.sleep(0.2)
+    with running_console(seeded[0], tmp_path / "console.log") as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture
