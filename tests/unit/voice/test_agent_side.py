@@ -18,8 +18,8 @@ from bot.transcript import TranscriptSink
 from tests.conftest import seed_call
 from tests.unit.voice.pipeline_helpers import tone
 from tests.unit.voice.test_desk_offer import FakeDesk, Tts, until
-from voice.asr.base import AsrEngine, AsrWorker, Hints, Recognizer, Transcript
-from voice.audio.frames import SAMPLE_RATE
+from tests.unit.voice.test_session import ScriptedAsr
+from voice.asr.base import AsrWorker, Hints, Transcript
 from voice.audio.vad import VadParams
 from voice.call.agent_side import AgentSide, AgentTranscriber
 from voice.call.desk_offer import DeskOffer
@@ -35,33 +35,11 @@ VAD = VadParams(min_speech_ms=60, end_silence_ms=200, min_utterance_ms=200,
 AGENT_URI = "sip:wangfang@127.0.0.1"
 
 
-class ScriptedEngine(AsrEngine):
-    """Says the next scripted text for each utterance ("" = could not make it out) and
-    keeps the hints and the length of the audio it was given."""
-
-    name = "scripted"
-
-    def __init__(self, *texts: str) -> None:
-        self.texts = list(texts)
-        self.hints: list[Hints] = []
-        self.audio_ms: list[int] = []
-
-    def open(self, hints: Hints) -> Recognizer:
-        self.hints.append(hints)
-        engine = self
-
-        class _Utterance(Recognizer):
-            def __init__(self) -> None:
-                self.audio = bytearray()
-
-            def feed(self, pcm: bytes) -> None:
-                self.audio += pcm
-
-            def finish(self) -> Transcript:
-                engine.audio_ms.append(len(self.audio) // 2 * 1000 // SAMPLE_RATE)
-                text = engine.texts.pop(0) if engine.texts else ""
-                return Transcript(text, 0.9 if text else 0.0, "scripted", unclear=not text)
-        return _Utterance()
+def scripted(*texts: str) -> ScriptedAsr:
+    """The session tests' scripted engine saying *texts* in turn ("" = could not make it
+    out)."""
+    return ScriptedAsr(*(Transcript(text, 0.9, "scripted") if text
+                         else Transcript("", 0.0, "scripted", unclear=True) for text in texts))
 
 
 @dataclass
@@ -107,7 +85,7 @@ async def test_the_agent_after_the_desks_take_over_is_stored_as_the_agent(
         sqlite_db: Database) -> None:
     agent_phone = FarEnd()
     b = await bridged(sqlite_db, agent_phone)
-    engine = ScriptedEngine("您好，我是客服王芳", "这个套餐每月十元")
+    engine = scripted("您好，我是客服王芳", "这个套餐每月十元")
     asr = AsrWorker(engine)
     desk = FakeDesk({1: AGENT_URI})
     offer = DeskOffer(b.leg, b.telephony, Speaker(b.leg, Tts(), b.timeline), b.timeline, desk,
@@ -154,7 +132,7 @@ async def test_the_agent_on_the_fixed_agent_uri_is_transcribed_too(
         sqlite_db: Database) -> None:
     agent_phone = FarEnd()
     b = await bridged(sqlite_db, agent_phone)
-    asr = AsrWorker(ScriptedEngine("请问有什么可以帮您"))
+    asr = AsrWorker(scripted("请问有什么可以帮您"))
     handoff = Handoff(b.leg, b.telephony, Speaker(b.leg, Tts(), b.timeline), b.timeline,
                       sqlite_db, agent_uri=AGENT_URI, mode="bridge", answer_s=2.0,
                       no_agent_text="抱歉", desk=FakeDesk({}),  # no agents: the fixed URI
@@ -175,7 +153,7 @@ async def test_what_the_engine_cannot_make_out_is_not_stored(sqlite_db: Database
     b = await bridged(sqlite_db, agent_phone)
     agent = await b.telephony.dial(DialRequest(AGENT_URI, f"{b.call_id}-agent"))
     assert (await agent.wait_answer(1)).result == "answered"
-    engine = ScriptedEngine("", "好的")
+    engine = scripted("", "好的")
     asr = AsrWorker(engine)
     side = AgentSide(agent, asr, b.timeline, VAD)
     side.start()
