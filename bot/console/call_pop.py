@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.console.labels import STAGE_LABELS
 from bot.privacy import mask_phone
 from bot.store.models import Call, Escalation, SurveyAnswer, TranscriptTurn
 
@@ -35,13 +36,6 @@ class Pop:
     transcript: list[tuple[int, str, str]]  # (the turn's number, speaker, masked text)
 
 
-_STAGES = {"greeting": "开场 greeting", "identity": "核实身份 identity",
-           "verify_id": "核对证件号 ID check", "family_authority": "家属授权 family",
-           "permission": "征求同意 permission", "offer": "介绍产品 offer",
-           "pitch": "介绍产品 pitch", "final_confirm": "最终确认 final confirmation",
-           "keyed_confirm": "按键确认 keyed confirmation", "survey_q": "问卷 survey",
-           "survey_reason": "不满意原因 survey reason", "survey_open": "开放问题 open question",
-           "notice": "通知 notice", "callback_time": "回电时间 callback time"}
 _YES_NO = {True: "是 yes", False: "否 no"}
 
 
@@ -51,7 +45,7 @@ def pop(session: Session, escalation: Escalation) -> Pop:
     collected: list[tuple[str, str]] = []
     stage = context.get("stage_before") or (call.stage if call else None)
     if stage:
-        collected.append(("转人工前环节 Stage", _STAGES.get(str(stage), str(stage))))
+        collected.append(("转人工前环节 Stage", STAGE_LABELS.get(str(stage), str(stage))))
     for key, label in (("pitched", "已介绍产品 Pitched"),
                        ("family_member", "家属接听 Family member")):
         if isinstance(context.get(key), bool):

@@ -37,6 +37,15 @@ ESCALATION_REASONS = {
     "complaint": "投诉 complaint",
     "verification_failed": "身份核实未通过 failed verification",
 }
+# Where the call flow is (Call.stage): the desk's pop and the supervisors' wall.
+STAGE_LABELS = {"greeting": "开场 greeting", "identity": "核实身份 identity",
+                "verify_id": "核对证件号 ID check", "family_authority": "家属授权 family",
+                "permission": "征求同意 permission", "offer": "介绍产品 offer",
+                "pitch": "介绍产品 pitch", "final_confirm": "最终确认 final confirmation",
+                "keyed_confirm": "按键确认 keyed confirmation", "survey_q": "问卷 survey",
+                "survey_reason": "不满意原因 survey reason",
+                "survey_open": "开放问题 open question", "notice": "通知 notice",
+                "callback_time": "回电时间 callback time"}
 # Who said a turn of the transcript (static/console.js keeps them for the live turns).
 SPEAKER_LABELS = {"bot": "机器人", "customer": "客户", "agent": "坐席", "system": "系统"}
 
