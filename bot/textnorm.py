@@ -79,13 +79,19 @@ _SCORE_NUMBER = re.compile(r"([1-5一二两三四五])\s*分")
 _BARE_SCORE = re.compile(r"^\D*?([1-5一二两三四五])\D*$")
 
 
+# Words that name the digits rather than say them: the 四 of 后四位 is not a digit of the
+# answer (后四位一二三 heard with one digit short would otherwise pass as "4123").
+_DIGITS_NAMED = re.compile(r"(?:最?后|末|尾)[四4]位(?:数字|数|号码|号)?|尾号|尾数")
+
+
 def digits_in(text: str) -> str:
     """All digit characters of ``text`` in order, Chinese digit words converted.
 
     >>> digits_in("后四位是幺三五七")
     '1357'
     """
-    return "".join(_DIGIT_CHARS[ch] for ch in text if ch in _DIGIT_CHARS)
+    spoken = _DIGITS_NAMED.sub("", re.sub(r"\s+", "", text))
+    return "".join(_DIGIT_CHARS[ch] for ch in spoken if ch in _DIGIT_CHARS)
 
 
 def last4(text: str) -> str | None:

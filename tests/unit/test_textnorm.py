@@ -25,6 +25,16 @@ def test_digits_in_ignores_other_words() -> None:
     assert digits_in("我的是洞拐勾") == "079"
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("后四位一二三", "123"), ("最后4位是一二三", "123"), ("后四位数字是一二三四", "1234"),
+    ("尾号幺二三", "123"), ("末四位 一二三四", "1234"), ("我身份证后四位是幺二三四", "1234"),
+])
+def test_the_words_naming_the_digits_are_not_digits(text: str, expected: str) -> None:
+    # 后四位 said with one digit misheard must not make four digits out of the 四 of 后四位.
+    assert digits_in(text) == expected
+    assert last4(text) == (expected if len(expected) >= 4 else None)
+
+
 @pytest.mark.parametrize("text, score", [
     ("五分", 5), ("给4分吧", 4), ("三", 3), ("满意", 4), ("非常满意", 5), ("十分满意", 5),
     ("不满意", 2), ("非常不满意", 1), ("一般般", 3), ("还行吧", 3), ("两分", 2),
