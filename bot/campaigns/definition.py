@@ -383,6 +383,22 @@ class QaSampling(_Strict):
     valid_call: ValidCall = ValidCall()
 
 
+# --- complaints -----------------------------------------------------------------------------
+
+ComplaintBlacklist = Literal["immediately", "on_decision"]
+
+
+class Complaints(_Strict):
+    """What a complaint does to the customer's number (bot/qa/complaints.py).  Every
+    complaint is recorded and handled (new -> contacted -> resolved); a supervisor decides
+    whether it was serious enough to blacklist the number."""
+
+    blacklist: ComplaintBlacklist = Field(
+        "immediately", description="immediately: every complaint blacklists the number at "
+        "once (a supervisor who decides it was not serious lifts it); on_decision: only a "
+        "supervisor's decision that it was serious does")
+
+
 class CampaignDefinition(_Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w\-.]+$")
     type: CampaignType
@@ -404,6 +420,7 @@ class CampaignDefinition(_Strict):
     follow_ups: FollowUps = FollowUps()
     escalation: Escalation = Escalation()
     qa: QaSampling = QaSampling()
+    complaints: Complaints = Complaints()
 
     @field_validator("timezone")
     @classmethod

@@ -574,3 +574,58 @@ class QaClaim(Base):
     reviewer: Mapped[str] = mapped_column(String(100))
     claimed_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+# --- complaints (bot/qa/complaints.py) ------------------------------------------------------
+
+COMPLAINT_STATUSES = ("new", "contacted", "resolved")
+COMPLAINT_SOURCES = ("call", "agent", "supervisor")  # the bot heard it; entered in the console
+COMPLAINT_SEVERITIES = ("low", "medium", "high")
+COMPLAINT_ROOT_CAUSES = ("value", "system", "people")  # the practice's three causes
+COMPLAINT_DECISIONS = ("serious", "not_serious")
+COMPLAINT_BLACKLIST_POLICIES = ("immediately", "on_decision")
+
+
+class Complaint(Base):
+    """A customer's complaint and its handling: what was said, how severe, the status with
+    its deadlines and who did each step, the answer given, the root cause, and a
+    supervisor's decision whether it was serious enough to blacklist the number.  One per
+    call at most (``call_id`` unique; NULL for one entered without a call).
+    ``blacklist_policy`` is the campaign's setting when the complaint was recorded;
+    ``blacklist_entry_id`` (loose reference) the blacklist entry it applied or found."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (
+        Index(None, "status", "created_at"),
+        one_of("status", COMPLAINT_STATUSES),
+        one_of("source", COMPLAINT_SOURCES),
+        one_of("severity", COMPLAINT_SEVERITIES),
+        one_of("root_cause", COMPLAINT_ROOT_CAUSES),
+        one_of("decision", COMPLAINT_DECISIONS),
+        one_of("blacklist_policy", COMPLAINT_BLACKLIST_POLICIES),
+        CheckConstraint("(decision IS NULL) = (decided_at IS NULL)", name="decided"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    source: Mapped[str] = mapped_column(String(20))
+    words: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    contact_due_at: Mapped[datetime]
+    resolve_due_at: Mapped[datetime]
+    contacted_at: Mapped[datetime | None]
+    contacted_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    answer: Mapped[str | None] = mapped_column(Text)
+    root_cause: Mapped[str | None] = mapped_column(String(10))
+    blacklist_policy: Mapped[str] = mapped_column(String(20))
+    blacklist_entry_id: Mapped[int | None]
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
