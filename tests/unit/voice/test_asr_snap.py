@@ -116,7 +116,7 @@ def test_snap_without_phrases() -> None:
 
 @pytest.mark.parametrize("raw, expected", [
     ("一二三四", "1234"), ("幺三五七。", "1357"), ("1,234", "1234"),
-    ("后四位是三三八九", "3389"),  # every digit word: the bot's last4() takes the tail
+    ("后四位是三三八九", "3389"),  # 后四位 names the digits, is not one
 ])
 def test_interpret_digits(raw: str, expected: str) -> None:
     meaning = interpret(raw, Hints("digits"))
