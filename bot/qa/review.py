@@ -34,11 +34,13 @@ from bot.store.models import (
     EscalationOffer,
     QaClaim,
     QaReview,
+    QaRuleResult,
     QaSample,
     QaSampleCall,
     User,
 )
 from bot.store.repos.audit import AuditRepo
+from bot.store.repos.library import LibraryRepo, describe
 
 log = logging.getLogger("waihu.qa")
 CLAIM_TTL = timedelta(minutes=30)
@@ -175,6 +177,7 @@ def call_review(db: Database, call_id: str, now: datetime) -> dict[str, Any]:
         claim = _live_claims(session, [call_id], now).get(call_id)
         reviews = session.scalars(select(QaReview).where(QaReview.call_id == call_id)
                                   .order_by(QaReview.id)).all()
+        kept = LibraryRepo(session).of_call(call_id)  # the recording library's entry
         return {
             "call_id": call.id, "campaign": campaign.name if campaign else "",
             "phone": mask_phone(contact.phone) if contact else "",
@@ -190,6 +193,8 @@ def call_review(db: Database, call_id: str, now: datetime) -> dict[str, Any]:
             "claimed_until": None if claim is None else claim.expires_at,
             "reviews": [{"reviewer": r.reviewer, "compliant": r.compliant, "notes": r.notes,
                          "at": r.created_at} for r in reviews],
+            "library": None if kept is None else {**describe(kept),
+                                                  "marked_at": kept.marked_at},
         }
 
 
@@ -220,6 +225,10 @@ def submit_review(db: Database, call_id: str, reviewer: str, card: Scorecard,
         AuditRepo(session).record(f"user:{reviewer}", "qa.reviewed", call_id, at=now,
                                   review_id=result.review_id, callback_id=result.callback_id,
                                   note=result.note, scorecard=card.as_json())
+        # Each rule's result in rows of its own: the weekly summary counts them by rule.
+        session.add_all(QaRuleResult(review_id=result.review_id, rule=rule, passed=passed,
+                                     points=points, max_points=most)
+                        for rule, passed, points, most in card.by_rule())
         claim = session.get(QaClaim, call_id)
         if claim is not None and claim.reviewer == reviewer:
             session.delete(claim)

@@ -87,6 +87,13 @@ class Scorecard:
     def compliant(self) -> bool:
         return not self.instant_fail and not self.failed_rules()
 
+    def by_rule(self) -> list[tuple[str, bool, int, int]]:
+        """Each rule's (key, passed, points, max points): what qa_rule_results keeps."""
+        failed = self.failed_rules()
+        return [(r.key, r.key not in failed,
+                 sum(c.points for c in r.checkpoints if f"{r.key}.{c.key}" in self.met),
+                 sum(c.points for c in r.checkpoints)) for r in RULES]
+
     def as_json(self) -> dict[str, Any]:
         return {"points": self.points, "total": TOTAL_POINTS, "compliant": self.compliant,
                 "failed_rules": self.failed_rules(), "met": sorted(self.met),

@@ -629,3 +629,54 @@ class Complaint(Base):
     decision: Mapped[str | None] = mapped_column(String(20))
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime | None]
+
+
+# --- QA results by rule and the recording library (migration 0017) --------------------------
+
+# The scorecard's four rules (bot/qa/scorecard.py RULES, DESIGN.md "The rules the calls must
+# follow"); a test keeps the two lists the same.
+QA_RULES = ("right_person", "understood", "approved_script", "explicit_consent")
+LIBRARY_KINDS = ("exemplary", "problem")
+
+
+class QaRuleResult(Base):
+    """One rule of a review's scorecard: whether it passed (no required checkpoint missed)
+    and its points, so the reports can count QA results by rule.  ``points`` and
+    ``max_points`` are NULL for reviews from before migration 0017, whose rules were
+    recovered from the audit log's ``qa.reviewed`` scorecards (those kept no points)."""
+
+    __tablename__ = "qa_rule_results"
+    __table_args__ = (one_of("rule", QA_RULES),)
+
+    review_id: Mapped[int] = mapped_column(ForeignKey("qa_reviews.id"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(30), primary_key=True)
+    passed: Mapped[bool]
+    points: Mapped[int | None]
+    max_points: Mapped[int | None]
+
+
+class LibraryEntry(Base):
+    """A call kept in the recording library for training (bot/qa/library.py): an
+    ``exemplary`` call or a ``problem`` one, with a note and tags.  One per call: marking it
+    again changes it (the audit log keeps what it was)."""
+
+    __tablename__ = "library_entries"
+    __table_args__ = (one_of("kind", LIBRARY_KINDS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text)
+    marked_by: Mapped[str] = mapped_column(String(100))
+    marked_at: Mapped[datetime]
+    tags: Mapped[list[LibraryTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="LibraryTag.tag")
+
+
+class LibraryTag(Base):
+    """A tag of a library entry (a row each, so the library can be filtered by tag)."""
+
+    __tablename__ = "library_tags"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("library_entries.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
