@@ -26,6 +26,7 @@ from bot.console import (
     agent_pages,
     auth,
     figure_pages,
+    library_pages,
     live_turns,
     pages,
     phones,
@@ -68,6 +69,7 @@ ROUTES = [
     web.post("/admin/agents/{name}", pages.admin_set_agent),
     web.get("/ws", ws.websocket),
     *qa_pages.ROUTES,
+    *library_pages.ROUTES,
 ]
 
 

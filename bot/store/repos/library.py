@@ -16,7 +16,7 @@ from bot.store.repos.common import NotFound
 
 def describe(entry: LibraryEntry) -> dict[str, Any]:
     """An entry as plain values (what the audit log keeps of it)."""
-    return {"kind": entry.kind, "note": entry.note, "tags": [t.tag for t in entry.tags],
+    return {"kind": entry.kind, "note": entry.note, "tags": sorted(t.tag for t in entry.tags),
             "marked_by": entry.marked_by, "marked_at": entry.marked_at.isoformat()}
 
 
@@ -82,6 +82,6 @@ class LibraryRepo:
         return {tag: n for tag, n in rows}
 
     def kind_counts(self) -> dict[str, int]:
-        rows = dict(self.session.execute(select(LibraryEntry.kind, func.count()).group_by(
-            LibraryEntry.kind)).tuples())
-        return {kind: rows.get(kind, 0) for kind in LIBRARY_KINDS}
+        counts = {kind: n for kind, n in self.session.execute(
+            select(LibraryEntry.kind, func.count()).group_by(LibraryEntry.kind))}
+        return {kind: counts.get(kind, 0) for kind in LIBRARY_KINDS}
