@@ -31,6 +31,7 @@ from bot.console import (
     pages,
     phones,
     qa_pages,
+    wall,
     watch,
     ws,
 )
@@ -70,6 +71,7 @@ ROUTES = [
     web.get("/ws", ws.websocket),
     *qa_pages.ROUTES,
     *library_pages.ROUTES,
+    *wall.ROUTES,
 ]
 
 
@@ -124,6 +126,7 @@ def create_app(settings: ConsoleSettings, db: Database, events: EventBus, *,
     app.on_shutdown.append(ws.close_sockets)
     app.cleanup_ctx.append(watch.watching)
     app.cleanup_ctx.append(live_turns.following)
+    app.cleanup_ctx.append(wall.running)
     return app
 
 

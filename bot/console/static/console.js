@@ -346,6 +346,8 @@
         } else if (msg.type === "event") {
           showEvent(msg);
           document.dispatchEvent(new CustomEvent("waihu:event", {detail: msg}));
+        } else if (msg.type) {  // e.g. "wall" for static/wall.js
+          document.dispatchEvent(new CustomEvent("waihu:" + msg.type, {detail: msg}));
         }
       });
       ws.addEventListener("close", function (e) {

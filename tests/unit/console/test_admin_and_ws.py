@@ -130,6 +130,8 @@ async def test_the_socket_greets_with_the_role(client: Client, role: str, page: 
         hello = await _hello(ws)
         assert hello == {"type": "hello", "page": page, "username": role, "name": role,
                          "role": role}
+        if page == "supervisor":  # the live wall as it is (test_wall.py)
+            assert (await _hello(ws))["type"] == "wall"
         await ws.send_str("ping")
         assert (await _hello(ws))["type"] == "pong"
 
@@ -160,6 +162,7 @@ async def test_the_supervisor_socket_follows_the_calls_with_numbers_masked(
     await log_in(client, "supervisor")
     async with client.ws_connect("/ws?page=supervisor") as ws:
         await _hello(ws)
+        assert (await _hello(ws))["type"] == "wall"
         bus.publish(call_event(events.TURN_CUSTOMER, "c1", AT, text="我的号码是13812345678"))
         bus.publish(call_event(events.CALL_DIALLED, "c1", AT, campaign="trial",
                                phone="13812345678", contact_id=7))

@@ -314,6 +314,7 @@ async def test_presence_changes_reach_the_desk_and_the_supervisors(
             supervisor.ws_connect("/ws?page=supervisor") as wall:
         assert (await _receive(mine))["type"] == "hello"
         assert (await _receive(wall))["type"] == "hello"
+        assert (await _receive(wall))["type"] == "wall"  # the live wall as it is (wall.py)
         await press(desk_client, "available")
         pushed = await _receive(mine)
         assert pushed == {"type": "presence", "agent_id": agent_id, "username": "agent",
