@@ -7,6 +7,7 @@ does not import matplotlib (only the file formats need it).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -39,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the whole campaign (default), one local day, or the ISO week")
     parser.add_argument("--date", "--day", type=_iso_date, metavar="YYYY-MM-DD",
                         help="the day, or a day of the week (default: today in the time zone)")
+    parser.add_argument("--week", type=_iso_week, metavar="YYYY-Www",
+                        help="the ISO week of --period weekly (e.g. 2026-W47)")
+    parser.add_argument("--from", type=_iso_date, dest="from_day", metavar="YYYY-MM-DD",
+                        help="with --to: the first and last day of --period weekly")
+    parser.add_argument("--to", type=_iso_date, dest="to_day", metavar="YYYY-MM-DD")
+    parser.add_argument("--campaign", dest="campaign_option", metavar="NAME",
+                        help="the campaign (as the positional name); --period weekly without "
+                        "one covers every campaign")
     parser.add_argument("--tz", metavar="ZONE", help="time zone of the days (default: the "
                         "campaign's; with --all the campaigns' if they share one, else "
                         "Asia/Shanghai)")
@@ -54,6 +63,17 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _iso_week(text: str) -> date:
+    """The Monday of an ISO week ``2026-W47``."""
+    found = re.fullmatch(r"(\d{4})-?W(\d{2})", text.strip(), flags=re.IGNORECASE)
+    try:
+        if found is None:
+            raise ValueError(text)
+        return date.fromisocalendar(int(found.group(1)), int(found.group(2)), 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO week (YYYY-Www): {text!r}") from None
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -62,6 +82,12 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def _check(args: argparse.Namespace) -> None:
+    named = getattr(args, "campaign_option", None)
+    if named:
+        if args.campaign and args.campaign != named:
+            raise ReportError("name the campaign once (positional or --campaign)")
+        args.campaign = named
+    _check_weeks(args)
     if getattr(args, "agents", False):
         if args.campaign or args.all_campaigns:
             raise ReportError("--agents covers every campaign: name none, and no --all")
@@ -70,12 +96,40 @@ def _check(args: argparse.Namespace) -> None:
         if args.format not in ("json", "text"):
             raise ReportError("--agents prints json or text")
         return
-    if args.all_campaigns == bool(args.campaign):
+    # The weekly client summary of every campaign needs no --all.
+    every = args.period == "weekly" and not args.campaign
+    if args.all_campaigns == bool(args.campaign) and not every:
         raise ReportError("name one campaign, or use --all")
     if args.all_campaigns and args.period == "campaign":
         raise ReportError("--all needs --period daily or --period weekly")
     if args.period == "campaign" and (args.date or args.tz):
         raise ReportError("--date and --tz apply to --period daily and weekly")
+
+
+def _check_weeks(args: argparse.Namespace) -> None:
+    week, first, last = (getattr(args, k, None) for k in ("week", "from_day", "to_day"))
+    if week is None and first is None and last is None:
+        return
+    if args.period != "weekly":
+        raise ReportError("--week, --from and --to apply to --period weekly")
+    if week is not None and (first or last or args.date):
+        raise ReportError("give --week, or --from and --to, or --date: one of them")
+    if week is None and (first is None or last is None or args.date):
+        raise ReportError("--from and --to go together (and without --date)")
+    if first is not None and last is not None and last < first:
+        raise ReportError(f"--to {last} is before --from {first}")
+
+
+def weekly_bounds(args: argparse.Namespace, today: date) -> tuple[date, date]:
+    """The days of --period weekly: --week, --from/--to, else the ISO week of --date (or
+    of *today*)."""
+    from bot.reports.period import period_bounds
+
+    if getattr(args, "week", None) is not None:
+        return period_bounds("weekly", args.week)
+    if getattr(args, "from_day", None) is not None:
+        return args.from_day, args.to_day
+    return period_bounds("weekly", args.date or today)
 
 
 def _shared_zone(repo: CampaignRepo) -> ZoneInfo:
@@ -123,8 +177,16 @@ def make_figures(db: Database, args: argparse.Namespace) -> tuple[dict[str, Any]
         else:
             zone = _shared_zone(repo)
         day = args.date or datetime.now(zone).date()
-        start, end = period_bounds(args.period, day)
-        figures = period_figures(session, campaign=campaign, start=start, end=end, tz=zone)
+        if args.period == "weekly":  # the weekly client summary (bot/reports/weekly.py)
+            from bot.reports.weekly import weekly_figures
+
+            start, end = weekly_bounds(args, datetime.now(zone).date())
+            figures = weekly_figures(session, campaign=campaign, start=start, end=end,
+                                     tz=zone, now=datetime.now(UTC))
+        else:
+            start, end = period_bounds(args.period, day)
+            figures = period_figures(session, campaign=campaign, start=start, end=end,
+                                     tz=zone)
     name = campaign.name if campaign is not None else "all"
     return figures, f"{name}-{args.period}-{period_label(start, end)}"
 

@@ -35,6 +35,7 @@ from bot.safefiles import replacing
 
 FORMATS = ("json", "text", "csv", "xlsx", "html", "pdf")
 FILE_FORMATS = ("csv", "xlsx", "html", "pdf")
+WEEKLY = "weekly_summary"  # fig["report"] of bot.reports.weekly (not imported: matplotlib)
 
 
 def render_json(fig: dict[str, Any], indent: int | None = None) -> str:
@@ -42,13 +43,21 @@ def render_json(fig: dict[str, Any], indent: int | None = None) -> str:
 
 
 def render_text(fig: dict[str, Any]) -> str:
+    if fig.get("report") == WEEKLY:
+        from bot.reports.weekly import format_weekly
+
+        return format_weekly(fig)
     return format_period(fig) if "days" in fig else format_figures(fig)
 
 
 def report_for(fig: dict[str, Any]) -> Any:
-    """The :class:`Report` of campaign figures or of period figures."""
+    """The :class:`Report` of campaign figures, period figures or the weekly summary."""
     from bot.reports.document import campaign_report, period_report
 
+    if fig.get("report") == WEEKLY:
+        from bot.reports.weekly_document import weekly_report
+
+        return weekly_report(fig)
     return period_report(fig) if "days" in fig else campaign_report(fig)
 
 

@@ -290,7 +290,10 @@ def test_cli_output_path(seeded_url: str, tmp_path: Path,
     code, out, _ = run(capsys, seeded_url, "--all", "--period", "weekly", "--date",
                        "2026-11-20", "--format", "xlsx", "--output", str(target))
     assert code == 0 and out.strip() == str(target)
-    assert load_workbook(target).sheetnames == ["汇总", "按日", "按活动", "图表"]
+    # --period weekly is the weekly client summary (bot/reports/weekly.py, test_weekly.py)
+    assert load_workbook(target).sheetnames == ["汇总", "质检结果（按规则）", "拒绝原因",
+                                                "投诉与处理", "坐席业绩（全部活动）", "按日",
+                                                "按活动", "图表"]
     code, out, _ = run(capsys, seeded_url, "seed-survey", "--format", "json",
                        "--output", str(tmp_path / "s.json"))
     assert code == 0 and out.strip() == str(tmp_path / "s.json")
