@@ -27,6 +27,7 @@ from bot import callrecord, channel
 from bot.campaigns.definition import CampaignDefinition, canonical_json
 from bot.campaigns.registry import campaign_definition
 from bot.privacy import mask_id_digits, mask_phone
+from bot.qa import complaints
 from bot.store import (
     CallbackRepo,
     ConsentLedger,
@@ -264,6 +265,10 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
         elif isinstance(effect, flow.SaveSurveyAnswer):
             SurveyRepo(session).save_answer(call.id, effect.key, effect.question,
                                             score=effect.score, answer_text=effect.text)
+        elif isinstance(effect, flow.AddDoNotCall) and effect.source == "complaint":
+            # The complaint's record; it blacklists as the campaign's complaints.blacklist says
+            complaints.record_call_complaint(session, call, contact, _reply(tracker).text,
+                                             _now(defn, call))
         elif isinstance(effect, flow.AddDoNotCall):
             DncRepo(session).add(contact.phone, effect.kind, effect.reason, effect.source,
                                  added_by="bot", call_id=call.id)

@@ -26,7 +26,7 @@ from bot.console.command import add_console_command
 from bot.db_commands import add_db_commands
 from bot.dnc_commands import add_dnc_commands
 from bot.keys_commands import add_keys_commands
-from bot.qa.commands import add_qa_sample_command
+from bot.qa.commands import add_qa_complaints_command, add_qa_sample_command
 from bot.store import CampaignRepo, utcnow
 from bot.user_commands import add_user_commands
 
@@ -261,6 +261,7 @@ def build_parser(*extensions: Extension) -> argparse.ArgumentParser:
     review.add_argument("--notes")
     review.set_defaults(func=cmd_qa_review)
     add_qa_sample_command(qsub)
+    add_qa_complaints_command(qsub)
 
     chat = sub.add_parser("chat", help="talk to the bot as a customer, in the terminal")
     chat.add_argument("--campaign", type=Path, required=True, help="campaign YAML file")

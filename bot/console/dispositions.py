@@ -32,6 +32,7 @@ from bot.campaigns.registry import definition_or_none
 from bot.console.desk_state import in_write, presence_message
 from bot.console.hub import Message
 from bot.privacy import mask_phone
+from bot.qa import complaints
 from bot.store import AuditRepo, CallbackRepo, Database, DncRepo, EscalationRepo
 from bot.store.models import Campaign, Contact, Disposition, Escalation
 from bot.store.repos.agent_desk import DispositionRepo
@@ -118,6 +119,8 @@ def save(db: Database, agent_id: int, username: str, form: DispositionForm,
                                       escalation_id=escalation.id, before=old,
                                       after=_values(row))
         due = _callbacks(session, escalation, row, before, username)
+        if row.disposition == "complaint":  # the complaint's record (once per call)
+            complaints.record_desk_complaint(session, escalation, username, row.notes, at)
         return Saved(row.disposition, before is not None, due,
                      presence_message(session, agent_id))
     return in_write(db, work)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, datetime
 
 from bot.cliutil import Subcommands, database, print_json, with_json
 from bot.qa.sampling import SamplingRefused, draw_samples, verify_sample
@@ -58,3 +58,30 @@ def add_qa_sample_command(qsub: Subcommands) -> None:
     sample.add_argument("--verify", action="store_true",
                         help="draw each sample again from its record and report differences")
     sample.set_defaults(func=cmd_qa_sample)
+
+
+def cmd_qa_complaints(args: argparse.Namespace) -> int:
+    from bot.qa.complaints import complaint_list
+
+    rows = complaint_list(database(args), utcnow(), args.status, args.overdue)
+    if args.json:
+        print_json([{**row, **{k: v.isoformat() for k, v in row.items()
+                               if isinstance(v, datetime)}} for row in rows])
+        return 0
+    print(f"{'id':>5}  {'campaign':<20} {'number':<12} {'status':<10} {'severity':<8} "
+          f"{'due':<17} decision")
+    for row in rows:
+        due = row["contact_due_at"] if row["status"] == "new" else row["resolve_due_at"]
+        late = f" OVERDUE ({row['overdue']})" if row["overdue"] else ""
+        print(f"{row['id']:>5}  {row['campaign']:<20} {row['phone']:<12} {row['status']:<10} "
+              f"{row['severity']:<8} {due:%Y-%m-%d %H:%M} {row['decision'] or '-'}{late}")
+    return 0
+
+
+def add_qa_complaints_command(qsub: Subcommands) -> None:
+    listing = with_json(qsub.add_parser(
+        "complaints", help="the complaints and their handling (newest first)"))
+    listing.add_argument("--status", choices=["new", "contacted", "resolved"])
+    listing.add_argument("--overdue", action="store_true",
+                         help="only those past their contact or resolve deadline")
+    listing.set_defaults(func=cmd_qa_complaints)
