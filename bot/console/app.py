@@ -25,7 +25,6 @@ from bot.accounts import Passwords
 from bot.console import (
     agent_pages,
     auth,
-    complaint_pages,
     figure_pages,
     library_pages,
     live_turns,
@@ -34,6 +33,7 @@ from bot.console import (
     qa_pages,
     wall,
     watch,
+    weekly_pages,
     ws,
 )
 from bot.console.access import ROLE_LABELS
@@ -71,8 +71,8 @@ ROUTES = [
     web.post("/admin/agents/{name}", pages.admin_set_agent),
     web.get("/ws", ws.websocket),
     *qa_pages.ROUTES,
-    *complaint_pages.ROUTES,
     *library_pages.ROUTES,
+    *weekly_pages.ROUTES,
     *wall.ROUTES,
 ]
 

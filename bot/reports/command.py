@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the whole campaign (default), one local day, or the ISO week")
     parser.add_argument("--date", "--day", type=_iso_date, metavar="YYYY-MM-DD",
                         help="the day, or a day of the week (default: today in the time zone)")
-    parser.add_argument("--week", type=_iso_week, metavar="YYYY-Www",
+    parser.add_argument("--week", type=iso_week, metavar="YYYY-Www",
                         help="the ISO week of --period weekly (e.g. 2026-W47)")
     parser.add_argument("--from", type=_iso_date, dest="from_day", metavar="YYYY-MM-DD",
                         help="with --to: the first and last day of --period weekly")
@@ -63,7 +63,7 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def _iso_week(text: str) -> date:
+def iso_week(text: str) -> date:
     """The Monday of an ISO week ``2026-W47``."""
     found = re.fullmatch(r"(\d{4})-?W(\d{2})", text.strip(), flags=re.IGNORECASE)
     try:
