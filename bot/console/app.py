@@ -25,6 +25,7 @@ from bot.accounts import Passwords
 from bot.console import (
     agent_pages,
     auth,
+    complaint_pages,
     figure_pages,
     library_pages,
     live_turns,
@@ -71,6 +72,7 @@ ROUTES = [
     web.post("/admin/agents/{name}", pages.admin_set_agent),
     web.get("/ws", ws.websocket),
     *qa_pages.ROUTES,
+    *complaint_pages.ROUTES,
     *library_pages.ROUTES,
     *weekly_pages.ROUTES,
     *wall.ROUTES,
