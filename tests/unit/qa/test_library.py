@@ -143,3 +143,23 @@ def test_migration_recovers_rule_results_from_the_audit_log(fresh_db: Database) 
             (review_id, "explicit_consent", True, None),
             (review_id, "right_person", True, None),
             (review_id, "understood", True, None)]
+
+
+def test_a_submitted_scorecard_stores_each_rule(db: Database) -> None:
+    """The weekly summary counts QA results by rule from these rows."""
+    from bot.qa import review
+    from bot.qa.scorecard import checkpoint_field, parse_scorecard
+
+    campaign = add_campaign(db)
+    call_id = add_call(db, campaign, 1, outcome="declined")
+    sampled(db, campaign, call_id)
+    form = {checkpoint_field(r, c): "on" for r in RULES for c in r.checkpoints}
+    del form["cp.explicit_consent.readback_confirmed"]  # required: the rule fails
+    del form["cp.understood.repeats_within_limit"]  # not required: the rule passes
+    review.claim_call(db, call_id, "qa", NOW)
+    result = review.submit_review(db, call_id, "qa", parse_scorecard(form), NOW)
+    with db.session() as session:
+        rows = {r.rule: (r.passed, r.points, r.max_points) for r in session.scalars(
+            select(QaRuleResult).where(QaRuleResult.review_id == result.review_id))}
+    assert rows == {"right_person": (True, 25, 25), "understood": (True, 10, 20),
+                    "approved_script": (True, 35, 35), "explicit_consent": (False, 10, 20)}
