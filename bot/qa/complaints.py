@@ -171,7 +171,7 @@ def record_complaint(session: Session, contact: Contact, campaign: Campaign, *,
         resolve_due_at=resolve_due, blacklist_policy=policy))
     if blacklists_at_once(policy):
         _blacklist(session, complaint, contact, "客户投诉" if source != "call"
-                   else "客户在通话中投诉", by)
+                   else "客户在通话中投诉", by, at)
     AuditRepo(session).record(actor or f"user:{by}", "complaint.recorded",
                               f"complaint:{complaint.id}", at=at, call_id=call_id,
                               source=source, severity=severity, policy=policy,
@@ -183,9 +183,9 @@ def record_complaint(session: Session, contact: Contact, campaign: Campaign, *,
 
 
 def _blacklist(session: Session, complaint: Complaint, contact: Contact, reason: str,
-               by: str) -> None:
+               by: str, at: datetime) -> None:
     entry = DncRepo(session).add(contact.phone, "blacklist", reason, "complaint", by,
-                                 call_id=complaint.call_id)
+                                 call_id=complaint.call_id, at=at)
     complaint.blacklist_entry_id = entry.id
 
 
@@ -283,7 +283,7 @@ def decide(session: Session, complaint_id: int, decision: str, by: str,
     complaint.decision, complaint.decided_by, complaint.decided_at = decision, by, at
     if effect == "blacklisted":
         _blacklist(session, complaint, contact, f"投诉经主管认定为严重 complaint "
-                   f"{complaint.id} decided serious by {by}", by)
+                   f"{complaint.id} decided serious by {by}", by, at)
     elif effect == "lifted":
         DncRepo(session).remove(contact.phone, by, f"投诉经主管认定为不严重 complaint "
                                 f"{complaint.id} decided not serious", kind="blacklist", at=at)
@@ -339,7 +339,8 @@ def complaint_detail(db: Database, complaint_id: int, now: datetime) -> dict[str
         at = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].text == c.words),
                   max(len(turns) - EXCERPT_AFTER - 1, 0))
         detail["excerpt"] = [
-            {"speaker": t.speaker, "text": mask_text(t.text), "said": t.text == c.words}
+            {"seq": t.seq, "speaker": t.speaker, "text": mask_text(t.text),
+             "said": t.text == c.words}
             for t in turns[max(at - EXCERPT_BEFORE, 0):at + EXCERPT_AFTER + 1]]
         entry = (session.get(DncEntry, c.blacklist_entry_id)
                  if c.blacklist_entry_id is not None else None)
