@@ -25,8 +25,9 @@ CALL_LEVEL = frozenset({
     events.ESCALATION_REQUESTED, events.ESCALATION_OFFERED, events.ESCALATION_LISTENING,
     events.ESCALATION_ACCEPTED, events.ESCALATION_ENDED,
 })
-# The fields of those events a supervisor's wall shows (no transcript text, no ids of
-# contacts).
+# The fields of those events the supervisors' list of call events shows (no transcript
+# text, no ids of contacts).  The wall's customer's last words (masked) come from the
+# database through wall.py, which also sees the calls of other processes.
 WALL_FIELDS = ("campaign", "kind", "attempt_no", "phone", "dial_result", "outcome",
                "decline_reason", "ended_by", "reason", "status")
 

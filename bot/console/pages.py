@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import accounts, agent_settings
-from bot.console import desk_state
+from bot.console import desk_state, wall
 from bot.console.access import ALL_ROLES, PAGE_ROLES, home_path
 from bot.console.context import console, user_of
 from bot.console.security import allow
@@ -41,8 +41,11 @@ async def supervisor_page(request: web.Request) -> web.StreamResponse:
     c = console(request)
     agents = [u for u in await c.run(accounts.list_users, c.db) if u.role == "agent"]
     presence = await c.run(_presence, c.db)
+    # The live wall as it is (wall.py), drawn by static/wall.js at once, then kept up to
+    # date by the page's socket.
     return await render(request, "supervisor.html", page="supervisor", agents=agents,
-                        presence=presence)
+                        presence=presence, wall=await wall.current(request),
+                        limits=wall.LIMITS)
 
 
 def _recent_audit(db: Any) -> list[dict[str, Any]]:

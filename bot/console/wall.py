@@ -10,7 +10,8 @@ page opened mid-call gets the same picture as one open since the morning.  The e
 stream, where this process has one, only says *when* to read again: an event of a call
 wakes the reader at once, otherwise it reads every `WALL_POLL_S` while a wall is open.
 Each read is a few indexed queries: the live attempts (those holding a dialler lease),
-the latest customer turn and intent of those calls, their waiting escalations.  The day's
+the latest customer turn and intent of those calls, their waiting escalations, the
+campaigns' statuses (a pause shows at once, whoever made it).  The day's
 figures (bot/reports/period.py, the daily report's own definitions) cost more and are
 read again only when the set of live calls changed or an event asked for it, at most
 every `FIGURES_MIN_S`, and at least every `FIGURES_MAX_S`.
@@ -44,6 +45,7 @@ from bot.agents import desk
 from bot.agents.presence import OFFERED, ON_CALL, WRAP_UP
 from bot.campaigns import registry
 from bot.campaigns.definition import CampaignFileError
+from bot.console import desk_state
 from bot.console.access import PAGE_ROLES
 from bot.console.context import CONSOLE, Console, console, user_of
 from bot.console.hub import QUEUE_LIMIT, Message
@@ -166,37 +168,45 @@ def wrap_up_limits(session: Session, presences: list[Message]) -> dict[str, int]
     return limits
 
 
-def campaign_figures(session: Session, now: datetime, zone: ZoneInfo) -> list[dict[str, Any]]:
-    """Every campaign not finished (and any finished one with calls today), its status and
-    today's figures as the daily report counts them."""
+def campaign_figures(session: Session, now: datetime, zone: ZoneInfo
+                     ) -> dict[str, dict[str, int]]:
+    """Each campaign's figures today (by name), as the daily report counts them."""
     today = now.astimezone(zone).date()
     report = period_figures(session, start=today, end=today, tz=zone)
-    by_name = {row["campaign"]: row for row in report["campaigns"]}
-    rows = []
-    for name, kind, status in session.execute(
-            select(Campaign.name, Campaign.type, Campaign.status).order_by(Campaign.name)):
-        figures = by_name.get(name)
-        if status == "finished" and figures is None:
-            continue
-        f = figures or {"calls": 0, "in_progress": 0, "connected": 0, "valid_sales": 0,
-                        "escalations": 0, "complaints": {"calls": 0}}
-        rows.append({"campaign": name, "type": kind, "status": status,
-                     "dialled": f["calls"] + f["in_progress"], "connected": f["connected"],
-                     "consents": f["valid_sales"], "escalations": f["escalations"],
-                     "complaints": f["complaints"]["calls"]})
-    return rows
+    return {row["campaign"]: {
+        "dialled": row["calls"] + row["in_progress"], "connected": row["connected"],
+        "consents": row["valid_sales"], "escalations": row["escalations"],
+        "complaints": row["complaints"]["calls"]} for row in report["campaigns"]}
 
 
-def read_live(db: Database, presences: list[Message]) -> dict[str, Any]:
-    """The calls, escalations and agents' limits of the wall (the cheap part)."""
+NO_FIGURES = dict.fromkeys(("dialled", "connected", "consents", "escalations", "complaints"), 0)
+
+
+def campaign_rows(statuses: list[tuple[str, str, str]], figures: dict[str, dict[str, int]]
+                  ) -> list[dict[str, Any]]:
+    """Every campaign not finished (and any finished one with calls today): its status
+    (read each time: a pause shows at once) and its figures (read less often)."""
+    return [{"campaign": name, "type": kind, "status": status,
+             **figures.get(name, NO_FIGURES)}
+            for name, kind, status in statuses if status != "finished" or name in figures]
+
+
+def read_live(db: Database) -> dict[str, Any]:
+    """The calls, escalations and agents' limits of the wall (the cheap part).  The agents'
+    presence is read here too rather than taken from the hub, so that the wall is one
+    reading of the database (the hub is empty for a moment after the console starts)."""
     with db.session() as session:
+        presences = desk_state.every_presence(session)
         calls = live_calls(session, presences)
+        statuses = session.execute(select(Campaign.name, Campaign.type, Campaign.status)
+                                   .order_by(Campaign.name)).all()
         return {"calls": calls,
                 "escalations": waiting_escalations(session, [c["call_id"] for c in calls]),
-                "agents": wrap_up_limits(session, presences)}
+                "agents": wrap_up_limits(session, presences),
+                "statuses": [tuple(row) for row in statuses]}
 
 
-def read_figures(db: Database, now: datetime, zone: ZoneInfo) -> list[dict[str, Any]]:
+def read_figures(db: Database, now: datetime, zone: ZoneInfo) -> dict[str, dict[str, int]]:
     with db.session() as session:
         return campaign_figures(session, now, zone)
 
@@ -214,7 +224,7 @@ class Wall:
     def __init__(self, c: Console) -> None:
         self.c = c
         self.latest: Message | None = None
-        self._figures: list[dict[str, Any]] = []
+        self._figures: dict[str, dict[str, int]] = {}
         self._figures_at = float("-inf")
         self._figures_due = True
         self._subscribers: list[asyncio.Queue[Message]] = []
@@ -233,7 +243,7 @@ class Wall:
 
     async def refresh(self) -> bool:
         """Read the wall; pass it on if anything shown changed; whether it did."""
-        live = await self.c.run(read_live, self.c.db, self.c.hub.latest())
+        live = await self.c.run(read_live, self.c.db)
         before = self.latest or {}
         if [c["call_id"] for c in live["calls"]] != [c["call_id"] for c in
                                                      before.get("calls", [])]:
@@ -245,7 +255,8 @@ class Wall:
             self._figures_at = clock
             self._figures = await self.c.run(read_figures, self.c.db, self.c.clock(),
                                              ZoneInfo(self.c.settings.timezone))
-        shown = {**live, "campaigns": self._figures}
+        statuses = live.pop("statuses")
+        shown = {**live, "campaigns": campaign_rows(statuses, self._figures)}
         if self.latest is not None and all(self.latest[k] == v for k, v in shown.items()):
             return False
         self.latest = {"type": "wall", "now": self.c.clock().isoformat(), "limits": LIMITS,
@@ -300,6 +311,14 @@ async def running(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def current(request: web.Request) -> Message:
+    """The wall as it is now, read for a page being drawn."""
+    wall = request.app[WALL]
+    await wall.refresh()
+    assert wall.latest is not None  # just read
+    return wall.latest
 
 
 @contextlib.asynccontextmanager
