@@ -42,6 +42,16 @@ _DIGIT_CHARS = {
     "x": "X",
     "X": "X",
 }
+# Characters a recogniser writes for a digit said over a phone line (8 kHz, the last
+# syllable often clipped): 四 as 字/子/次, 幺 as 摇/遥/姚, 七 as 齐, and the financial
+# numerals.  Counted only where digits are asked for (`digits_in`); none of them is a word
+# a customer says around their ID digits, and the digits still have to match.
+_DIGIT_SOUNDS = {
+    "摇": "1", "遥": "1", "姚": "1", "瑶": "1", "壹": "1", "贰": "2", "叁": "3",
+    "字": "4", "子": "4", "次": "4", "肆": "4", "伍": "5", "陆": "6", "齐": "7", "柒": "7",
+    "捌": "8", "玖": "9",
+}
+_DIGIT_WORDS = {**_DIGIT_SOUNDS, **_DIGIT_CHARS}
 
 # Satisfaction words, most specific first ("非常不满意" before "不满意" before "满意").
 _SCORE_WORDS: tuple[tuple[str, int], ...] = (
@@ -81,7 +91,8 @@ _BARE_SCORE = re.compile(r"^\D*?([1-5一二两三四五])\D*$")
 
 # Words that name the digits rather than say them: the 四 of 后四位 is not a digit of the
 # answer (后四位一二三 heard with one digit short would otherwise pass as "4123").
-_DIGITS_NAMED = re.compile(r"(?:最?后|末|尾)[四4]位(?:数字|数|号码|号)?|尾号|尾数")
+# Also as misheard: 位 as 为 (后四为).
+_DIGITS_NAMED = re.compile(r"(?:最?后|末|尾)[四4][位为](?:数字|数|号码|号)?|尾号|尾数|号码")
 
 
 def digits_in(text: str) -> str:
@@ -91,7 +102,7 @@ def digits_in(text: str) -> str:
     '1357'
     """
     spoken = _DIGITS_NAMED.sub("", re.sub(r"\s+", "", text))
-    return "".join(_DIGIT_CHARS[ch] for ch in spoken if ch in _DIGIT_CHARS)
+    return "".join(_DIGIT_WORDS[ch] for ch in spoken if ch in _DIGIT_WORDS)
 
 
 def last4(text: str) -> str | None:

@@ -35,6 +35,15 @@ def test_the_words_naming_the_digits_are_not_digits(text: str, expected: str) ->
     assert last4(text) == (expected if len(expected) >= 4 else None)
 
 
+@pytest.mark.parametrize("heard, expected", [
+    ("后四为是摇二三字", "1234"),  # Whisper base on G.711: 位 as 为, 幺 as 摇, 四 as 字
+    ("未后遥二三四", "1234"), ("九八齐六", "9876"), ("我的是一二三子", "1234"),
+    ("身份证号码后四位数字是壹贰叁肆", "1234"),
+])
+def test_digits_as_a_phone_line_recogniser_writes_them(heard: str, expected: str) -> None:
+    assert last4(heard) == expected
+
+
 @pytest.mark.parametrize("text, score", [
     ("五分", 5), ("给4分吧", 4), ("三", 3), ("满意", 4), ("非常满意", 5), ("十分满意", 5),
     ("不满意", 2), ("非常不满意", 1), ("一般般", 3), ("还行吧", 3), ("两分", 2),
