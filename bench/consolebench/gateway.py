@@ -26,8 +26,7 @@ from sqlalchemy.orm import Session
 from bench.consolebench.measure import Offered, Stored
 from bench.consolebench.world import WaitingCall
 from bot.agents import handover
-from bot.console.desk_state import in_write
-from bot.store import Database
+from bot.store import Database, in_write
 from bot.transcript import store_turn
 
 T = TypeVar("T")

@@ -5,8 +5,10 @@ after-call work.
 Plain forms (with the CSRF token) that redirect back to the desk; a change the desk
 refuses (bot/agents/presence.py says why) comes back as the desk with the reason, 409.
 Each change is published on the hub at once, for the agent's other pages and the
-supervisors'; the desk's script reloads its live part when the agent's presence changes
-(an offer, a call ended by the gateway, a wrap-up that ran out).
+supervisors'.  When the agent's presence changes, the desk's script draws an offer from
+its message (the pop travels in it: desk_state.pop_message, drawn into the page's
+``<template>`` copies of the same macros) and reloads its live part for any other change
+(a call ended by the gateway, a wrap-up that ran out).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ async def desk_page(request: web.Request, *, status: int = 200, error: str | Non
     notice = NOTICES.get(request.query.get("done", ""))
     return await render(request, "agent.html", page="agent", agent=user.agent, view=view,
                         error=error, notice=None if error else notice, form=form or {},
-                        status=status)
+                        timezone=c.settings.timezone, status=status)
 
 
 @allow(*PAGE_ROLES["agent"])

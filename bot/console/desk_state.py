@@ -6,17 +6,22 @@ bot/agents/desk.py (which holds the rules).  Everything here is blocking databas
 A presence *message* is what an open page receives over its WebSocket::
 
     {"type": "presence", "agent_id", "username", "name", "seq", "state", "since",
-     "reason", "call_id"}
+     "reason", "call_id"[, "call": {...the pop...}]}
+
+An offer's message carries the pop itself (``call``: `pop_message`, what the desk shows of
+the offered call, the transcript so far included), so that the desk draws it from the
+message without asking the console for the page again: the offer must be on the screen
+within 300 ms.  The hub passes ``call`` to the agent's own pages only (hub.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -34,9 +39,10 @@ from bot.agents.presence import (
 )
 from bot.console import call_pop
 from bot.console.hub import Message
-from bot.console.labels import AWAY_CHOICES
+from bot.console.labels import AWAY_CHOICES, ESCALATION_REASONS
 from bot.privacy import mask_phone
 from bot.store import Database
+from bot.store.db import in_write as in_write  # the desk's write unit; offers.py's too
 from bot.store.models import (
     Agent,
     AgentStateChange,
@@ -50,53 +56,86 @@ from bot.store.models import (
 from bot.store.repos.agent_desk import AgentStateRepo
 
 log = logging.getLogger("waihu.console")
-T = TypeVar("T")
-WRITE_ATTEMPTS = 3
 # The buttons of the desk and the presence event each one asks for.
 ACTIONS = {"available": "log_in", "away": "go_away", "back": "come_back", "offline": "log_out"}
 HOLDS_CALL = (OFFERED, ON_CALL, WRAP_UP)
-
-
-def in_write(db: Database, work: Callable[[Session], T], attempts: int = WRITE_ATTEMPTS) -> T:
-    """*work* in a unit of work that writes what others write too (desk.py's advice): the
-    SQLite write lock first; on PostgreSQL, a change that collided with another desk's on
-    the agent's change number is tried again, and then sees the other change."""
-    for attempt in range(1, attempts + 1):
-        try:
-            with db.session(write=True) as session:
-                return work(session)
-        except IntegrityError:
-            if attempt == attempts:
-                raise
-            log.info("console.desk_retry attempt=%d", attempt)
-    raise AssertionError("unreachable")
+EVERY_POP: Mapping[int, int] = {}  # pops_after that reads every offer's pop
 
 
 # --- presence messages -------------------------------------------------------------------
 
 
-def message_of(change: AgentStateChange, user: User) -> Message:
+def message_of(change: AgentStateChange, user: User, pop: Message | None = None
+               ) -> Message:
     presence = desk.presence_from(change)
-    return {"type": "presence", "agent_id": change.agent_id, "username": user.username,
-            "name": user.display_name or user.username, "seq": change.seq,
-            "state": presence.state,
-            "since": presence.since.isoformat() if presence.since else None,
-            "reason": presence.reason, "call_id": presence.call_id}
+    message: Message = {
+        "type": "presence", "agent_id": change.agent_id, "username": user.username,
+        "name": user.display_name or user.username, "seq": change.seq,
+        "state": presence.state, "since": presence.since.isoformat() if presence.since else None,
+        "reason": presence.reason, "call_id": presence.call_id}
+    if pop is not None:
+        message["call"] = pop
+    return message
 
 
 def presence_message(session: Session, agent_id: int) -> Message | None:
     """The message of the agent's latest change (None: never changed)."""
     change = AgentStateRepo(session).latest(agent_id)
     user = session.get(User, agent_id)
-    return None if change is None or user is None else message_of(change, user)
+    if change is None or user is None:
+        return None
+    return _messages(session, {agent_id: change}, {agent_id: user})[0]
 
 
-def every_presence(session: Session) -> list[Message]:
-    """The latest change of every agent who has one, enabled or not, by user name."""
+def every_presence(session: Session, pops_after: Mapping[int, int] | None = None
+                   ) -> list[Message]:
+    """The latest change of every agent who has one, enabled or not, by user name.  With
+    *pops_after* (agent -> the change number the hub has passed on: it drops the older
+    ones unread), an offer newer than that carries its pop; without, none does (a page's
+    table of agents)."""
     users = {u.id: u for u in session.scalars(select(User).join(Agent))}
     latest = AgentStateRepo(session).latest_of(users)
-    return sorted((message_of(change, users[agent_id]) for agent_id, change in latest.items()),
-                  key=lambda m: m["username"])
+    return _messages(session, latest, users, pops_after)
+
+
+def changed_since(session: Session, after_id: int) -> tuple[list[Message], int]:
+    """The latest presence of each agent with a change stored after change *after_id*
+    (one indexed read when there is none), and the last change's id."""
+    rows = session.execute(select(AgentStateChange.id, AgentStateChange.agent_id)
+                           .where(AgentStateChange.id > after_id)).all()
+    if not rows:
+        return [], after_id
+    agent_ids = {agent_id for _id, agent_id in rows}
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(agent_ids)))}
+    latest = AgentStateRepo(session).latest_of(users)
+    return _messages(session, latest, users), max(change_id for change_id, _a in rows)
+
+
+def _messages(session: Session, latest: Mapping[int, AgentStateChange],
+              users: Mapping[int, User], pops_after: Mapping[int, int] | None = EVERY_POP
+              ) -> list[Message]:
+    messages = []
+    for agent_id, change in latest.items():
+        pop = None
+        if (pops_after is not None and change.to_state == OFFERED
+                and change.call_id is not None and change.seq > pops_after.get(agent_id, 0)):
+            card, _campaign = _call_card(session, agent_id, change.call_id)
+            pop = None if card is None else pop_message(card)
+        messages.append(message_of(change, users[agent_id], pop))
+    return sorted(messages, key=lambda m: str(m["username"]))
+
+
+def pop_message(card: CallCard) -> Message:
+    """What the desk draws of an offered call (agent.html's pop, filled by console.js)."""
+    return {"offer_id": card.offer_id, "call_id": card.call_id,
+            "escalation_id": card.escalation_id, "campaign": card.campaign,
+            "reason": card.reason,
+            "reason_label": ESCALATION_REASONS.get(card.reason, card.reason),
+            "customer": card.customer, "phone_masked": card.phone_masked,
+            "verified": card.verified, "offered_at": card.offered_at.isoformat(),
+            "listened": card.listened,
+            "collected": [list(pair) for pair in card.collected],
+            "transcript": [list(turn) for turn in card.transcript]}
 
 
 # --- the desk of one agent ---------------------------------------------------------------

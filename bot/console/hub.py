@@ -2,11 +2,13 @@
 out to the open pages that may see it (the agent's own desk; supervisors' and the
 administrator's pages see every agent).
 
-The database is the record of truth: `watch.py` reads every agent's latest presence change
-once a second (whoever made it: this console, another console, the gateway) and publishes
-it here; a handler that changes a presence publishes at once after its commit, so that its
-own page need not wait for the next read.  A message is the same whoever publishes it, and
-each agent's change number (``seq``) lets the hub pass each change on once.
+The database is the record of truth: `watch.py` reads the agents' presence changes
+(whoever made them: this console, another console, the gateway) and publishes them here; a
+handler that changes a presence publishes at once after its commit, so that its own page
+need not wait for the next read.  A message is the same whoever publishes it, and each
+agent's change number (``seq``) lets the hub pass each change on once.  An offer's message
+carries the pop (``call``: the customer, the transcript so far): that part goes to the
+agent's own pages only, the others get the presence without it.
 
 The hub also carries the live transcript of the call in each agent's hand (live_turns.py
 publishes its turns): a turn goes to that agent's own pages only -- never to another
@@ -49,10 +51,17 @@ class DeskHub:
         if known is not None and int(known["seq"]) >= seq:
             return False
         self._latest[agent_id] = message
+        public = _public(message)
         for subscriber in self._subscribers:
-            if subscriber.agent_id in (None, agent_id):
+            if subscriber.agent_id == agent_id:
                 _offer(subscriber.queue, message)
+            elif subscriber.agent_id is None:
+                _offer(subscriber.queue, public)
         return True
+
+    def seqs(self) -> dict[int, int]:
+        """The change number passed on last for each agent."""
+        return {agent_id: int(m["seq"]) for agent_id, m in self._latest.items()}
 
     def publish_turn(self, message: Message) -> None:
         """Pass a turn of the call in an agent's hand (``type`` turn, with ``agent_id``,
@@ -79,7 +88,7 @@ class DeskHub:
         """The latest message of one agent (or of every agent), as a page opens."""
         if agent_id is not None:
             return [self._latest[agent_id]] if agent_id in self._latest else []
-        return list(self._latest.values())
+        return [_public(m) for m in self._latest.values()]
 
     @contextlib.contextmanager
     def following(self, agent_id: int | None) -> Iterator[asyncio.Queue[Message]]:
@@ -90,6 +99,13 @@ class DeskHub:
             yield subscriber.queue
         finally:
             self._subscribers.remove(subscriber)
+
+
+def _public(message: Message) -> Message:
+    """A presence as every agent's pages see it: without the pop of the agent's call."""
+    if "call" not in message:
+        return message
+    return {key: value for key, value in message.items() if key != "call"}
 
 
 def _offer(queue: asyncio.Queue[Message], message: Message) -> None:

@@ -35,7 +35,7 @@ from bot.store import Database
 from bot.store.models import TranscriptTurn
 
 log = logging.getLogger("waihu.console")
-TURN_POLL_S = 0.1  # the pop's target is 300 ms from the stored turn to the screen
+TURN_POLL_S = 0.05  # the target is 300 ms from the stored turn to the screen (p95)
 FOLLOWED_STATES = (OFFERED, ON_CALL)  # in after-call work the call is over
 
 

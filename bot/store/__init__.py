@@ -6,7 +6,7 @@ Importing this package creates no engine and opens no connection: build a
 
 from bot.store import models, repos, vocab
 from bot.store.base import Base, UTCDateTime, utcnow
-from bot.store.db import Database, default_url
+from bot.store.db import Database, default_url, in_write
 from bot.store.ledger import ConsentLedger, LedgerCheck
 from bot.store.models import (
     Agent,
@@ -78,6 +78,7 @@ __all__ = [
     "UTCDateTime",
     "User",
     "default_url",
+    "in_write",
     "models",
     "repos",
     "utcnow",

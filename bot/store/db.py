@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ENV_VAR = "WAIHU_DATABASE_URL"
+WRITE_ATTEMPTS = 3
+log = logging.getLogger("waihu.store")
+T = TypeVar("T")
 
 
 def default_url(given: str | None = None, *, scratch: str | None = None) -> str:
@@ -136,6 +141,22 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def in_write(db: Database, work: Callable[[Session], T], attempts: int = WRITE_ATTEMPTS) -> T:
+    """*work* in a unit of work that writes rows others write too (the agent desk: the
+    console's buttons and the gateway's offers): the SQLite write lock first; on
+    PostgreSQL, a change that collided with another on a unique key (an agent's change
+    number) is tried again, and then sees the other change."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with db.session(write=True) as session:
+                return work(session)
+        except IntegrityError:
+            if attempt == attempts:
+                raise
+            log.info("store.write_retry attempt=%d", attempt)
+    raise AssertionError("unreachable")
 
 
 def alembic_config(url: str | None = None) -> Any:

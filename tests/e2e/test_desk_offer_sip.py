@@ -23,9 +23,8 @@ from sqlalchemy.orm import Session
 from bot import events
 from bot.agents import desk
 from bot.agents.presence import PresenceEvent
-from bot.console.desk_state import in_write
 from bot.events import CallEvent, InProcessBus
-from bot.store import Database
+from bot.store import Database, in_write
 from bot.store.models import Agent, AgentCampaign, Escalation, EscalationOffer, User
 from tests.e2e.test_voice_interop import (  # noqa: F401 - fixtures used by name
     NOW,

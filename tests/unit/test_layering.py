@@ -42,6 +42,22 @@ def test_bot_imports_nothing_from_voice() -> None:
     assert hits == []
 
 
+# The command line starts the console beside the gateway (`waihu run`, `waihu console`).
+_STARTS_THE_CONSOLE = {"voice/cli.py", "voice/commands.py"}
+
+
+def test_voice_imports_nothing_from_the_console() -> None:
+    """The gateway runs without the web console (`waihu run --no-console`, several
+    machines): what both need (the desk's write unit of work) lives in bot/store."""
+    hits = [f"{path.relative_to(REPO)}:{node.lineno} imports {name}"
+            for path in sorted((REPO / "voice").rglob("*.py"))
+            if path.relative_to(REPO).as_posix() not in _STARTS_THE_CONSOLE
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.stmt | ast.expr) for name in _imported(node)
+            if name == "bot.console" or name.startswith("bot.console.")]
+    assert hits == []
+
+
 def test_the_scan_sees_each_kind_of_import() -> None:
     source = ("import os, voice\n"
               "import voice.gateway as gateway\n"

@@ -40,8 +40,7 @@ from bot import events
 from bot.agents import handover
 from bot.agents.handover import Handover, OfferSeen
 from bot.channel import BotReply, BotSegment
-from bot.console.desk_state import in_write
-from bot.store import Database
+from bot.store import Database, in_write
 from voice.call.agent_side import AgentTranscriber
 from voice.call.speaker import Speaker
 from voice.call.timeline import Timeline

@@ -64,37 +64,150 @@
     return meta ? meta.content : "";
   }
 
-  // --- the desk: reload its live part when the agent's presence changes ---------------------
+  // --- the desk: follow the agent's presence ----------------------------------------------
+  // An offer is drawn from its message (it carries the pop: no request, the pop is due
+  // within 300 ms); any other change of the agent's presence reloads the desk's live part.
+  // A change that arrives while a reload is on its way is kept (wantedSeq) and reloaded
+  // after it, and a reload that comes back older than what is drawn (an offer drawn from
+  // its message meanwhile) is not drawn over it.
   let refreshing = false;
+  let wantedSeq = 0;
+  let reloadsInARow = 0;
+  const RELOADS_IN_A_ROW = 5;  // a page that cannot catch up waits for the next change
+
+  function drawnSeq() {
+    const mine = document.getElementById("agent-state");
+    return mine ? Number(mine.dataset.seq || 0) : 0;
+  }
+
+  function ownPresence(msg) {
+    if (msg.seq <= drawnSeq()) return;
+    if (msg.state === "offered" && msg.call && drawOffer(msg)) return;
+    wantedSeq = Math.max(wantedSeq, msg.seq);
+    reloadsInARow = 0;
+    refreshDesk();
+  }
+
   function refreshDesk() {
-    if (refreshing) return;
+    if (refreshing) return;  // wantedSeq brings it back when the reload on its way ends
     refreshing = true;
+    reloadsInARow += 1;
     fetch("/agent", {credentials: "same-origin", headers: {"Accept": "text/html"}})
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
         const doc = new DOMParser().parseFromString(html, "text/html");
         const fresh = doc.getElementById("desk");
+        const state = doc.getElementById("agent-state");
         const desk = document.getElementById("desk");
-        if (!fresh || !desk) return;
+        if (!fresh || !desk || !state || Number(state.dataset.seq || 0) < drawnSeq()) return;
         desk.replaceWith(document.importNode(fresh, true));
-        document.querySelectorAll(".page > .alert").forEach(function (a) { a.remove(); });
         syncClock(doc);
         document.title = doc.title;
-        callbackField();
-        tick();
-        replayTurns();
-        offerArrived();
+        deskDrawn();
       })
       .catch(function () { /* the next change or a reload will show it */ })
-      .finally(function () { refreshing = false; });
+      .finally(function () {
+        refreshing = false;
+        if (wantedSeq > drawnSeq() && reloadsInARow < RELOADS_IN_A_ROW) refreshDesk();
+      });
+  }
+
+  function deskDrawn() {
+    document.querySelectorAll(".page > .alert").forEach(function (a) { a.remove(); });
+    callbackField();
+    tick();
+    replayTurns();
+    offerArrived();
+  }
+
+  // The offered call from its message, into copies of the page's <template>s (the
+  // server's own markup, see agent.html); false if this page has none (not a desk).
+  function drawOffer(msg) {
+    const call = msg.call;
+    const presenceTemplate = document.getElementById("presence-offered-template");
+    const areaTemplate = document.getElementById("offer-template");
+    const presenceCard = document.getElementById("presence");
+    const area = document.getElementById("offer-area");
+    if (!presenceTemplate || !areaTemplate || !presenceCard || !area) return false;
+    const card = presenceTemplate.content.firstElementChild.cloneNode(true);
+    const badge = card.querySelector("#agent-state");
+    badge.dataset.seq = msg.seq;
+    const since = card.querySelector("[data-since]");
+    if (msg.since) since.dataset.since = msg.since; else since.parentNode.remove();
+
+    const pop = areaTemplate.content.firstElementChild.cloneNode(true);
+    const customer = call.customer || "";
+    pop.dataset.offer = call.offer_id;
+    pop.dataset.announce = "来电 Call offered: " + (customer || "客户") + ", " +
+      call.reason_label + ", " + call.campaign;
+    fill(pop, "customer", customer || "—");
+    fill(pop, "campaign", call.campaign);
+    fill(pop, "reason", call.reason_label);
+    fill(pop, "offered-at", when(call.offered_at, areaTemplate.dataset.tz));
+    pop.querySelector("#call-facts").dataset.call = call.call_id;
+    pop.querySelectorAll("[data-phone-of]").forEach(function (node) {
+      node.dataset.phoneOf = call.call_id;
+      node.textContent = call.phone_masked;
+    });
+    pop.querySelectorAll("[data-reveal-call]").forEach(function (node) { node.dataset.revealCall = call.call_id; });
+    const verified = call.verified === true ? "yes" : call.verified === false ? "no" : "unknown";
+    pop.querySelectorAll("[data-verified]").forEach(function (node) {
+      if (node.dataset.verified !== verified) node.remove();
+    });
+    const gone = call.listened ? pop.querySelector("#ringing") : pop.querySelector("#listening");
+    if (gone) gone.remove();
+    pop.querySelector("#offer-actions").dataset.offer = call.offer_id;
+    pop.querySelectorAll("form.offer-form").forEach(function (form) {
+      const action = form.querySelector("[data-offer-action]").dataset.offerAction;
+      if (action === "listen" && call.listened) { form.remove(); return; }
+      form.action = "/agent/offers/" + encodeURIComponent(call.offer_id) + "/" + action;
+    });
+    const collected = pop.querySelector("#collected");
+    (call.collected || []).forEach(function (pair) {
+      collected.appendChild(el("dt", null, pair[0]));
+      collected.appendChild(el("dd", null, pair[1]));
+    });
+    const some = collected.children.length > 0;
+    collected.classList.toggle("hidden", !some);
+    pop.querySelector("#collected-none").classList.toggle("hidden", some);
+    const list = pop.querySelector("#transcript");
+    list.dataset.call = call.call_id;
+    list.dataset.lastSeq = 0;
+
+    presenceCard.replaceWith(card);
+    area.replaceWith(pop);
+    (call.transcript || []).forEach(function (t) {
+      showTurn({call_id: call.call_id, seq: t[0], speaker: t[1], text: t[2]}, false);
+    });
+    const title = document.title;
+    const desk = title.indexOf("坐席工作台");
+    document.title = "【来电 Call offered】" + (customer || "客户 customer") + " · " +
+      (desk >= 0 ? title.slice(desk) : title);
+    deskDrawn();
+    return true;
+  }
+
+  function fill(root, slot, text) {
+    root.querySelectorAll('[data-slot="' + slot + '"]').forEach(function (node) { node.textContent = text; });
+  }
+
+  // As the server's `when` filter writes a time: YYYY-MM-DD HH:MM in the console's zone.
+  function when(iso, zone) {
+    const at = new Date(iso);
+    if (isNaN(at)) return "—";
+    let parts;
+    try {
+      parts = new Intl.DateTimeFormat("en-CA", {timeZone: zone || undefined, year: "numeric",
+        month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"}).formatToParts(at);
+    } catch (err) { return at.toLocaleString(); }
+    const part = function (kind) { return (parts.find(function (p) { return p.type === kind; }) || {}).value || ""; };
+    return part("year") + "-" + part("month") + "-" + part("day") + " " + part("hour") + ":" + part("minute");
   }
 
   function presence(msg) {
     const mine = document.getElementById("agent-state");
     if (mine) {
-      if (String(msg.agent_id) === mine.dataset.agent && msg.seq > Number(mine.dataset.seq || 0)) {
-        refreshDesk();
-      }
+      if (String(msg.agent_id) === mine.dataset.agent) ownPresence(msg);
       return;
     }
     const row = document.querySelector('tr[data-agent-id="' + msg.agent_id + '"]');
