@@ -13,7 +13,8 @@ Each read is a few indexed queries: the live attempts (those holding a dialler l
 the latest customer turn and intent of those calls, their waiting escalations, the
 campaigns' statuses (a pause shows at once, whoever made it).  The day's
 figures (bot/reports/period.py, the daily report's own definitions) cost more and are
-read again only when the set of live calls changed or an event asked for it, at most
+read again only when a call was dialled, answered or ended, an escalation was made (as
+seen on the wall), or an event said so, at most
 every `FIGURES_MIN_S`, and at least every `FIGURES_MAX_S`.
 
 A wall message, sent when the page's socket opens and whenever something shown changed::
@@ -244,9 +245,7 @@ class Wall:
     async def refresh(self) -> bool:
         """Read the wall; pass it on if anything shown changed; whether it did."""
         live = await self.c.run(read_live, self.c.db)
-        before = self.latest or {}
-        if [c["call_id"] for c in live["calls"]] != [c["call_id"] for c in
-                                                     before.get("calls", [])]:
+        if _counted(live) != _counted(self.latest or {}):
             self._figures_due = True
         clock = self._loop.time()
         if (self._figures_due and clock - self._figures_at >= FIGURES_MIN_S) \
@@ -295,6 +294,13 @@ class Wall:
                 raise
             except Exception:  # a database hiccup must not stop the wall for good
                 log.exception("console.wall_refresh_failed")
+
+
+def _counted(wall: dict[str, Any]) -> tuple[Any, ...]:
+    """What the day's figures count that the wall sees change: a call dialled, answered or
+    ended (its outcome), an escalation made."""
+    return (tuple((c["call_id"], c["answered"]) for c in wall.get("calls", ())),
+            tuple(e["escalation_id"] for e in wall.get("escalations", ())))
 
 
 WALL = web.AppKey("console.wall", Wall)

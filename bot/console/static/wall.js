@@ -73,6 +73,8 @@
     table.classList.toggle("hidden", items.length === 0);
   }
 
+  let waiting = {};  // call id -> its escalation is waiting for an agent
+
   function callRow(call) {
     const row = el("tr", "wall-call wall-" + call.handler);
     row.dataset.key = call.call_id;
@@ -82,6 +84,7 @@
     who.textContent = "";
     who.appendChild(el("span", "tag wall-handler", call.handler === "agent"
       ? "坐席 " + (call.agent || "agent") : (call.answered ? "机器人 bot" : "拨号中 dialling")));
+    if (waiting[call.call_id]) who.appendChild(el("span", "tag wall-waiting", "等待人工 waiting"));
     cell(row, call.stage_label || call.stage);
     timer(row, call.since);
     cell(row, call.last_intent, "wall-intent");
@@ -125,6 +128,8 @@
   function draw(wall) {
     if (!wall || wall.type !== "wall") return;
     wrapLimits = wall.agents || {};
+    waiting = {};
+    (wall.escalations || []).forEach(function (esc) { waiting[esc.call_id] = true; });
     fill("wall-calls", wall.calls || [], callRow);
     fill("wall-escalations", wall.escalations || [], escalationRow);
     fill("wall-campaigns", wall.campaigns || [], campaignRow);
