@@ -98,6 +98,22 @@ def without_restart(text: str) -> str:
     return text
 
 
+# A hum before a short answer (嗯是我本人, 嗯对) comes out of Whisper on a phone line as 你
+# (你是我本人, 你对本人, 你本人了): the nasal onset with nothing to anchor it.  Nobody says
+# 你 to the caller right before 是我 / 我 / 对 / 本人, so there it is the hum; 你是谁,
+# 你说, 你打错了 and the like keep their 你.
+_HUM_HEARD_AS_NI = re.compile(r"^你(?=是我|我|对|本人|是本人)")
+
+
+def without_hum(text: str) -> str:
+    """A yes/no answer with the 你 Whisper writes for a leading hum given back as 嗯.
+
+    >>> without_hum("你是我本人"), without_hum("你是谁")
+    ('嗯是我本人', '你是谁')
+    """
+    return _HUM_HEARD_AS_NI.sub("嗯", text)
+
+
 @functools.lru_cache(maxsize=4096)
 def pinyin_key(text: str) -> str:
     """Toneless pinyin, syllables separated by one space: 是的我是 → "shi de wo shi"."""
@@ -213,11 +229,12 @@ def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD) -> Inte
         return Interpretation(str(score) if score else "", text, unclear=score is None)
     if hints.expect == "free" or not hints.phrases:
         return Interpretation(text, text, unclear=False)
+    heard, text = text, without_hum(text)
     near = snap(text, hints.phrases, threshold)
     if near.phrase is None:
         # The hints bias the decoder; they are not the only answers a caller may give
         # ("方便" to "现在方便吗？").  Far from every hint, the words go through as heard,
         # unsnapped, and the engine's acoustic confidence decides whether they are usable.
-        return Interpretation(text, text, unclear=False, snapped=False, distance=0.0)
-    return Interpretation(near.phrase, text, unclear=False, snapped=near.phrase != text,
+        return Interpretation(text, heard, unclear=False, snapped=False, distance=0.0)
+    return Interpretation(near.phrase, heard, unclear=False, snapped=near.phrase != text,
                           distance=near.distance)

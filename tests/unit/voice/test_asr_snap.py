@@ -244,3 +244,15 @@ def test_interpret_score_passes_a_control_request_through() -> None:
     heard = interpret("转人工啊", hints)
     assert (heard.text, heard.unclear) == ("转人工", False)
     assert interpret("四分", hints).text == "4"
+
+
+@pytest.mark.parametrize("raw, meant", [
+    ("你是我本人", "嗯是我本人"), ("你对本人", "嗯对本人"), ("你本人了", "嗯本人了"),
+    ("你是谁", "你是谁"), ("你说吧", "你说吧"), ("你打错了", "你打错了"),
+])
+def test_a_hum_heard_as_ni_before_a_yes(raw: str, meant: str) -> None:
+    # Whisper base on G.711 writes the 嗯 of 嗯是我本人 as 你; the 你 of a question to the
+    # caller stays.
+    identity = Hints("yes_no", ("是的", "是我", "对", "嗯", "本人", "不是", "你打错了", "你是谁"))
+    meaning = interpret(raw, identity)
+    assert (meaning.text, meaning.normalized) == (meant, raw)
