@@ -205,6 +205,8 @@ def page() -> Iterator[Page]:
 
 def test_the_wall_follows_a_running_campaign(console: str, page: Page,
                                              gateway: Gateway) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{console}/login")
     page.get_by_label("用户名").fill("wanglead")
     page.get_by_label("密码").fill(PASSWORD)
@@ -267,3 +269,4 @@ def test_the_wall_follows_a_running_campaign(console: str, page: Page,
     shot(page, "wall-03-paused-one-call-ended")
     content = page.content()
     assert "13812345678" not in content and "13987654321" not in content
+    assert errors == []  # no script error on the wall
