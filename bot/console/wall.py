@@ -81,14 +81,16 @@ ACTIONS = ("start", "pause", "resume")
 # --- reading the wall (blocking: run through Console.run) -------------------------------
 
 
-def live_calls(session: Session, presences: list[Message]) -> list[dict[str, Any]]:
+def live_calls(session: Session, presences: list[Message], now: datetime
+               ) -> list[dict[str, Any]]:
     """Every attempt that holds a lease and has not ended, oldest first.  The lease is the
     one record of a live call (CallAttempt's docstring); a dialled attempt not yet
-    answered is shown too, timed from the dial."""
+    answered is shown too, timed from the dial.  A lease past its expiry (``stale``) is a
+    gateway that stopped renewing it: the call stays until the dialer takes it back."""
     rows = session.execute(
         select(CallAttempt.call_id, CallAttempt.kind, CallAttempt.started_at,
-               CallAttempt.created_at, CallAttempt.answered_at, Campaign.name, Call.stage,
-               Contact.phone)
+               CallAttempt.created_at, CallAttempt.answered_at, CallAttempt.lease_expires_at,
+               Campaign.name, Call.stage, Contact.phone)
         .join(Campaign, Campaign.id == CallAttempt.campaign_id)
         .join(Contact, Contact.id == CallAttempt.contact_id)
         .outerjoin(Call, Call.id == CallAttempt.call_id)
@@ -116,6 +118,7 @@ def live_calls(session: Session, presences: list[Message]) -> list[dict[str, Any
             "agent": agent["name"] if agent else None,
             "last_intent": intent.intent if intent else None,
             "last_words": mask_id_digits(said.text) if said else None,
+            "stale": row.lease_expires_at < now,
         })
     return calls
 
@@ -192,13 +195,13 @@ def campaign_rows(statuses: list[tuple[str, str, str]], figures: dict[str, dict[
             for name, kind, status in statuses if status != "finished" or name in figures]
 
 
-def read_live(db: Database) -> dict[str, Any]:
+def read_live(db: Database, now: datetime) -> dict[str, Any]:
     """The calls, escalations and agents' limits of the wall (the cheap part).  The agents'
     presence is read here too rather than taken from the hub, so that the wall is one
     reading of the database (the hub is empty for a moment after the console starts)."""
     with db.session() as session:
         presences = desk_state.every_presence(session)
-        calls = live_calls(session, presences)
+        calls = live_calls(session, presences, now)
         statuses = session.execute(select(Campaign.name, Campaign.type, Campaign.status)
                                    .order_by(Campaign.name)).all()
         return {"calls": calls,
@@ -244,7 +247,7 @@ class Wall:
 
     async def refresh(self) -> bool:
         """Read the wall; pass it on if anything shown changed; whether it did."""
-        live = await self.c.run(read_live, self.c.db)
+        live = await self.c.run(read_live, self.c.db, self.c.clock())
         if _counted(live) != _counted(self.latest or {}):
             self._figures_due = True
         clock = self._loop.time()

@@ -85,6 +85,11 @@
     who.appendChild(el("span", "tag wall-handler", call.handler === "agent"
       ? "坐席 " + (call.agent || "agent") : (call.answered ? "机器人 bot" : "拨号中 dialling")));
     if (waiting[call.call_id]) who.appendChild(el("span", "tag wall-waiting", "等待人工 waiting"));
+    if (call.stale) {
+      const lost = el("span", "tag wall-stale", "网关失联 gateway lost");
+      lost.title = "网关未续租，等待拨号器收回 The gateway stopped renewing the call's lease";
+      who.appendChild(lost);
+    }
     cell(row, call.stage_label || call.stage);
     timer(row, call.since);
     cell(row, call.last_intent, "wall-intent");

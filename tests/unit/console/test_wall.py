@@ -107,10 +107,19 @@ async def test_the_page_shows_the_calls_in_progress_with_their_last_words_masked
     assert call["phone"] == "138****5678"
     assert datetime.fromisoformat(call["since"]) == clock.now - timedelta(seconds=40)
     assert calls[dialling]["answered"] is False and calls[dialling]["last_words"] is None
+    assert not calls[talking]["stale"]
     text = await (await client.get("/supervisor")).text()
     for secret in ("13812345678", "13900001111", "一二三四", "别再打了"):
         assert secret not in text
     assert wall["limits"] == {"offered_s": 20, "away_s": 900}
+
+
+async def test_a_call_whose_gateway_stopped_renewing_its_lease_is_marked(
+        client: Client, trial: Database, clock: Clock) -> None:
+    call_id = live_call(trial, clock.now - timedelta(minutes=11))  # leased for 10 minutes
+    await log_in(client, "supervisor")
+    [call] = (await page_wall(client))["calls"]
+    assert call["call_id"] == call_id and call["stale"] is True
 
 
 async def test_waiting_escalations_figures_and_wrap_up_caps(
