@@ -103,7 +103,7 @@
         desk.replaceWith(document.importNode(fresh, true));
         syncClock(doc);
         document.title = doc.title;
-        deskDrawn();
+        deskDrawn(false);
       })
       .catch(function () { /* the next change or a reload will show it */ })
       .finally(function () {
@@ -112,12 +112,15 @@
       });
   }
 
-  function deskDrawn() {
+  function deskDrawn(soundAfterPaint) {
     document.querySelectorAll(".page > .alert").forEach(function (a) { a.remove(); });
     callbackField();
     tick();
     replayTurns();
-    offerArrived();
+    // The sound's first use starts the page's audio (tens to hundreds of ms on a busy
+    // machine): after the pop is painted, not before.
+    if (soundAfterPaint) requestAnimationFrame(function () { setTimeout(offerArrived, 0); });
+    else offerArrived();
   }
 
   // The offered call from its message, into copies of the page's <template>s (the
@@ -183,7 +186,7 @@
     const desk = title.indexOf("坐席工作台");
     document.title = "【来电 Call offered】" + (customer || "客户 customer") + " · " +
       (desk >= 0 ? title.slice(desk) : title);
-    deskDrawn();
+    deskDrawn(true);
     return true;
   }
 
