@@ -49,6 +49,7 @@ from bot.store.models import (
     Campaign,
     Complaint,
     Consent,
+    DncEntry,
     QaReview,
     QaRuleResult,
     QaSample,
@@ -157,6 +158,9 @@ def _complaints(session: Session, campaign_id: int | None, lo: datetime, hi: dat
     if campaign_id is not None:
         query = query.where(Complaint.campaign_id == campaign_id)
     rows = list(session.scalars(query))
+    entries = [c.blacklist_entry_id for c in rows if c.blacklist_entry_id is not None]
+    standing = set(session.scalars(select(DncEntry.id).where(
+        DncEntry.id.in_(entries), DncEntry.removed_at.is_(None)))) if entries else set()
 
     def count(attr: str, values: tuple[str, ...]) -> dict[str, int]:
         return {v: sum(1 for c in rows if getattr(c, attr) == v) for v in values}
@@ -169,7 +173,11 @@ def _complaints(session: Session, campaign_id: int | None, lo: datetime, hi: dat
                           "unknown": sum(1 for c in rows if c.root_cause is None)},
         "by_decision": {**count("decision", COMPLAINT_DECISIONS),
                         "undecided": sum(1 for c in rows if c.decision is None)},
-        "blacklisted": sum(1 for c in rows if c.blacklist_entry_id is not None),
+        # A "not serious" decision lifts the blacklist a complaint applied: count those
+        # whose entry still stands, and the lifted ones apart.
+        "blacklisted": sum(1 for c in rows if c.blacklist_entry_id in standing),
+        "blacklist_lifted": sum(1 for c in rows if c.blacklist_entry_id is not None
+                                and c.blacklist_entry_id not in standing),
         "contacted_on_time": sum(1 for c in rows if c.contacted_at is not None
                                  and c.contacted_at <= c.contact_due_at),
         "resolved_on_time": sum(1 for c in rows if c.resolved_at is not None

@@ -91,6 +91,7 @@ def weekly_report(fig: dict[str, Any]) -> Report:
                   *([f"决定 decision: {DECISION_LABELS[k]}", n]
                     for k, n in comp["by_decision"].items()),
                   ["号码已拉黑 Number blacklisted", comp["blacklisted"]],
+                  ["拉黑已撤销 Blacklist lifted", comp["blacklist_lifted"]],
                   ["按时联系 Contacted on time", comp["contacted_on_time"]],
                   ["按时解决 Resolved on time", comp["resolved_on_time"]],
                   ["超时未处理 Overdue now", comp["overdue_now"]]]),

@@ -24,6 +24,7 @@ from bot.store.models import (
     Call,
     Complaint,
     Contact,
+    DncEntry,
     Escalation,
     EscalationOffer,
     QaReview,
@@ -78,6 +79,13 @@ def complaint(session: Any, campaign_id: int, at: datetime, **fields: Any) -> No
         **fields}))
 
 
+def entry_of(session: Any, who: str) -> int:
+    """The id of *who*'s blacklist entry (seeding.py: m8's stands, m4's was removed)."""
+    found = session.scalar(select(DncEntry.id).where(DncEntry.phone == Seeded.phone(who)))
+    assert found is not None
+    return int(found)
+
+
 def state(session: Any, agent: int, seq: int, at: datetime, to: str, event: str) -> None:
     session.add(AgentStateChange(agent_id=agent, seq=seq, at=at, from_state="offline",
                                  to_state=to, event=event))
@@ -112,8 +120,9 @@ def seed_week(db: Database) -> Seeded:
                   contacted_at=local(18, "16:30"), contacted_by="sup",
                   resolved_at=local(21, "10:00"), resolved_by="sup", root_cause="people",
                   decision="serious", decided_by="sup", decided_at=local(18, "17:00"),
-                  blacklist_entry_id=1)
-        complaint(session, mid, local(19, "09:00"))  # never contacted: overdue
+                  blacklist_entry_id=entry_of(session, "m8"))
+        # Never contacted: overdue; the blacklist it applied was lifted (m4's, removed).
+        complaint(session, mid, local(19, "09:00"), blacklist_entry_id=entry_of(session, "m4"))
         complaint(session, mid, local(12, "09:00"))  # the week before
         # One agent on two days: 18th 19:00-20:00 with m12's call (offered 19:30:50, taken
         # 19:31, 5 min talk, 1 min wrap-up); 19th 09:00-10:00 idle.
@@ -171,8 +180,8 @@ def test_weekly_summary_of_one_campaign(db: Database, seeded: Seeded) -> None:
     assert comp["by_root_cause"] == {"value": 0, "system": 0, "people": 1, "unknown": 1}
     assert comp["by_decision"] == {"serious": 1, "not_serious": 0, "undecided": 1}
     # contacted within 4 h; resolved on the 21st, a day after its 2-day deadline.
-    assert (comp["blacklisted"], comp["contacted_on_time"], comp["resolved_on_time"],
-            comp["overdue_now"]) == (1, 1, 0, 1)
+    assert (comp["blacklisted"], comp["blacklist_lifted"], comp["contacted_on_time"],
+            comp["resolved_on_time"], comp["overdue_now"]) == (1, 1, 1, 0, 1)
     [li] = fig["agents"]["agents"]
     assert (li["agent"], li["days"], li["accepted"], li["talk_s"], li["after_call_work_s"],
             li["staffed_s"]) == ("li", 2, 1, 300.0, 60.0, 7200.0)
