@@ -16,7 +16,8 @@ bot/reports/period.py with what the client reads besides, for one campaign or al
   blacklisted, handled on time, and overdue now; beside them the period's complaint calls;
 - *agent figures*: bot/agents/report.py's day figures of each day of the week, summed per
   agent and for the team (the ratios recomputed from the sums), across every campaign: the
-  agent figures are not kept per campaign.
+  agent figures are not kept per campaign; with each agent's QA verdicts (the week's latest
+  reviews of the calls they took).
 
 The local days and the time zone are the period's.  Counting up to *now*: a week still
 going on is counted so far.
@@ -50,6 +51,8 @@ from bot.store.models import (
     Complaint,
     Consent,
     DncEntry,
+    Escalation,
+    EscalationOffer,
     QaReview,
     QaRuleResult,
     QaSample,
@@ -76,7 +79,7 @@ def weekly_figures(session: Session, *, campaign: Campaign | None, start: date, 
         "qa": _qa(session, campaign_id, start, end, lo, hi),
         "decline_reasons": _decline_reasons(session, campaign_id, lo, hi),
         "complaint_handling": _complaints(session, campaign_id, lo, hi, now),
-        "agents": _agents(session, start, end, zone, now)}
+        "agents": _agents(session, start, end, zone, now, lo, hi)}
 
 
 def _sales(session: Session, campaign_id: int | None, lo: datetime, hi: datetime
@@ -98,20 +101,29 @@ def _sales(session: Session, campaign_id: int | None, lo: datetime, hi: datetime
             "valid": len(sales) - failed}
 
 
-def _qa(session: Session, campaign_id: int | None, start: date, end: date, lo: datetime,
-        hi: datetime) -> dict[str, Any]:
+def _latest_reviews(session: Session, campaign_id: int | None, lo: datetime, hi: datetime
+                    ) -> list[tuple[int, str, bool]]:
+    """(review id, call id, compliant) of each call's latest review recorded in [lo, hi)."""
     later = aliased(QaReview)
-    query = (select(QaReview.id, QaReview.compliant).join(Call, Call.id == QaReview.call_id)
+    query = (select(QaReview.id, QaReview.call_id, QaReview.compliant)
+             .join(Call, Call.id == QaReview.call_id)
              .where(QaReview.created_at >= lo, QaReview.created_at < hi,
                     ~select(later.id).where(later.call_id == QaReview.call_id,
                                             later.created_at >= lo, later.created_at < hi,
                                             later.id > QaReview.id).exists()))
+    if campaign_id is not None:
+        query = query.where(Call.campaign_id == campaign_id)
+    return [(review_id, call_id, ok) for review_id, call_id, ok in session.execute(query)]
+
+
+def _qa(session: Session, campaign_id: int | None, start: date, end: date, lo: datetime,
+        hi: datetime) -> dict[str, Any]:
     samples = (select(QaSampleCall.call_id).join(QaSample, QaSample.id == QaSampleCall.sample_id)
                .where(QaSample.period_start >= start, QaSample.period_start <= end))
     if campaign_id is not None:
-        query = query.where(Call.campaign_id == campaign_id)
         samples = samples.where(QaSample.campaign_id == campaign_id)
-    verdicts: dict[int, bool] = {review_id: ok for review_id, ok in session.execute(query)}
+    verdicts = {review_id: ok for review_id, _, ok in _latest_reviews(session, campaign_id,
+                                                                        lo, hi)}
     rules: dict[int, dict[str, QaRuleResult]] = defaultdict(dict)
     for row in session.scalars(select(QaRuleResult).where(
             QaRuleResult.review_id.in_(list(verdicts)))):
@@ -188,23 +200,47 @@ def _complaints(session: Session, campaign_id: int | None, lo: datetime, hi: dat
     }
 
 
-def _agents(session: Session, start: date, end: date, zone: ZoneInfo, now: datetime
-            ) -> dict[str, Any]:
-    """Each day's agent figures summed per agent and for the team."""
+def _agent_qa(session: Session, lo: datetime, hi: datetime) -> dict[int, tuple[int, int]]:
+    """agent id -> (calls reviewed, compliant): the week's latest reviews of the calls the
+    agent took (a call two agents took counts for both)."""
+    verdicts = {call_id: ok for _, call_id, ok in _latest_reviews(session, None, lo, hi)}
+    took: dict[int, set[str]] = defaultdict(set)
+    for call_id, agent_id in session.execute(
+            select(Escalation.call_id, EscalationOffer.agent_id)
+            .join(EscalationOffer, EscalationOffer.escalation_id == Escalation.id)
+            .where(EscalationOffer.outcome == "accepted",
+                   Escalation.call_id.in_(list(verdicts)))):
+        took[agent_id].add(call_id)
+    return {agent_id: (len(calls), sum(1 for c in calls if verdicts[c]))
+            for agent_id, calls in took.items()}
+
+
+def _agents(session: Session, start: date, end: date, zone: ZoneInfo, now: datetime,
+            lo: datetime, hi: datetime) -> dict[str, Any]:
+    """Each day's agent figures summed per agent and for the team, with the QA verdicts on
+    the calls they took (DESIGN.md lists the QA score among the agent figures)."""
     per_agent: dict[int, list[dict[str, Any]]] = defaultdict(list)
     day = start
     while day <= end and datetime.combine(day, time.min, zone) <= now:
         for row in agent_figures(session, day, zone, now)["agents"]:
             per_agent[row["agent_id"]].append(row)
         day += timedelta(days=1)
+    qa = _agent_qa(session, lo, hi)
+
+    def with_qa(row: dict[str, Any], reviewed: int, compliant: int) -> dict[str, Any]:
+        return {**row, "qa_reviewed": reviewed, "qa_compliant": compliant,
+                "qa_compliance": rate(compliant, reviewed) if reviewed else None}
+
     rows = []
     for agent_id, days in sorted(per_agent.items(), key=lambda a: (a[1][0]["agent"], a[0])):
         summed = sum_agent_rows(days)
         summed.pop("agents")
-        rows.append({"agent_id": agent_id, "agent": days[0]["agent"], "days": len(days),
-                     **summed})
+        rows.append(with_qa({"agent_id": agent_id, "agent": days[0]["agent"],
+                             "days": len(days), **summed}, *qa.get(agent_id, (0, 0))))
     team = sum_agent_rows([r for days in per_agent.values() for r in days])
     team["agents"] = len(per_agent)  # not agent-days
+    team = with_qa(team, sum(r["qa_reviewed"] for r in rows),
+                   sum(r["qa_compliant"] for r in rows))
     return {"agents": rows, "team": team}
 
 

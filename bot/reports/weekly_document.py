@@ -101,13 +101,16 @@ def weekly_report(fig: dict[str, Any]) -> Report:
                Column("平均处理(秒) Handle (s)", "number"),
                Column("每小时 Calls/hour", "number"), Column("占用率 Occupancy", "rate"),
                Column("服务水平 Service level", "rate"),
-               Column("一次解决率 FCR", "rate")],
+               Column("一次解决率 FCR", "rate"), Column("质检 QA reviewed"),
+               Column("质检合规率 QA compliant", "rate")],
               [[r["agent"], r["days"], r["accepted"], r["talk_mean_s"], r["handle_mean_s"],
                 r["calls_per_hour"], r["occupancy"], r["service_level"],
-                r["first_call_resolution"]] for r in agents["agents"]]
+                r["first_call_resolution"], r["qa_reviewed"], r["qa_compliance"]]
+               for r in agents["agents"]]
               + [[f"团队 Team ({team['agents']})", None, team["accepted"], team["talk_mean_s"],
                   team["handle_mean_s"], team["calls_per_hour"], team["occupancy"],
-                  team["service_level"], team["first_call_resolution"]]]),
+                  team["service_level"], team["first_call_resolution"], team["qa_reviewed"],
+                  team["qa_compliance"]]]),
         *base.tables,
     ]
     chart_list = [

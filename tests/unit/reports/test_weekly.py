@@ -124,7 +124,7 @@ def seed_week(db: Database) -> Seeded:
         # Never contacted: overdue; the blacklist it applied was lifted (m4's, removed).
         complaint(session, mid, local(19, "09:00"), blacklist_entry_id=entry_of(session, "m4"))
         complaint(session, mid, local(12, "09:00"))  # the week before
-        # One agent on two days: 18th 19:00-20:00 with m12's call (offered 19:30:50, taken
+        # One agent on two days: 18th 19:00-20:00 with one call (offered 19:30:50, taken
         # 19:31, 5 min talk, 1 min wrap-up); 19th 09:00-10:00 idle.
         agent = add_agent(session, "li")
         steps = [(18, "19:00", "available", "log_in"), (18, "19:31", "on_call", "accept"),
@@ -134,9 +134,14 @@ def seed_week(db: Database) -> Seeded:
                  (19, "10:00", "offline", "log_out")]
         for seq, (day, hhmm, to, event) in enumerate(steps, 1):
             state(session, agent, seq, local(day, hhmm), to, event)
-        escalation = session.scalar(select(Escalation).where(
-            Escalation.call_id == call_of(session, "m12")))
-        assert escalation is not None
+        # The agent took m1's call (QA found it non-compliant): an escalation of it.
+        m1 = session.get(Call, call_of(session, "m1"))
+        assert m1 is not None
+        escalation = Escalation(call_id=m1.id, campaign_id=mid, contact_id=m1.contact_id,
+                                reason="request_human", context={}, status="bridged",
+                                created_at=local(18, "09:12"))
+        session.add(escalation)
+        session.flush()
         session.add(EscalationOffer(
             escalation_id=escalation.id, agent_id=agent,
             offered_at=local(18, "19:31") - timedelta(seconds=10),
@@ -187,7 +192,9 @@ def test_weekly_summary_of_one_campaign(db: Database, seeded: Seeded) -> None:
             li["staffed_s"]) == ("li", 2, 1, 300.0, 60.0, 7200.0)
     assert (li["occupancy"], li["calls_per_hour"], li["handle_mean_s"],
             li["service_level"], li["first_call_resolution"]) == (0.05, 0.5, 360.0, 1.0, 1.0)
-    assert fig["agents"]["team"]["agents"] == 1 and fig["agents"]["team"]["accepted"] == 1
+    assert (li["qa_reviewed"], li["qa_compliant"], li["qa_compliance"]) == (1, 0, 0.0)
+    team = fig["agents"]["team"]
+    assert (team["agents"], team["accepted"], team["qa_reviewed"]) == (1, 1, 1)
     text = format_weekly(fig)
     assert "质检不合规 non-compliant 1, 有效 valid 1" in text
     assert "规范话术 Approved script: 通过 passed 2/3" in text
