@@ -12,8 +12,9 @@ agent's own pages only, the others get the presence without it.
 
 The hub also carries the live transcript of the call in each agent's hand (live_turns.py
 publishes its turns): a turn goes to that agent's own pages only -- never to another
-agent, nor to the supervisors' wall, which shows no transcript text -- and the agent's
-latest turns are kept for a desk page that opens (or reconnects) while the call goes on.
+agent, nor to the supervisors' page, whose wall shows only each call's last customer
+words, masked, read by wall.py -- and the agent's latest turns are kept for a desk page
+that opens (or reconnects) while the call goes on.
 """
 
 from __future__ import annotations

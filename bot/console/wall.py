@@ -11,11 +11,11 @@ stream, where this process has one, only says *when* to read again: an event of 
 wakes the reader at once, otherwise it reads every `WALL_POLL_S` while a wall is open.
 Each read is a few indexed queries: the live attempts (those holding a dialler lease),
 the latest customer turn and intent of those calls, their waiting escalations, the
-campaigns' statuses (a pause shows at once, whoever made it).  The day's
-figures (bot/reports/period.py, the daily report's own definitions) cost more and are
-read again only when a call was dialled, answered or ended, an escalation was made (as
-seen on the wall), or an event said so, at most
-every `FIGURES_MIN_S`, and at least every `FIGURES_MAX_S`.
+agents' presence, the campaigns' statuses (a pause shows at once, whoever made it).  The
+day's figures (bot/reports/period.py, the daily report's own definitions) cost more and
+are read again only when a call was dialled, answered or ended, an escalation was made
+(as seen on the wall), or an event said so, at most every `FIGURES_MIN_S`, and at least
+every `FIGURES_MAX_S`.
 
 A wall message, sent when the page's socket opens and whenever something shown changed::
 
