@@ -24,7 +24,7 @@ from bot.store import CallRepo, CampaignRepo, ContactRepo, Database, EscalationR
 from bot.store.models import Campaign
 from bot.store.repos.audit import AuditRepo
 from tests.unit.console.conftest import Clock, csrf_of, log_in
-from tests.unit.console.desk_helpers import CAMPAIGN, add_trial_campaign, take_call
+from tests.unit.console.desk_helpers import CAMPAIGN, add_trial_campaign, offer, take_call
 
 Client = TestClient[web.Request, web.Application]
 WALL_DATA = re.compile(r'<script type="application/json" id="wall-data">(.*?)</script>', re.S)
@@ -112,6 +112,24 @@ async def test_the_page_shows_the_calls_in_progress_with_their_last_words_masked
     for secret in ("13812345678", "13900001111", "一二三四", "别再打了"):
         assert secret not in text
     assert wall["limits"] == {"offered_s": 20, "away_s": 900}
+
+
+async def test_a_call_an_agent_took_shows_the_agent(
+        client: Client, trial: Database, clock: Clock, users: Any) -> None:
+    agent_id = users["agent"].id
+    with trial.session() as session:
+        desk.change_presence(session, agent_id, PresenceEvent("log_in"),
+                             clock.now - timedelta(minutes=1))
+    taken = offer(trial, agent_id, clock.now - timedelta(seconds=30))
+    with trial.session() as session:
+        desk.answer_offer(session, taken.offer_id, "accepted", clock.now)
+        attempt = CallRepo(session).get_attempt(taken.call_id)
+        assert attempt is not None
+        attempt.lease_expires_at = clock.now + timedelta(minutes=5)  # as the dialer's
+    await log_in(client, "supervisor")
+    [call] = (await page_wall(client))["calls"]
+    assert (call["call_id"], call["handler"], call["agent"]) == \
+        (taken.call_id, "agent", "agent")
 
 
 async def test_a_call_whose_gateway_stopped_renewing_its_lease_is_marked(
