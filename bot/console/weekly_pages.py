@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -37,12 +37,12 @@ def _args(monday: date, campaign: str | None) -> argparse.Namespace:
         format="json", output=None)
 
 
-def _build(db: Database, monday: date, campaign: str | None, fmt: str | None
-           ) -> tuple[Any, str, bytes | None]:
+def _build(db: Database, monday: date, campaign: str | None, fmt: str | None,
+           now: datetime) -> tuple[Any, str, bytes | None]:
     """The week's Report, its file-name stem and, for *fmt*, the file's bytes."""
     from bot.reports.export import report_for, write_pdf, write_xlsx
 
-    figures, stem = command.make_figures(db, _args(monday, campaign))
+    figures, stem = command.make_figures(db, _args(monday, campaign), now)
     report = report_for(figures)
     if fmt is None:
         return report, stem, None
@@ -78,7 +78,7 @@ async def weekly_page(request: web.Request) -> web.StreamResponse:
     monday, campaign, error = _asked(request)
     names = await c.run(_campaigns, c.db)
     try:
-        report, _stem, _ = await c.run(_build, c.db, monday, campaign, None)
+        report, _stem, _ = await c.run(_build, c.db, monday, campaign, None, c.clock())
     except command.ReportError as exc:
         report, error, campaign = None, str(exc), None
     from bot.reports.document import format_value
@@ -100,7 +100,7 @@ async def weekly_file(request: web.Request) -> web.StreamResponse:
     from bot.reports.charts import NoCjkFont
 
     try:
-        _, stem, body = await c.run(_build, c.db, monday, campaign, fmt)
+        _, stem, body = await c.run(_build, c.db, monday, campaign, fmt, c.clock())
     except command.ReportError as exc:
         raise web.HTTPNotFound(reason=str(exc)) from exc
     except NoCjkFont as exc:

@@ -154,8 +154,10 @@ def make_agent_figures(db: Database, args: argparse.Namespace,
     return figures, f"agents-{day.isoformat()}"
 
 
-def make_figures(db: Database, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """The figures asked for and the file-name stem of the report."""
+def make_figures(db: Database, args: argparse.Namespace, now: datetime | None = None
+                 ) -> tuple[dict[str, Any], str]:
+    """The figures asked for and the file-name stem of the report; *now* (default: the
+    clock) decides today and how far a week still going on is counted."""
     from bot.reports.figures import campaign_figures, campaign_zone
     from bot.reports.period import period_bounds, period_figures, period_label
 
@@ -176,13 +178,14 @@ def make_figures(db: Database, args: argparse.Namespace) -> tuple[dict[str, Any]
             zone = campaign_zone(campaign)
         else:
             zone = _shared_zone(repo)
-        day = args.date or datetime.now(zone).date()
+        moment = now or datetime.now(UTC)
+        day = args.date or moment.astimezone(zone).date()
         if args.period == "weekly":  # the weekly client summary (bot/reports/weekly.py)
             from bot.reports.weekly import weekly_figures
 
-            start, end = weekly_bounds(args, datetime.now(zone).date())
+            start, end = weekly_bounds(args, moment.astimezone(zone).date())
             figures = weekly_figures(session, campaign=campaign, start=start, end=end,
-                                     tz=zone, now=datetime.now(UTC))
+                                     tz=zone, now=moment)
         else:
             start, end = period_bounds(args.period, day)
             figures = period_figures(session, campaign=campaign, start=start, end=end,
