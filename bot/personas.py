@@ -9,6 +9,7 @@ and the SIP simphone (voice/simphone) play them.
     turns:              # each one is said after the bot has stopped speaking (not hangup,
                         # which follows the previous turn at once)
       - say: 是的，我是
+      - say: [不是…, pause_s: 0.5, 我是他家人]   # words with a pause in the middle
       - dtmf: "1"
       - silent_s: 8
       - barge_in: 等一下  # said while the bot is still speaking
@@ -25,6 +26,17 @@ and the SIP simphone (voice/simphone) play them.
 - `announce_answered:KIND` — the same announcements, but the exchange answers first (200 OK
   after `ring_s`), plays the announcement as ordinary call audio and hangs up (BYE): the
   gateway must recognise it from what it hears and report KIND, not an answered call.
+
+A `say` or `barge_in` is a string, or a list of strings and `pause_s: N` entries for a caller
+who stops mid-sentence and goes on (YAML's flow list keeps it on one line, as above; a block
+list works too).  It must begin and end with words, pauses between 0 and 5 s, never two in a
+row.  The pause is silence between the words as the line carries them: the synthesised
+pieces' own silence at a pause is trimmed away (voice/simphone/playback.py), so `pause_s: 0.5`
+is 500 ms below the speech level, what an endpointer on the far end hears as the pause.
+`Turn.value` is then the words joined (a comma where a piece has no punctuation of its own),
+what a text client sends; `Turn.parts` keeps the words and the pauses (seconds, as floats)
+for the simphone.  Used by bench/turns.py (examples/personas-pauses/) to count the answers
+the gateway's endpointing cuts in the middle.
 
 The dial result the dialer should see (`Persona.dial_result`) is `answered`, `busy`,
 `no_answer`, `rejected` or the announcement's KIND.
@@ -51,10 +63,22 @@ class PersonaError(ValueError):
     """A persona file that cannot be played."""
 
 
+MAX_PAUSE_S = 5.0
+PUNCTUATION = "，。、？！…,.?!~ "
+
+
 @dataclass(frozen=True)
 class Turn:
     kind: TurnKind
     value: Any
+    # Words (str) and pauses (float, seconds) in the order spoken, for a say/barge_in with
+    # a pause in it; empty for all others (then `value` is the whole utterance).
+    parts: tuple[str | float, ...] = ()
+
+    @property
+    def spoken(self) -> tuple[str | float, ...]:
+        """What the simphone plays: the words and pauses (a plain utterance is one piece)."""
+        return self.parts or (str(self.value),)
 
 
 @dataclass(frozen=True)
@@ -97,12 +121,57 @@ def parse_persona(data: Any, source: str = "persona") -> Persona:
             value = str(value)
         elif kind == "dtmf":
             raise PersonaError(f"{source}: turn {n}: dtmf must be digits, * or #")
+        elif kind in ("say", "barge_in") and isinstance(value, list):
+            parts = parse_spoken(value, f"{source}: turn {n}")
+            turns.append(Turn(kind, join_words(parts), parts))
+            continue
         turns.append(Turn(kind, value))
     expect = data.get("expect") or {}
     if not isinstance(expect, dict):
         raise PersonaError(f"{source}: expect must be a mapping such as {{outcome: consented}}")
     return Persona(id=str(data["id"]), dial=dial, ring_s=float(data.get("ring_s", 1.0)),
                    turns=tuple(turns), expect=expect, source=source)
+
+
+def parse_spoken(items: list[Any], where: str) -> tuple[str | float, ...]:
+    """`[不是…, pause_s: 0.5, 我是他家人]` → `("不是…", 0.5, "我是他家人")`; see the module
+    docstring for the rules."""
+    parts: list[str | float] = []
+    for item in items:
+        if isinstance(item, dict) and set(item) == {"pause_s"}:
+            try:
+                pause = float(item["pause_s"])
+            except (TypeError, ValueError):
+                raise PersonaError(f"{where}: pause_s must be a number of seconds") from None
+            if not 0 < pause <= MAX_PAUSE_S:
+                raise PersonaError(f"{where}: pause_s must be > 0 and <= {MAX_PAUSE_S:g}, "
+                                   f"not {pause:g}")
+            if not parts or not isinstance(parts[-1], str):
+                raise PersonaError(f"{where}: a pause must follow words")
+            parts.append(pause)
+        elif isinstance(item, str | int) and not isinstance(item, bool) and str(item).strip():
+            if parts and isinstance(parts[-1], str):
+                raise PersonaError(f"{where}: two pieces of words in a row: join them, or put "
+                                   "a pause_s between them")
+            parts.append(str(item).strip())
+        else:
+            raise PersonaError(f"{where}: a spoken list holds words and `pause_s: N` "
+                               f"entries, not {item!r}")
+    if not parts or not isinstance(parts[-1], str):
+        raise PersonaError(f"{where}: a spoken list must end with words")
+    return tuple(parts)
+
+
+def join_words(parts: tuple[str | float, ...]) -> str:
+    """The words of a spoken list as one utterance, for text clients: a comma where the
+    pause was, unless the piece before it ends with punctuation of its own."""
+    text = ""
+    for part in parts:
+        if isinstance(part, str):
+            text += part
+        elif text[-1] not in PUNCTUATION:
+            text += "，"
+    return text
 
 
 def load_persona(path: str | Path) -> Persona:

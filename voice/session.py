@@ -79,6 +79,8 @@ log = logging.getLogger("waihu.session")
 class SessionConfig:
     # A short answer (yes/no, a score) may end at a 250 ms pause once its decode is one of
     # the question's hint phrases (voice/call/asr.py); every other waits 600 ms of silence.
+    # `pause_ms=0` is the switch that turns this off (every answer waits the full silence:
+    # the `fixed` mode of bench/turns.py).
     vad: VadParams = field(default_factory=lambda: VadParams(
         min_speech_ms=60, end_silence_ms=600, min_utterance_ms=200, max_utterance_s=12.0,
         pause_ms=250))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from bot import channel
@@ -17,13 +19,20 @@ GOODBYE = "好的，感谢您的配合，祝您生活愉快，再见。"
 class ScriptedDialogue:
     """Rasa's REST reply shape without Rasa: greeting, questions, goodbye + hangup; every
     answer to the caller carries the classification the deciding action always sends (the
-    gateway takes a reply without it for a dead action server)."""
+    gateway takes a reply without it for a dead action server).
 
-    def __init__(self, questions: int, hints: tuple[str, ...]) -> None:
+    `listens` (bench/turns.py) gives the `listen` of each question in turn, the greeting's
+    first; `log` keeps when (monotonic clock, shared with the simphone's process) each
+    answer arrived."""
+
+    def __init__(self, questions: int, hints: tuple[str, ...],
+                 listens: Sequence[dict[str, Any]] = ()) -> None:
         self.questions = questions
         self.listen = {"expect": "yes_no", "hints": list(hints), "dtmf_max": 0, "timeout_s": 8}
+        self.listens = list(listens)
         self.turn: dict[str, int] = defaultdict(int)
         self.heard: dict[str, list[str]] = defaultdict(list)
+        self.log: dict[str, list[tuple[float, str]]] = defaultdict(list)
 
     def texts(self) -> list[str]:
         return [GREETING, *QUESTIONS, GOODBYE]
@@ -34,11 +43,13 @@ class ScriptedDialogue:
         self.turn[sender] += 1
         if n:
             self.heard[sender].append(message)
+            self.log[sender].append((time.monotonic(), message))
         classified = [{"recipient_id": sender,
                        "custom": channel.classified_payload("scripted", 1.0)}] if n else []
         if n > self.questions:
             return [*classified, {"recipient_id": sender, "text": GOODBYE},
                     {"recipient_id": sender, "custom": {"hangup": True}}]
         text = GREETING if n == 0 else QUESTIONS[(n - 1) % len(QUESTIONS)]
+        listen = self.listens[n % len(self.listens)] if self.listens else self.listen
         return [*classified, {"recipient_id": sender, "text": text},
-                {"recipient_id": sender, "custom": {"listen": dict(self.listen)}}]
+                {"recipient_id": sender, "custom": {"listen": dict(listen)}}]

@@ -1,5 +1,6 @@
 """The virtual customers: a SimPhone in a process of its own, so that its CPU is not counted
-as the gateway's; it reports its call records, packet arrival jitter and CPU time."""
+as the gateway's; it reports its call records (each with `t0_monotonic`, the INVITE on the
+monotonic clock, which the gateway's process shares), packet arrival jitter and CPU time."""
 
 from __future__ import annotations
 
@@ -28,14 +29,20 @@ async def _phone_main(personas: dict[str, Persona], synthesizer: Synthesizer | N
 
     class Phone(SimPhone):
         arrivals: dict[str, list[float]]
+        t0s: dict[str, float]
 
         def _heard(self, call: Any, frame: Any) -> None:
             self.arrivals[call.number].append(frame.arrival)
             super()._heard(call, frame)
 
+        def _finish(self, call: Any) -> None:
+            self.t0s[call.invite.call_id] = call.t0
+            super()._finish(call)
+
     phone = Phone(personas, synthesizer=synthesizer, cache_dir=CACHE_DIR,
                   options=SimPhoneOptions(idle_hangup_s=15.0, max_call_s=600.0))
     phone.arrivals = defaultdict(list)
+    phone.t0s = {}
     await asyncio.to_thread(phone.prepare)
     await phone.start()
     cpu0 = cpu_s()
@@ -44,7 +51,8 @@ async def _phone_main(personas: dict[str, Persona], synthesizer: Synthesizer | N
     await loop.run_in_executor(None, conn.recv)  # "stop"
     await phone.close()
     jitter = {number: interval_stats(times) for number, times in phone.arrivals.items()}
-    conn.send(("done", [r.to_json() for r in phone.records], jitter, cpu_s() - cpu0))
+    records = [{**r.to_json(), "t0_monotonic": phone.t0s.get(r.call_id)} for r in phone.records]
+    conn.send(("done", records, jitter, cpu_s() - cpu0))
 
 
 @dataclass

@@ -7,14 +7,24 @@ the BYE; out of turns (or when the bot stays quiet for `idle_hangup_s`) the simp
 Operator announcements are played here too: as early media before a 404/480/486
 (`announce`), or as call audio after a 200 OK, ended by a BYE (`announce_answered`).
 Every utterance and digit sent is logged in the record as `OwnAudio`.
+
+A turn with a pause in it (`say: [不是…, pause_s: 0.5, 我是他家人]`, see `bot.personas`) is
+played as one utterance made by `compose`: each piece of words synthesised on its own, the
+TTS's silence trimmed at the pause, and exactly the pause in digital silence between them,
+so the far end hears the pause the persona asks for (whole 20 ms frames) and nothing else
+moves: the turn waits for the bot and is logged like any other.  `compose` also says where
+each piece's speech lies in the utterance, which bench/turns.py uses to time the caller's
+end of speech and to see whether the bot spoke before the caller was done.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from bot.personas import Persona
+from voice.audio.frames import FRAME_BYTES, FRAME_MS, dbfs, split_frames
 from voice.simphone.call import Call, OwnAudio, SimPhoneOptions
 from voice.simphone.transactions import SipUas
 
@@ -26,15 +36,66 @@ ANNOUNCEMENTS: dict[str, tuple[str, int]] = {
 }
 
 
+# A frame at or above this level is speech; below it, the silence a pause is made of.  Lower
+# than the gateway's VAD threshold (-40 dBFS, -46 with its hysteresis), so trimming at a
+# pause never cuts a syllable's tail that the gateway would still hear as speech.
+SPEECH_FLOOR_DBFS = -50.0
+
+
 def phrases(personas: Iterable[Persona]) -> list[str]:
-    """Every text the personas can say (announcements included), each once, in order."""
+    """Every text the personas can say (announcements included; each piece of words of a
+    turn with pauses), each once, in order."""
     texts: list[str] = []
     for persona in personas:
         kind = persona.announcement
         if kind in ANNOUNCEMENTS:
             texts.append(ANNOUNCEMENTS[kind][0])
-        texts += [str(t.value) for t in persona.turns if t.kind in ("say", "barge_in")]
+        texts += [str(p) for t in persona.turns if t.kind in ("say", "barge_in")
+                  for p in t.spoken if isinstance(p, str)]
     return list(dict.fromkeys(texts))
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """What one turn plays: `pcm`, and for each piece of words the ms of its first and the
+    end of its last speech frame within `pcm`."""
+
+    pcm: bytes
+    words_ms: tuple[tuple[int, int], ...]
+
+    @property
+    def speech_end_ms(self) -> int:
+        return self.words_ms[-1][1]
+
+
+def speech_frames(frames: Sequence[bytes]) -> tuple[int, int]:
+    """First speech frame and one past the last (the whole piece if none is speech)."""
+    voiced = [i for i, frame in enumerate(frames) if dbfs(frame) >= SPEECH_FLOOR_DBFS]
+    return (voiced[0], voiced[-1] + 1) if voiced else (0, len(frames))
+
+
+def compose(spoken: Sequence[str | float], audio: Mapping[str, bytes]) -> Utterance:
+    """The utterance of `Turn.spoken`: words (keys of `audio`) and pauses (seconds).  A
+    plain utterance is its audio unchanged; at a pause the pieces are trimmed to their
+    speech and the pause's frames of silence put between."""
+    if len(spoken) == 1:
+        pcm = audio[str(spoken[0])]
+        first, end = speech_frames(split_frames(pcm))
+        return Utterance(pcm, ((first * FRAME_MS, end * FRAME_MS),))
+    out: list[bytes] = []
+    words: list[tuple[int, int]] = []
+    for n, part in enumerate(spoken):
+        if not isinstance(part, str):
+            out += [bytes(FRAME_BYTES)] * max(1, round(part * 1000 / FRAME_MS))
+            continue
+        frames = split_frames(audio[part])
+        first, end = speech_frames(frames)
+        keep_from = first if n > 0 else 0  # a pause before: start at the speech
+        keep_to = end if n < len(spoken) - 1 else len(frames)  # a pause after: end there
+        at = len(out) - keep_from
+        words.append(((at + first) * FRAME_MS, (at + end) * FRAME_MS))
+        out += frames[keep_from:keep_to]
+    return Utterance(b"".join(out), tuple(words))
 
 
 class PersonaPlayer:
@@ -73,9 +134,12 @@ class PersonaPlayer:
             await self.say(call, "announcement", text)
         await self.sip.hang_up(call, "announcement")
 
-    async def say(self, call: Call, kind: str, text: str) -> OwnAudio:
+    async def say(self, call: Call, kind: str, text: str,
+                  spoken: Sequence[str | float] = ()) -> OwnAudio:
+        """Play `text` (or the words and pauses of `spoken`, see `compose`) and log it."""
         assert call.rtp is not None
-        playback = call.rtp.play(self.audio[text], kind)
+        pcm = compose(spoken, self.audio).pcm if len(spoken) > 1 else self.audio[text]
+        playback = call.rtp.play(pcm, kind)
         await playback.done
         start = playback.started or self.clock()
         own = OwnAudio(kind, text, call.ms(start), call.ms(playback.ended or self.clock()))
@@ -109,7 +173,7 @@ class PersonaPlayer:
                 await self.sip.hang_up(call, "idle")
                 return
             if turn.kind == "say":
-                own = await self.say(call, "say", str(turn.value))
+                own = await self.say(call, "say", str(turn.value), turn.spoken)
                 mark = own.end_ms / 1000 + call.t0
             elif turn.kind == "barge_in":
                 if not await bot_started():
@@ -117,7 +181,7 @@ class PersonaPlayer:
                     return
                 began = listener.started_after(mark) or self.clock()
                 await asyncio.sleep(max(0.0, began + opts.barge_in_delay_s - self.clock()))
-                own = await self.say(call, "barge_in", str(turn.value))
+                own = await self.say(call, "barge_in", str(turn.value), turn.spoken)
                 mark = own.end_ms / 1000 + call.t0
             elif turn.kind == "dtmf":
                 first, last = await rtp.send_dtmf(str(turn.value), opts.dtmf_duration_ms,
@@ -140,4 +204,5 @@ class PersonaPlayer:
         await self.sip.hang_up(call, "idle")
 
 
-__all__ = ["ANNOUNCEMENTS", "PersonaPlayer", "phrases"]
+__all__ = ["ANNOUNCEMENTS", "SPEECH_FLOOR_DBFS", "PersonaPlayer", "Utterance", "compose",
+           "phrases"]
