@@ -12,7 +12,6 @@ Screenshots go to var/test-artifacts/console/ (30-33).
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from urllib.parse import urlparse
@@ -27,6 +26,7 @@ from bot.store.models import Escalation
 from tests.e2e.test_console_desk import (  # noqa: F401 - fixtures used by name
     PHONE,
     Desk,
+    Frames,
     browser,
     console,
     log_in,
@@ -127,19 +127,6 @@ def test_the_pop_is_drawn_from_the_message_without_fetching_the_desk(
     shot(page, "31-taken-from-the-drawn-pop")
 
 
-class Frames:
-    def __init__(self, page: Page) -> None:
-        self.texts: list[str] = []
-        page.on("websocket", lambda ws: ws.on("framereceived", self._add))
-
-    def _add(self, payload: str | bytes) -> None:
-        self.texts.append(payload if isinstance(payload, str) else payload.decode())
-
-    def states(self) -> list[str]:
-        found = [json.loads(text) for text in self.texts]
-        return [m["state"] for m in found if m.get("type") == "presence"]
-
-
 def _wait(page: Page, done: object, what: str) -> None:
     for _ in range(200):
         if callable(done) and done():
@@ -176,7 +163,8 @@ def test_a_change_during_a_reload_of_the_desk_is_not_lost(
     _wait(page, lambda: len(held) == 1, "the desk's reload on the call")
     with db.session(write=True) as session:  # the customer hangs up: after-call work
         desk.end_call(session, agent_id, escalation.call_id, datetime.now(UTC))
-    _wait(page, lambda: "wrap_up" in frames.states(), "the wrap-up message")
+    _wait(page, lambda: any(m["state"] == "wrap_up" for m in frames.messages("presence")),
+          "the wrap-up message")
     route, stale = held[0]
     route.fulfill(response=stale)  # type: ignore[arg-type]
     page.unroute(re.compile(r"/agent$"))

@@ -11,6 +11,7 @@ from bot.agents import desk
 from bot.campaigns.definition import load_definition
 from bot.campaigns.registry import save_campaign
 from bot.store import Database
+from bot.store.models import Escalation, TranscriptTurn
 from bot.store.repos.agent_desk import AgentStateRepo
 from tests.unit.agents.seeding import escalate
 
@@ -43,6 +44,19 @@ def offer(db: Database, agent_id: int, at: datetime, phone: str = "13812345678")
         made = desk.offer_next(session, escalation.id, at)
         assert made.offer is not None and made.offer.agent_id == agent_id, made.decision
         return Taken(escalation.id, escalation.call_id, made.offer.id)
+
+
+def pitched(db: Database, taken: Taken, said: str = "我要转人工") -> None:
+    """What the pop shows of the offered call: the bot pitched before the hand-over, the
+    customer is verified, and two turns are stored (the customer's is *said*)."""
+    with db.session() as session:
+        escalation = session.get(Escalation, taken.escalation_id)
+        assert escalation is not None
+        escalation.context = {"stage_before": "pitch", "pitched": True, "verified": True}
+        session.add_all([
+            TranscriptTurn(call_id=taken.call_id, seq=1, speaker="bot",
+                           text="您好，请问是王先生吗"),
+            TranscriptTurn(call_id=taken.call_id, seq=2, speaker="customer", text=said)])
 
 
 def take_call(db: Database, agent_id: int, at: datetime, *, talk_s: float = 60,

@@ -24,9 +24,8 @@ from bot.console.context import CONSOLE
 from bot.console.hub import DeskHub
 from bot.events import InProcessBus, call_event
 from bot.store import Database
-from bot.store.models import Escalation, TranscriptTurn
 from tests.unit.console.conftest import Clock, log_in
-from tests.unit.console.desk_helpers import Taken, add_trial_campaign, offer
+from tests.unit.console.desk_helpers import Taken, add_trial_campaign, offer, pitched
 
 Client = TestClient[web.Request, web.Application]
 
@@ -48,15 +47,7 @@ def offered(db: Database, agent_id: int, clock: Clock) -> Taken:
         desk.change_presence(session, agent_id, PresenceEvent("log_in"), clock.now)
     clock.advance(seconds=5)
     taken = offer(db, agent_id, clock.now)
-    with db.session() as session:
-        escalation = session.get(Escalation, taken.escalation_id)
-        assert escalation is not None
-        escalation.context = {"stage_before": "pitch", "pitched": True, "verified": True}
-        session.add_all([
-            TranscriptTurn(call_id=taken.call_id, seq=1, speaker="bot",
-                           text="您好，请问是王先生吗"),
-            TranscriptTurn(call_id=taken.call_id, seq=2, speaker="customer",
-                           text="我的号码是13812345678，我要转人工")])
+    pitched(db, taken, said="我的号码是13812345678，我要转人工")
     return taken
 
 

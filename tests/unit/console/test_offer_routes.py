@@ -18,9 +18,9 @@ from bot import accounts
 from bot.agents import desk
 from bot.agents.presence import PresenceEvent
 from bot.store import AuditRepo, Database
-from bot.store.models import Escalation, EscalationOffer, TranscriptTurn
+from bot.store.models import Escalation, EscalationOffer
 from tests.unit.console.conftest import Clock, csrf_of, log_in
-from tests.unit.console.desk_helpers import Taken, add_trial_campaign, offer
+from tests.unit.console.desk_helpers import Taken, add_trial_campaign, offer, pitched
 
 Client = TestClient[web.Request, web.Application]
 
@@ -40,15 +40,7 @@ async def offered(client: Client, db: Database, agent_id: int, clock: Clock) -> 
                       allow_redirects=False)
     clock.advance(seconds=5)
     taken = offer(db, agent_id, clock.now)
-    with db.session() as session:
-        escalation = session.get(Escalation, taken.escalation_id)
-        assert escalation is not None
-        escalation.context = {"stage_before": "pitch", "pitched": True, "verified": True}
-        session.add_all([
-            TranscriptTurn(call_id=taken.call_id, seq=1, speaker="bot",
-                           text="您好，请问是王先生吗"),
-            TranscriptTurn(call_id=taken.call_id, seq=2, speaker="customer",
-                           text="我要转人工")])
+    pitched(db, taken)
     clock.advance(seconds=2)
     return taken
 
