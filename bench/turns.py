@@ -28,7 +28,11 @@ answer moves the dialogue one question on: the call's later answers then meet th
 question's `listen`, and its last answer may go unsaid (the dialogue has said goodbye).
 
     .venv/bin/python bench/turns.py [--modes adaptive,fixed] [--personas pause_family,…]
-                                    [--repeat 3] [--concurrency 1]
+                                    [--repeat 3] [--concurrency 1] [--detail]
+
+`--detail` adds every turn (said, expect, gap, cut, heard) per mode.  Whisper only: the issue's
+target is for Vosk, but `bench.voicebench.engines` knows only the Korean stand-in Vosk model
+(no Mandarin one is obtainable here), which cannot hear these Mandarin callers.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +189,7 @@ def call_turns(record: dict[str, Any], persona: Persona, listens: list[dict[str,
 
 
 async def run_mode(mode: str, vad: VadParams, calls: list[Persona], ctx: dict[str, Any],
-                   concurrency: int, tag: int) -> dict[str, Any]:
+                   concurrency: int, tag: int, detail: bool = False) -> dict[str, Any]:
     from bench.voicebench.level import CallStats, one_call
     from bench.voicebench.phone import PhoneProc
 
@@ -220,10 +224,14 @@ async def run_mode(mode: str, vad: VadParams, calls: list[Persona], ctx: dict[st
     failed += [f"{s.call_id}: {s.ended_by} {s.error}" for s in stats
                if isinstance(s, CallStats) and (s.error or s.ended_by != "bot")]
     print(f"[{mode}] {len(calls)} calls in {wall:.0f} s", file=sys.stderr, flush=True)
-    return {"pause_ms": vad.pause_ms, "end_silence_ms": vad.end_silence_ms,
-            "calls": len(calls), "calls_failed": failed, "wall_s": round(wall, 1),
-            "load_avg_1m_before_after": [round(load, 2), round(os.getloadavg()[0], 2)],
-            **summarise(results)}
+    out: dict[str, Any] = {
+        "pause_ms": vad.pause_ms, "end_silence_ms": vad.end_silence_ms, "calls": len(calls),
+        "calls_failed": failed, "wall_s": round(wall, 1),
+        "load_avg_1m_before_after": [round(load, 2), round(os.getloadavg()[0], 2)],
+        **summarise(results)}
+    if detail:
+        out["turns"] = [asdict(r) for r in results]
+    return out
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -274,7 +282,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for tag, (mode, vad) in enumerate(chosen.items()):
             calls = [p for _ in range(args.repeat) for p in personas]
-            out["modes"][mode] = await run_mode(mode, vad, calls, ctx, args.concurrency, tag)
+            out["modes"][mode] = await run_mode(mode, vad, calls, ctx, args.concurrency, tag,
+                                                args.detail)
     finally:
         await telephony.close()
         engine.asr.close()
@@ -290,7 +299,8 @@ def main() -> int:
     parser.add_argument("--personas-dir", type=Path, default=PERSONAS_DIR)
     parser.add_argument("--repeat", type=int, default=3, help="calls per persona and mode")
     parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--engine", default="whisper")
+    parser.add_argument("--engine", default="whisper", choices=["whisper"])
+    parser.add_argument("--detail", action="store_true", help="every turn in the JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     print(json.dumps(asyncio.run(main_async(args)), ensure_ascii=False, indent=1, default=str))
