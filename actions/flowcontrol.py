@@ -7,7 +7,8 @@ request's own words, `CONTROL_WORDS`), or classified with the campaign's
 utterance (an ordinary "可以你说" heard as "可以跟你说" was classified `request_human` at
 0.35 and the call was transferred).  Anything less is confirmed back first ("您是要转接人工
 客服吗？").  While confirming, a clear no goes back to the question the customer was
-answering; for a do-not-call request or a complaint, silence or a second unclear answer
+answering, and so does a clear answer to the call itself ("明天上午十点再打过来": the
+request was a mishearing), which is then taken there; for a do-not-call request or a complaint, silence or a second unclear answer
 lets the request stand (when in doubt, the number is not called again), while a doubtful
 request for a person is dropped (the customer can always ask again; a transfer nobody
 wanted costs an agent and the customer's patience).
@@ -25,6 +26,10 @@ from actions.wording import ANSWER_OPENING, CONTROL_WORDS, SAYS_NO, SAYS_NO_NEED
 # and a lost complaint or do-not-call request is a compliance failure.  First match wins;
 # the classifier's own control intent is never overridden ("再打我就投诉" is do_not_call).
 CONTROL_INTENTS = frozenset({"request_human", "complain", "do_not_call"})
+# Replies to "您是要投诉吗？" that are no answer of their own: the question stays open.
+_NO_ANSWER_TO_A_CONFIRMATION = frozenset({
+    "silence_timeout", "asr_unclear", "nlu_fallback", "not_understand", "affirm", "agree",
+    "deny", "caller_hung_up", "ask_who", "goodbye", "dtmf", *CONTROL_INTENTS})
 
 
 def control_by_words(text: str) -> str | None:
@@ -106,6 +111,12 @@ class ControlRequests(OfferStages):
             return self._resume(Step(lead="go_on"))
         if reply.intent in ("affirm", "agree") or reply.keyed == "1" or said == pending:
             return self._honour_pending(pending)
+        if self._answers_instead(reply):
+            # "明天上午十点再打过来" to "您是要投诉吗？": not the request, an answer to the call
+            # (the complaint was 我在开车呢 misheard).  The request was not made; the answer
+            # is taken where the customer was.
+            self._resume()
+            return self.handle(reply)
         if reply.intent == "silence_timeout" or self.state.control_asks >= MAX_CONTROL_ASKS:
             if pending != "request_human":  # when in doubt, a do-not-call request stands
                 return self._honour_pending(pending)
@@ -115,6 +126,15 @@ class ControlRequests(OfferStages):
             return self._resume(Step(lead="go_on"))
         self.state.control_asks += 1
         return self._prompt(Step(lead="sorry"))
+
+    def _answers_instead(self, reply: Reply) -> bool:
+        """A clearly heard, confidently classified reply that neither confirms nor denies
+        the request nor asks anything back: the customer is answering the call."""
+        return (reply.intent not in _NO_ANSWER_TO_A_CONFIRMATION and self._heard_clearly(reply)
+                and reply.intent_confidence >= self.script.min_control_confidence)
+
+    def handle(self, reply: Reply) -> Step:
+        raise NotImplementedError  # the call flow's entry point (flow.py)
 
     def _says_no(self, reply: Reply, pending: str) -> bool:
         if reply.intent == "deny" or reply.keyed == "2" or SAYS_NO.match(reply.text):

@@ -535,6 +535,28 @@ def test_hanging_up_elsewhere_leaves_the_outcome_to_the_channel() -> None:
     assert call.state.stage == "offer"
 
 
+def test_a_clear_answer_to_the_call_while_confirming_is_a_no_and_is_taken() -> None:
+    # 我在开车呢 heard as 我去开这盒呢 (complain, ASR 0.51) is asked back; what the customer
+    # says next answers the call, not the question: no complaint, their callback is taken.
+    call = Call(MARKETING)
+    call.reply("complain", "我去开这盒呢", input_mode="speech", asr_confidence=0.51)
+    assert call.state.stage == "confirm_control"
+    step = call.reply("busy_call_later", "你明天上午10点再打过来", input_mode="speech",
+                      asr_confidence=0.82, intent_confidence=0.99)
+    assert step.lead == "end_callback"
+    assert not [e for e in call.effects if isinstance(e, AddDoNotCall | Escalate)]
+    [callback] = [e for e in call.effects if isinstance(e, ScheduleCallback)]
+    assert callback.due_at == datetime(2026, 11, 24, 10, 0, tzinfo=NOW.tzinfo)
+
+
+def test_an_unclear_answer_to_the_call_while_confirming_keeps_the_question() -> None:
+    call = Call(MARKETING)
+    call.reply("complain", "我去开这盒呢", input_mode="speech", asr_confidence=0.51)
+    step = call.reply("busy_call_later", "你明天上午10点再打过来", input_mode="speech",
+                      asr_confidence=0.5)
+    assert (step.lead, step.question) == ("sorry", "confirm_complaint")
+
+
 @pytest.mark.parametrize("intent, text", [
     ("do_not_call", "不是，我没说别再打了"),  # the words of the request, said as a no
     ("nlu_fallback", "没有没有"),
