@@ -8,10 +8,11 @@ utterance (an ordinary "可以你说" heard as "可以跟你说" was classified 
 0.35 and the call was transferred).  Anything less is confirmed back first ("您是要转接人工
 客服吗？").  While confirming, a clear no goes back to the question the customer was
 answering, and so does a clear answer to the call itself ("明天上午十点再打过来": the
-request was a mishearing), which is then taken there; for a do-not-call request or a complaint, silence or a second unclear answer
-lets the request stand (when in doubt, the number is not called again), while a doubtful
-request for a person is dropped (the customer can always ask again; a transfer nobody
-wanted costs an agent and the customer's patience).
+request was a mishearing), which is then taken there; for a do-not-call request
+or a complaint, silence or a second unclear answer lets the request stand (when
+in doubt, the number is not called again), while a doubtful request for a person
+is dropped (the customer can always ask again; a transfer nobody wanted costs an
+agent and the customer's patience).
 """
 
 from __future__ import annotations
