@@ -82,7 +82,7 @@ def _rules_from_audit() -> list[dict[str, Any]]:
                                .order_by(audit.c.id)):
         card = (detail or {}).get("scorecard")
         review_id = (detail or {}).get("review_id")
-        if isinstance(card, dict) and review_id in known:
+        if isinstance(card, dict) and isinstance(review_id, int) and review_id in known:
             failed[review_id] = [str(r) for r in card.get("failed_rules") or []]
     return [{"review_id": review_id, "rule": rule, "passed": rule not in rules,
              "points": None, "max_points": None}
