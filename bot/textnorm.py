@@ -85,7 +85,9 @@ _SCORE_WORDS: tuple[tuple[str, int], ...] = (
     ("马马虎虎", 3),
     ("过得去", 3),
 )
-_SCORE_NUMBER = re.compile(r"([1-5一二两三四五])\s*分")
+# 分 as a recogniser may write it on a phone line: 份 (the same syllable; 只能给两分 came
+# back 只能给两份 and the score was lost).
+_SCORE_NUMBER = re.compile(r"([1-5一二两三四五])\s*[分份]")
 _BARE_SCORE = re.compile(r"^\D*?([1-5一二两三四五])\D*$")
 
 
