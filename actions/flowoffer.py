@@ -15,6 +15,15 @@ from actions.flowbase import (
 )
 from actions.flowtypes import Outcome, RecordConsent, Reply, Step
 
+# A spoken answer the recogniser snapped to a hint at this acoustic confidence or below is
+# a guess: heard with more, even unsnapped and unclear, it stands as said.
+WEAK_SNAP_CONFIDENCE = 0.5
+
+
+def _a_weak_guess(reply: Reply) -> bool:
+    return (reply.input_mode == "speech" and reply.asr_snapped
+            and (reply.asr_confidence or 0.0) <= WEAK_SNAP_CONFIDENCE)
+
 
 class OfferStages(FlowBase):
     """The stages from the pitch to the consent or the decline."""
@@ -40,6 +49,10 @@ class OfferStages(FlowBase):
         if reply.intent == "undecided":
             return self._undecided()
         refusals = ("deny", "not_needed", "too_expensive", "distrust")
+        if reply.intent in refusals and _a_weak_guess(reply):
+            # 确认了 snapped to 取消 at confidence 0.11 ended a trial the customer wanted
+            # to keep: cancelling their service rests on more than that.
+            return self._repeat()
         if reply.intent in refusals or reply.keyed == "2":
             return self._end("end_trial_cancelled",
                              Outcome("declined", REASON_BY_INTENT.get(reply.intent, "other"),
