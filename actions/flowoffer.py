@@ -15,14 +15,19 @@ from actions.flowbase import (
 )
 from actions.flowtypes import Outcome, RecordConsent, Reply, Step
 
-# A spoken answer the recogniser snapped to a hint at this acoustic confidence or below is
-# a guess: heard with more, even unsnapped and unclear, it stands as said.
+# A spoken answer heard below GUESS_CONFIDENCE, or snapped to a hint at WEAK_SNAP_CONFIDENCE
+# or below, is a guess.  Refusals said plainly came through at 0.38-0.50 on the paraphrase
+# run (先贵吧, 不要); 确认了 came back as 取消 at 0.11.
+GUESS_CONFIDENCE = 0.3
 WEAK_SNAP_CONFIDENCE = 0.5
 
 
 def _a_weak_guess(reply: Reply) -> bool:
-    return (reply.input_mode == "speech" and reply.asr_snapped
-            and (reply.asr_confidence or 0.0) <= WEAK_SNAP_CONFIDENCE)
+    if reply.input_mode != "speech":
+        return False
+    confidence = reply.asr_confidence or 0.0
+    return confidence < GUESS_CONFIDENCE or (reply.asr_snapped
+                                             and confidence <= WEAK_SNAP_CONFIDENCE)
 
 
 class OfferStages(FlowBase):

@@ -368,20 +368,23 @@ def test_second_confirmation_keep_cancel_undecided() -> None:
     assert undecided.consents == []
 
 
-def test_a_cancel_that_is_only_a_weak_guess_is_asked_again() -> None:
-    # 确认了 snapped to 取消 at ASR confidence 0.11 cancelled a trial the customer kept.
+@pytest.mark.parametrize("snapped, confidence", [(True, 0.45), (False, 0.108)])
+def test_a_cancel_that_is_only_a_weak_guess_is_asked_again(snapped: bool,
+                                                           confidence: float) -> None:
+    # 确认了 heard as 取消 at ASR confidence 0.108 cancelled a trial the customer kept.
     call = Call(Script("second_confirmation"))
     call.reply("affirm")
     call.reply("affirm")
     call.reply("agree", "我同意")
-    step = call.reply("deny", "取消", input_mode="speech", asr_confidence=0.11, asr_snapped=True)
+    step = call.reply("deny", "取消", input_mode="speech", asr_confidence=confidence,
+                      asr_snapped=snapped)
     assert step.lead == "sorry" and call.outcome is None
     call.key("1")
     assert call.outcome == Outcome("consented", confirmation_result="keep")
 
 
 @pytest.mark.parametrize("heard", [
-    {"input_mode": "speech", "asr_confidence": 0.74, "asr_snapped": False},  # said, unclear
+    {"input_mode": "speech", "asr_confidence": 0.38, "asr_snapped": False},  # said, unclear
     {"input_mode": "speech", "asr_confidence": 0.8, "asr_snapped": True},
 ])
 def test_a_cancel_heard_with_more_stands(heard: dict) -> None:
