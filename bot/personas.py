@@ -14,6 +14,8 @@ and the SIP simphone (voice/simphone) play them.
       - silent_s: 8
       - barge_in: 等一下  # said while the bot is still speaking
       - hangup: true
+    answers:            # what the customer says when the bot asks back (optional)
+      转接人工: 对，转人工  # the bot's words contain 转接人工 → say 对，转人工
     expect: {outcome: consented}   # checked by `waihu simulate`
 
 `dial` is one of
@@ -37,6 +39,14 @@ is 500 ms below the speech level, what an endpointer on the far end hears as the
 what a text client sends; `Turn.parts` keeps the words and the pauses (seconds, as floats)
 for the simphone.  Used by bench/turns.py (examples/personas-pauses/) to count the answers
 the gateway's endpointing cuts in the middle.
+
+`answers` is for the questions a script cannot place: the bot asks back when it doubts
+what it heard ("您是要转接人工客服吗？" after a request for a person heard at low
+confidence), which depends on the recogniser, not on the persona.  When the bot's words
+since the customer last spoke contain a cue, the customer says its reply before going on
+with the turns (and also once the turns are done), at most `MAX_ANSWERS` times a call, as
+a real customer would answer the question they were asked.  `Persona.answer_to` is the one
+place that decides; the simphone and the text client both ask it.
 
 The dial result the dialer should see (`Persona.dial_result`) is `answered`, `busy`,
 `no_answer`, `rejected` or the announcement's KIND.
@@ -64,6 +74,7 @@ class PersonaError(ValueError):
 
 
 MAX_PAUSE_S = 5.0
+MAX_ANSWERS = 2  # asked back more often than this, the customer stops answering
 PUNCTUATION = "，。、？！…,.?!~ "
 
 
@@ -89,6 +100,14 @@ class Persona:
     turns: tuple[Turn, ...] = ()
     expect: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    answers: tuple[tuple[str, str], ...] = ()  # (cue in the bot's words, the reply)
+
+    def answer_to(self, bot_words: str) -> str | None:
+        """The reply to what the bot just said, if it asked something in `answers`."""
+        for cue, reply in self.answers:
+            if cue in bot_words:
+                return reply
+        return None
 
     @property
     def dial_result(self) -> str:
@@ -130,7 +149,25 @@ def parse_persona(data: Any, source: str = "persona") -> Persona:
     if not isinstance(expect, dict):
         raise PersonaError(f"{source}: expect must be a mapping such as {{outcome: consented}}")
     return Persona(id=str(data["id"]), dial=dial, ring_s=float(data.get("ring_s", 1.0)),
-                   turns=tuple(turns), expect=expect, source=source)
+                   turns=tuple(turns), expect=expect, source=source,
+                   answers=parse_answers(data.get("answers"), source))
+
+
+def parse_answers(raw: Any, source: str) -> tuple[tuple[str, str], ...]:
+    """`{转接人工: 对}` → `(("转接人工", "对"),)`: cues and replies are plain words."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise PersonaError(f"{source}: answers must map words of the bot's question to a "
+                           "reply, such as {转接人工: 对}")
+    pairs = []
+    for cue, reply in raw.items():
+        if not (isinstance(cue, str) and cue.strip() and isinstance(reply, str)
+                and reply.strip()):
+            raise PersonaError(f"{source}: answers: {cue!r}: the cue and the reply must "
+                               "both be words")
+        pairs.append((cue.strip(), reply.strip()))
+    return tuple(pairs)
 
 
 def parse_spoken(items: list[Any], where: str) -> tuple[str | float, ...]:

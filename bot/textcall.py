@@ -22,7 +22,7 @@ from bot.events import (
     InProcessBus,
     call_event,
 )
-from bot.personas import Persona
+from bot.personas import MAX_ANSWERS, Persona
 from bot.privacy import mask_id_digits, mask_phone
 from bot.store import CallRepo, Database
 from bot.store.models import Call, Campaign, Contact
@@ -168,16 +168,28 @@ class TextCall:
 
 async def play_persona(call: TextCall, persona: Persona) -> dict[str, Any]:
     """Answer the call as the persona would, then return the call's outcome."""
-    await call.start()
+    given = 0
+
+    async def answer_back(reply: BotReply) -> None:
+        """What the bot asked back, answered from the persona's `answers` (bot.personas)."""
+        nonlocal given
+        while not call.ended and given < MAX_ANSWERS:
+            words = persona.answer_to("".join(reply.texts))
+            if words is None:
+                return
+            given += 1
+            reply = await call.say(words)
+
+    await answer_back(await call.start())
     for turn in persona.turns:
         if call.ended:
             break
         if turn.kind in ("say", "barge_in"):
-            await call.say(str(turn.value))
+            await answer_back(await call.say(str(turn.value)))
         elif turn.kind == "dtmf":
-            await call.key(str(turn.value))
+            await answer_back(await call.key(str(turn.value)))
         elif turn.kind == "silent_s":
-            await call.silence()
+            await answer_back(await call.silence())
         elif turn.kind == "hangup":
             await call.hang_up()
     if not call.ended:  # the persona ran out of things to say: it hangs up

@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from bot import events
 from bot.campaigns.definition import CampaignDefinition, Trunk
 from bot.campaigns.dialer import CallJob
 from bot.campaigns.registry import pause_campaign, save_campaign, start_campaign
@@ -43,6 +44,7 @@ from bot.demo import (
     load_sample,
     text_calls,
 )
+from bot.events import CallEvent, EventBus, InProcessBus
 from bot.expectations import heard_turns, summarise
 from bot.personas import Persona, load_personas
 from bot.reports.figures import campaign_figures
@@ -62,14 +64,30 @@ AGENT_NUMBER = "95000"
 AGENT = Persona(id="agent", dial="answer", ring_s=1.0)
 
 
+class BotWords:
+    """What the bot has said on each call, from the call events: the virtual customers
+    answer the bot's questions back (`Persona.answers`) from it."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.said: dict[str, list[str]] = {}
+        bus.subscribe(self._turn, names=[events.TURN_BOT])
+
+    def _turn(self, event: CallEvent) -> None:
+        self.said.setdefault(event.call_id, []).append(str(event.data.get("text", "")))
+
+    def __call__(self, call_id: str) -> list[str]:
+        return self.said.get(call_id, [])
+
+
 @contextlib.asynccontextmanager
-async def virtual_customers(personas_by_number: dict[str, Persona], var: Path
-                            ) -> AsyncIterator[Any]:
+async def virtual_customers(personas_by_number: dict[str, Persona], var: Path,
+                            bot_words: BotWords | None = None) -> AsyncIterator[Any]:
     """A SimPhone on a free 127.0.0.1 port answering each number as its persona."""
     from voice.simphone.phone import SimPhone
 
     phone = SimPhone(personas_by_number, host="127.0.0.1", port=0,
-                     cache_dir=var / "tts" / "cache", record_dir=var / "simphone")
+                     cache_dir=var / "tts" / "cache", record_dir=var / "simphone",
+                     bot_words=bot_words)
     await asyncio.to_thread(phone.prepare)  # every persona phrase synthesised up front
     await phone.start()
     try:
@@ -110,7 +128,9 @@ async def simulate_campaign(db: Database, rasa: RasaEndpoint, defn: CampaignDefi
     numbers = dict(_numbers(db, by_contact))
     numbers[AGENT_NUMBER] = AGENT  # transfers go to a virtual agent on the same SimPhone
     settings = VoiceSettings(var=var, asr_engine=asr_engine)
-    async with virtual_customers(numbers, var) as phone, voice_parts(settings) as stack:
+    bus = InProcessBus()
+    async with (virtual_customers(numbers, var, BotWords(bus)) as phone,
+                voice_parts(settings) as stack):
         trunk = Trunk(uri=f"sip:{{number}}@127.0.0.1:{phone.port}")
         defn = defn.model_copy(update={"trunk": trunk})
         save_campaign(db, defn)  # the trunk now points at the virtual customers
@@ -127,7 +147,7 @@ async def simulate_campaign(db: Database, rasa: RasaEndpoint, defn: CampaignDefi
         try:
             async with aiohttp.ClientSession() as http:
                 gateway = Gateway(db, stack.telephony, stack.asr, stack.tts,
-                                  rasa.channel(http), config)
+                                  rasa.channel(http), config, events=bus)
                 results = await dial_campaign(
                     db, gateway.dialer, campaign_id, by_contact, start, end,
                     voice_placer(gateway, by_contact, defn.name),

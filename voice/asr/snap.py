@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.textnorm import digits_in, parse_score
@@ -206,10 +206,18 @@ class Interpretation:
     unclear: bool
     snapped: bool = False
     distance: float = 0.0  # snap distance (0 when not snapped)
+    repaired: bool = False  # homophones put right (voice/asr/lexicon.py); snapped too
 
 
-def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD) -> Interpretation:
-    """What an utterance means for the bot, given what the bot expected."""
+def _as_is(text: str) -> str:
+    return text
+
+
+def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD,
+              repair: Callable[[str], str] = _as_is) -> Interpretation:
+    """What an utterance means for the bot, given what the bot expected.  *repair* puts
+    misheard customer phrases right in words that snap to no hint (the engines pass
+    `voice.asr.lexicon.repair`); what it changed counts as snapped."""
     text = normalize(raw)
     if not text:
         return Interpretation("", "", unclear=True)
@@ -228,13 +236,20 @@ def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD) -> Inte
                                       distance=near.distance)
         return Interpretation(str(score) if score else "", text, unclear=score is None)
     if hints.expect == "free" or not hints.phrases:
-        return Interpretation(text, text, unclear=False)
+        return _repaired(text, text, repair)
     heard, text = text, without_hum(text)
     near = snap(text, hints.phrases, threshold)
     if near.phrase is None:
         # The hints bias the decoder; they are not the only answers a caller may give
-        # ("方便" to "现在方便吗？").  Far from every hint, the words go through as heard,
-        # unsnapped, and the engine's acoustic confidence decides whether they are usable.
-        return Interpretation(text, heard, unclear=False, snapped=False, distance=0.0)
+        # ("方便" to "现在方便吗？").  Far from every hint, the words go through as heard
+        # (misheard customer phrases put right), and the engine's acoustic confidence
+        # decides whether they are usable.
+        return _repaired(text, heard, repair)
     return Interpretation(near.phrase, heard, unclear=False, snapped=near.phrase != text,
                           distance=near.distance)
+
+
+def _repaired(text: str, heard: str, repair: Callable[[str], str]) -> Interpretation:
+    fixed = repair(text)
+    changed = fixed != text
+    return Interpretation(fixed, heard, unclear=False, snapped=changed, repaired=changed)

@@ -32,6 +32,7 @@ import numpy as np
 
 from bot.privacy import mask_id_digits
 from voice.asr.base import AsrEngine, Hints, Recognizer, Transcript
+from voice.asr.lexicon import customer_lexicon
 from voice.asr.snap import SNAP_THRESHOLD, interpret
 
 log = logging.getLogger("waihu.asr.whisper")
@@ -77,6 +78,8 @@ class WhisperSettings:
     # 0.2 s), so they get none by default.
     lead_silence_s: float = 0.0
     digits_lead_silence_s: float = 0.2
+    # Misheard customer phrases put right from the NLU examples (voice/asr/lexicon.py).
+    repair_homophones: bool = True
 
 
 class WhisperEngine(AsrEngine):
@@ -116,6 +119,8 @@ class WhisperEngine(AsrEngine):
                              num_workers=self.parallel)
         self._tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="zh")
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
+        if self.settings.repair_homophones:
+            customer_lexicon()  # read now, not on a call's first reply
         self._model = model
         log.info("asr.whisper.loaded ms=%.0f %s", (time.perf_counter() - started) * 1000,
                  self.describe())
@@ -218,11 +223,14 @@ class WhisperEngine(AsrEngine):
     def _conclude(self, raw: str, avg_logprob: float, no_speech: float, hints: Hints,
                   elapsed: float) -> Transcript:
         """The model's output → what the session gets: snapped, gated, or unclear."""
-        meaning = interpret(raw, hints, self.settings.snap_threshold)
+        meaning = interpret(raw, hints, self.settings.snap_threshold,
+                            repair=customer_lexicon().repair if self.settings.repair_homophones
+                            else lambda text: text)
         silent = (no_speech > self.settings.no_speech_threshold
                   and avg_logprob < self.settings.logprob_threshold)
         acoustic = math.exp(min(0.0, avg_logprob)) * (1.0 - no_speech)
-        off_list = (hints.expect == "yes_no" and not meaning.unclear and not meaning.snapped
+        off_list = (hints.expect == "yes_no" and not meaning.unclear
+                    and (meaning.repaired or not meaning.snapped)
                     and meaning.text not in hints.phrases)
         floor = (self.settings.min_free_confidence_one_char if len(meaning.text) == 1
                  else self.settings.min_free_confidence)

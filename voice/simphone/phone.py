@@ -24,7 +24,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ class SimPhone:
                  cache_dir: str | Path = "var/cache/tts", *,
                  record_dir: str | Path | None = None, report: str | Path | None = None,
                  options: SimPhoneOptions | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 bot_words: Callable[[str], Sequence[str]] | None = None) -> None:
         self.personas = dict(personas)
         self.host = host
         self.synthesizer = synthesizer
@@ -81,7 +82,7 @@ class SimPhone:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sip = SipUas(host, port, t1=self.options.t1, clock=clock, spawn=self._spawn,
                           on_invite=self._new_call)
-        self.player = PersonaPlayer(self.sip, self.audio, self.options, clock)
+        self.player = PersonaPlayer(self.sip, self.audio, self.options, clock, bot_words)
         self.listening = Listening(self.options, clock, self.record_dir)
 
     # --- life cycle -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.personas import Persona
+from bot.personas import MAX_ANSWERS, Persona
 from voice.audio.frames import FRAME_BYTES, FRAME_MS, dbfs, split_frames
 from voice.simphone.call import Call, OwnAudio, SimPhoneOptions
 from voice.simphone.transactions import SipUas
@@ -52,6 +52,7 @@ def phrases(personas: Iterable[Persona]) -> list[str]:
             texts.append(ANNOUNCEMENTS[kind][0])
         texts += [str(p) for t in persona.turns if t.kind in ("say", "barge_in")
                   for p in t.spoken if isinstance(p, str)]
+        texts += [reply for _, reply in persona.answers]
     return list(dict.fromkeys(texts))
 
 
@@ -104,11 +105,16 @@ class PersonaPlayer:
     of announcements and the BYE."""
 
     def __init__(self, sip: SipUas, audio: Mapping[str, bytes], options: SimPhoneOptions,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 bot_words: Callable[[str], Sequence[str]] | None = None) -> None:
         self.sip = sip
         self.audio = audio
         self.options = options
         self.clock = clock
+        # What the bot has said on a call so far, by the gateway's call id (the INVITE's
+        # X-Waihu-Call-Id): the persona's `answers` need the words, which the audio alone
+        # does not give without a recogniser of our own.  None: answers are never given.
+        self.bot_words = bot_words
 
     async def announce(self, call: Call, kind: str) -> None:
         """The announcement as early media (183 + SDP), then its final status."""
@@ -168,12 +174,30 @@ class PersonaPlayer:
             return await listener.wait(started, idle_s=opts.idle_hangup_s, since=mark,
                                        clock=self.clock)
 
+        asked = BotQuestions(call, self.bot_words)
+
+        async def answered() -> bool:
+            """Said the persona's reply if the bot just asked one of its `answers`."""
+            nonlocal mark
+            reply = asked.reply()
+            if reply is None:
+                return False
+            own = await self.say(call, "say", reply)
+            asked.spoke()
+            mark = own.end_ms / 1000 + call.t0
+            return True
+
         for turn in call.persona.turns:
-            if turn.kind in ("say", "dtmf", "silent_s") and not await bot_stopped():
-                await self.sip.hang_up(call, "idle")
-                return
+            if turn.kind in ("say", "dtmf", "silent_s"):
+                while await bot_stopped():
+                    if not await answered():
+                        break
+                else:
+                    await self.sip.hang_up(call, "idle")
+                    return
             if turn.kind == "say":
                 own = await self.say(call, "say", str(turn.value), turn.spoken)
+                asked.spoke()
                 mark = own.end_ms / 1000 + call.t0
             elif turn.kind == "barge_in":
                 if not await bot_started():
@@ -182,6 +206,7 @@ class PersonaPlayer:
                 began = listener.started_after(mark) or self.clock()
                 await asyncio.sleep(max(0.0, began + opts.barge_in_delay_s - self.clock()))
                 own = await self.say(call, "barge_in", str(turn.value), turn.spoken)
+                asked.spoke()
                 mark = own.end_ms / 1000 + call.t0
             elif turn.kind == "dtmf":
                 first, last = await rtp.send_dtmf(str(turn.value), opts.dtmf_duration_ms,
@@ -198,10 +223,40 @@ class PersonaPlayer:
                 await self.sip.hang_up(call, "persona")
                 return
             call.record.turns_done += 1
-        # Out of turns: the bot should say goodbye and hang up; if it goes quiet, we do.
+        # Out of turns: the bot should say goodbye and hang up; if it goes quiet, we do
+        # (after answering what it asked back, if the persona has an answer).
         while listener.quiet_for(self.clock(), mark) < opts.idle_hangup_s:
-            await asyncio.sleep(0.1)
+            if not (stopped() and await answered()):
+                await asyncio.sleep(0.1)
         await self.sip.hang_up(call, "idle")
+
+
+class BotQuestions:
+    """What the bot said on *call* since the persona last spoke, and whether it asked
+    something the persona has an answer for (`Persona.answer_to`, at most `MAX_ANSWERS`)."""
+
+    def __init__(self, call: Call, bot_words: Callable[[str], Sequence[str]] | None) -> None:
+        self.persona = call.persona
+        self.call_id = call.invite.get("x-waihu-call-id") or ""
+        self.bot_words = bot_words
+        self.seen = 0  # bot turns heard before the persona last spoke
+        self.given = 0
+
+    def _words(self) -> Sequence[str]:
+        if self.bot_words is None or not self.call_id or not self.persona.answers:
+            return ()
+        return self.bot_words(self.call_id)
+
+    def reply(self) -> str | None:
+        if self.given >= MAX_ANSWERS:
+            return None
+        reply = self.persona.answer_to("".join(self._words()[self.seen:]))
+        if reply is not None:
+            self.given += 1
+        return reply
+
+    def spoke(self) -> None:
+        self.seen = len(self._words())
 
 
 __all__ = ["ANNOUNCEMENTS", "SPEECH_FLOOR_DBFS", "PersonaPlayer", "Utterance", "compose",

@@ -37,6 +37,9 @@ from voice.tts.espeak import EspeakSynthesizer
 pytestmark = pytest.mark.sip
 
 GREETING = "喂，你好，我是张先生。"
+# What "the bot" (the test's caller) has said, by X-Waihu-Call-Id, as simulate's BotWords
+# gives it from the call events.
+BOT_SAID: dict[str, list[str]] = {}
 
 
 def _persona(pid: str, dial: str = "answer", ring_s: float = 0.2,
@@ -53,6 +56,8 @@ PERSONAS: dict[str, Persona] = {
     "2005": _persona("empty_number", "announce:invalid_number"),
     "2006": _persona("switched_off", "announce:powered_off"),
     "2007": _persona("interrupts", turns=[{"barge_in": "等一下"}]),
+    "2008": parse_persona({"id": "asked_back", "ring_s": 0.2, "turns": [{"say": "转人工"}],
+                           "answers": {"转接人工客服吗": "是的"}}),
     "2200": _persona("debian_greets", turns=[{"say": GREETING}, {"hangup": True}]),
     **{str(2100 + n): _persona(f"quick_{n}", ring_s=0.1, turns=[{"say": "好的"},
                                                                  {"hangup": True}])
@@ -75,7 +80,7 @@ def phrase_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 async def phone(phrase_audio: dict[str, bytes], tmp_path: Path) -> AsyncIterator[SimPhone]:
     options = SimPhoneOptions(idle_hangup_s=8.0, max_call_s=40.0)
     sim = SimPhone(PERSONAS, record_dir=tmp_path / "rec", report=tmp_path / "calls.jsonl",
-                   options=options)
+                   options=options, bot_words=lambda call_id: BOT_SAID.get(call_id, []))
     sim.audio.update(phrase_audio)
     await sim.start()
     yield sim
@@ -244,6 +249,27 @@ async def test_barge_in_while_the_bot_speaks_and_the_bot_hangs_up(
     assert [o.kind for o in record.own_audio] == ["barge_in"]
     assert record.bot_speech and 750 <= record.own_audio[0].start_ms - \
         record.bot_speech[0].start_ms <= 900
+
+
+async def test_the_persona_answers_what_the_bot_asks_back(phone: SimPhone,
+                                                         ua: UserAgent) -> None:
+    said = BOT_SAID.setdefault("c-asked", [])
+    call = await ua.dial(phone.uri("2008"), headers={"X-Waihu-Call-Id": "c-asked"})
+    await call.wait_established(timeout=5)
+    caller = Caller(call)
+    said.append("请问是张先生本人吗？")
+    caller.say(tone(440, 1.0))
+    first = await caller.wait_heard(0.0, 0.5, timeout=10)  # 转人工, the persona's one turn
+    said.append("跟您确认一下，您是要转接人工客服吗？")  # asked back: not in the script
+    caller.say(tone(440, 1.0))
+    await caller.wait_heard(first + 1.5, 0.5, timeout=10)
+    said.append("好的，正在为您转接人工客服，请稍候。")  # no cue: nothing more is said
+    caller.say(tone(440, 1.0))
+    await asyncio.sleep(2.5)
+    await call.hangup()
+    await caller.stop()
+    record = await next_record(phone)
+    assert [(o.kind, o.text) for o in record.own_audio] == [("say", "转人工"), ("say", "是的")]
 
 
 async def test_ten_concurrent_calls(phone: SimPhone, ua: UserAgent) -> None:
