@@ -87,7 +87,8 @@ _SCORE_WORDS: tuple[tuple[str, int], ...] = (
 )
 # 分 as a recogniser may write it on a phone line: 份 (the same syllable; 只能给两分 came
 # back 只能给两份 and the score was lost).
-_SCORE_NUMBER = re.compile(r"([1-5一二两三四五])\s*[分份]")
+# 分 as written, or as Whisper base hears it on the line: 份, and 人 (四分吧 as 四人吧).
+_SCORE_NUMBER = re.compile(r"([1-5一二两三四五])\s*[分份人]")
 _BARE_SCORE = re.compile(r"^\D*?([1-5一二两三四五])\D*$")
 
 

@@ -49,6 +49,7 @@ def test_digits_as_a_phone_line_recogniser_writes_them(heard: str, expected: str
     ("不满意", 2), ("非常不满意", 1), ("一般般", 3), ("还行吧", 3), ("两分", 2),
     ("不知道", None), ("我觉得那个师傅人还不错但是迟到了三个小时", 4),
     ("只能给两份", 2),  # Whisper base on G.711: 分 as 份
+    ("望住嘛四人吧", 4),  # 网速嘛四分吧 through Whisper base on G.711: 分 as 人
 ])
 def test_parse_score(text: str, score: int | None) -> None:
     assert parse_score(text) == score
