@@ -118,6 +118,7 @@ class CallAttempt(Base):
     __tablename__ = "call_attempts"
     __table_args__ = (
         UniqueConstraint("contact_id", "attempt_no"),
+        Index(None, "started_at"),  # reports count a period's attempts (migration 0020)
         one_of("dial_result", DIAL_RESULTS),
         one_of("kind", ATTEMPT_KINDS),
     )
@@ -144,6 +145,7 @@ class Call(Base):
 
     __tablename__ = "calls"
     __table_args__ = (
+        Index(None, "campaign_id", "started_at"),  # the QA population's day (migration 0020)
         one_of("outcome", OUTCOMES),
         one_of("decline_reason", DECLINE_REASONS),
         one_of("confirmation_result", CONFIRMATION_RESULTS),
