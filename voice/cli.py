@@ -15,8 +15,16 @@ from pathlib import Path
 
 from bot import cli as bot_cli
 from bot.console.command import add_console_options
+from bot.qa.schedule import CATCH_UP_DAYS
 
 ASR_ENGINES = ["auto", "vosk", "whisper"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of 1 or more")
+    return value
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -110,6 +118,12 @@ def add_voice_commands(sub: bot_cli.Subcommands) -> None:
                      help="folder of <response>.wav recordings that replace synthesis")
     add_console_options(run, "console-")
     run.add_argument("--no-console", action="store_true", help="do not start the web console")
+    run.add_argument("--no-qa-schedule", action="store_true",
+                     help="do not draw the daily and weekly QA samples after midnight "
+                     "(`waihu qa sample` still draws them on demand)")
+    run.add_argument("--qa-catch-up-days", type=_positive_int, default=CATCH_UP_DAYS,
+                     metavar="N", help="draw the QA samples missed in the last N days "
+                     f"(default {CATCH_UP_DAYS})")
     run.set_defaults(func=cmd_run)
 
     prompts = sub.add_parser("prompts", help="the TTS prompt cache")

@@ -166,7 +166,7 @@ async def _serve(db: Database, rasa: RasaEndpoint, args: Any,
         loop.add_signal_handler(sig, stop.set)
     bus = InProcessBus()  # the gateway's calls, followed by the console's pages
     async with voice_parts(_settings(args)) as parts, aiohttp.ClientSession() as http, \
-            _console(args, db, bus):
+            _console(args, db, bus), _qa_schedule(args, db):
         gateway = Gateway(db, parts.telephony, parts.asr, parts.tts, rasa.channel(http),
                           GatewayConfig(capacity=args.capacity, session=_session_config(args),
                                         health=HealthConfig(actions_url=actions_url)),
@@ -190,6 +190,21 @@ async def _console(args: Any, db: Database, bus: InProcessBus) -> AsyncIterator[
         print(f"console: {note}", file=sys.stderr)
     async with running(settings, db, bus) as url:
         print(f"console on {url}/login", file=sys.stderr)
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _qa_schedule(args: Any, db: Database) -> AsyncIterator[None]:
+    """The daily and weekly QA draws beside the gateway (`waihu run`, bot/qa/schedule.py),
+    unless --no-qa-schedule."""
+    if args.no_qa_schedule:
+        yield
+        return
+    from bot.qa.schedule import scheduled_draws
+
+    async with scheduled_draws(db, catch_up_days=args.qa_catch_up_days):
+        print("QA samples drawn after midnight in each campaign's time zone (catching up "
+              f"{args.qa_catch_up_days} days)", file=sys.stderr)
         yield
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -52,6 +52,7 @@ class SampleResult:
     picks: list[Pick]
     stored: bool
     sample_id: int | None = None
+    fresh: bool = False  # drawn by this call (False: found, drawn before or elsewhere)
 
     def as_json(self) -> dict[str, Any]:
         return {"campaign": self.campaign, "kind": self.kind,
@@ -169,8 +170,11 @@ def _draw_and_store(db: Database, campaign_name: str, kind: Kind, first: date, l
         seed = derive_seed(campaign.id, kind, first, rule, nonce)
         picks = draw(eligible, rule, seed, population_size=len(everyone))
         if not everyone:
+            log.info("qa.sample_drawn campaign=%s kind=%s period=%s..%s population=0 drawn=0 "
+                     "seed=- by=%s (no valid call: nothing stored)", campaign.name, kind,
+                     first, last, drawn_by)
             return SampleResult(campaign.name, kind, first, last, 0, 0, rule.as_json(), seed,
-                                [], False)
+                                [], False, fresh=True)
         sample = QaSample(
             campaign_id=campaign.id, kind=kind, period_start=first, period_end=last,
             timezone=qa_settings(campaign).zone.key, rule=rule.as_json(),
@@ -181,9 +185,10 @@ def _draw_and_store(db: Database, campaign_name: str, kind: Kind, first: date, l
                    for i, p in enumerate(picks)])
         session.add(sample)
         session.flush()
-        log.info("qa.sample_drawn campaign=%s kind=%s period=%s population=%d drawn=%d "
-                 "seed=%s", campaign.name, kind, first, len(everyone), len(picks), seed[:12])
-        return _result(campaign, sample)
+        log.info("qa.sample_drawn campaign=%s kind=%s period=%s..%s population=%d drawn=%d "
+                 "seed=%s by=%s sample=%d", campaign.name, kind, first, last, len(everyone),
+                 len(picks), seed, drawn_by, sample.id)
+        return replace(_result(campaign, sample), fresh=True)
 
 
 def draw_samples(db: Database, kind: Kind, day: date, *, now: datetime, drawn_by: str,
