@@ -19,6 +19,7 @@ from bot.store.models import (
     Call,
     CallAttempt,
     Campaign,
+    Complaint,
     Consent,
     Disposition,
     DncEntry,
@@ -94,12 +95,17 @@ def _chunks(ids: list[str], size: int = 500) -> Iterable[list[str]]:
 
 def _kinds(session: Session, ids: list[str]) -> dict[str, set[str]]:
     """What the call's records say it was, whatever its final outcome: a consent in the
-    ledger, a complaint or do-not-call entry it added, an escalation it asked for."""
+    ledger, a complaint recorded about it (the complaints table: heard by the bot, or
+    entered by an agent or a supervisor, whether or not it blacklisted the number), a
+    do-not-call entry it added, an escalation it asked for."""
     kinds: dict[str, set[str]] = defaultdict(set)
     for chunk in _chunks(ids):
         for call_id in session.scalars(select(Consent.call_id).where(
                 Consent.call_id.in_(chunk), Consent.kind == "consent")):
             kinds[call_id].add("consent")
+        for complaint_call in session.scalars(select(Complaint.call_id).where(
+                Complaint.call_id.in_(chunk))):
+            kinds[str(complaint_call)].add("complaint")
         for dnc_call, kind, source in session.execute(select(
                 DncEntry.call_id, DncEntry.kind, DncEntry.source).where(
                 DncEntry.call_id.in_(chunk))):

@@ -194,8 +194,9 @@ def period_report(fig: dict[str, Any]) -> Report:
     columns = [Column("拨打 Calls"), Column("接通 Connected"),
                Column("接通率 Connect rate", "rate"), Column("有效成交 Valid sales"),
                Column("成交率(占接通) / connected", "rate"),
-               Column("成交率(占拨打) / dialled", "rate"), Column("投诉 Complaints"),
+               Column("成交率(占拨打) / dialled", "rate"), Column("投诉通话 Complaint calls"),
                Column("投诉转人工 escalated"), Column("投诉拉黑 blacklisted"),
+               Column("投诉记录 Complaints recorded"), Column("未解决 unresolved"),
                Column("转人工 Escalations")]
     tables = [
         Table("days", "按日 By day", [Column("日期 Date", "text"), *columns],
@@ -222,6 +223,8 @@ def _metric_summary(row: dict[str, Any]) -> list[tuple[str, Any, Kind]]:
         ("投诉 Complaint calls", comp["calls"], "int"),
         ("投诉转人工 Complaints escalated", comp["escalated"], "int"),
         ("投诉拉黑 Complaints blacklisted", comp["blacklisted"], "int"),
+        ("投诉记录 Complaints recorded", comp["recorded"], "int"),
+        ("投诉未解决 Complaints unresolved", comp["unresolved"], "int"),
         ("转人工 Escalations", row["escalations"], "int"),
     ]
 

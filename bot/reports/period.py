@@ -3,9 +3,11 @@ connect rate, valid-sale rate, complaints and how they were handled").
 
 A period is a range of local dates, both ends included, in one time zone.  An attempt (and
 the call it became) belongs to the day it was dialled; a valid sale to the day it entered
-the consent ledger.  Only ledger entries count as valid sales, and not those QA found
-non-compliant (the latest review of the call decides).  Attempts still being dialled
-are counted in ``in_progress``, not in ``calls``.
+the consent ledger; a complaint to the day it was recorded (the complaints table, which
+also has those an agent or a supervisor entered, with their handling status).  Only ledger
+entries count as valid sales, and not those QA found non-compliant (the latest review of
+the call decides).  Attempts still being dialled are counted in ``in_progress``, not in
+``calls``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bot.store.models import (
     Call,
     CallAttempt,
     Campaign,
+    Complaint,
     Consent,
     Contact,
     Escalation,
@@ -60,7 +63,8 @@ def _utc_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datet
 
 def _empty() -> dict[str, int]:
     return dict.fromkeys(("calls", "in_progress", "connected", "valid_sales", "complaints",
-                          "complaints_escalated", "complaints_blacklisted", "escalations"), 0)
+                          "complaints_escalated", "complaints_blacklisted",
+                          "complaints_recorded", "complaints_unresolved", "escalations"), 0)
 
 
 def _finish(counts: dict[str, int]) -> dict[str, Any]:
@@ -76,7 +80,9 @@ def _finish(counts: dict[str, int]) -> dict[str, Any]:
         "escalations": counts["escalations"],
         "complaints": {"calls": counts["complaints"],
                        "escalated": counts["complaints_escalated"],
-                       "blacklisted": counts["complaints_blacklisted"]},
+                       "blacklisted": counts["complaints_blacklisted"],
+                       "recorded": counts["complaints_recorded"],
+                       "unresolved": counts["complaints_unresolved"]},
     }
 
 
@@ -131,6 +137,17 @@ def period_figures(session: Session, *, campaign: Campaign | None = None, start:
         add(campaign_id, day, "complaints")
         add(campaign_id, day, "complaints_escalated", call_id in escalated)
         add(campaign_id, day, "complaints_blacklisted", phone in listed)
+
+    # Complaints recorded (the complaints table: heard on a call, or entered by an agent or a
+    # supervisor, with or without a call), by the day they were recorded, and those of them
+    # not resolved yet.
+    complaint_query = select(Complaint.campaign_id, Complaint.created_at, Complaint.status).where(
+        Complaint.created_at >= lo, Complaint.created_at < hi)
+    if campaign is not None:
+        complaint_query = complaint_query.where(Complaint.campaign_id == campaign.id)
+    for campaign_id, created_at, status in session.execute(complaint_query):
+        add(campaign_id, day_of(created_at), "complaints_recorded")
+        add(campaign_id, day_of(created_at), "complaints_unresolved", status != "resolved")
 
     # Escalations of any reason, by the day they were made.
     esc_query = select(Escalation.campaign_id, Escalation.created_at).where(
@@ -188,8 +205,9 @@ def format_period(fig: dict[str, Any]) -> str:
         comp = row["complaints"]
         return (f"{label}: 拨打 {row['calls']}, 接通 {row['connected']} "
                 f"({pct(row['connect_rate'])}), 有效成交 {row['valid_sales']} "
-                f"(占接通 {pct(row['valid_sale_rate'])}), 投诉 {comp['calls']} "
-                f"(转人工 {comp['escalated']}, 拉黑 {comp['blacklisted']})")
+                f"(占接通 {pct(row['valid_sale_rate'])}), 投诉通话 {comp['calls']} "
+                f"(转人工 {comp['escalated']}, 拉黑 {comp['blacklisted']}), 投诉记录 "
+                f"{comp['recorded']} (未解决 {comp['unresolved']})")
 
     lines = [f"{kind} {fig['label']} ({fig['start']} – {fig['end']}, {fig['timezone']}): {scope}",
              "  " + line("合计 total", fig["totals"])]

@@ -14,7 +14,7 @@ from bot.cli import main
 from bot.qa.draw import Candidate, Pick, Rule, derive_seed, draw, random_count
 from bot.qa.sampling import SamplingRefused, draw_sample, verify_sample
 from bot.store import Database
-from bot.store.models import QaSample, QaSampleCall
+from bot.store.models import Call, Complaint, QaSample, QaSampleCall
 
 from .seeding import AFTER_WEEK, DAY, add_agents, add_call, add_campaign
 
@@ -145,6 +145,25 @@ def test_the_daily_sample_applies_inclusions_and_the_minimum_per_agent(db: Datab
     # alice's calls were escalated too: both are drawn as such, so she needs no minimum
     assert {reasons[c] for c in alices} == {"always:escalated"}
     assert len(reasons) == 4
+
+
+def test_a_complaint_entered_about_a_call_makes_it_always_drawn(db: Database) -> None:
+    """A supervisor's complaint about a call that ended ``declined``, on a campaign that
+    blacklists only on a decision: only the complaints table knows of it."""
+    cid = add_campaign(db, daily_rate=0.0, always_include=["complaint"], min_per_agent=0)
+    entered = add_call(db, cid, 1)
+    add_call(db, cid, 2)
+    with db.session() as session:
+        call = session.get(Call, entered)
+        assert call is not None
+        at = call.started_at + timedelta(hours=2)
+        session.add(Complaint(
+            campaign_id=cid, contact_id=call.contact_id, call_id=entered,
+            source="supervisor", words="推销员态度不好", severity="medium", status="new",
+            created_at=at, created_by="sup", contact_due_at=at + timedelta(days=1),
+            resolve_due_at=at + timedelta(days=5), blacklist_policy="on_decision"))
+    result = draw_sample(db, "qa-camp", "daily", DAY, now=AFTER_WEEK, drawn_by="test")
+    assert [(p.call_id, p.reason) for p in result.picks] == [(entered, "always:complaint")]
 
 
 def test_the_weekly_sample_leaves_out_the_daily_draws(db: Database) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -11,11 +11,13 @@ from sqlalchemy import select
 from bot.reports import figures
 from bot.reports.period import format_period, period_bounds, period_figures, period_label
 from bot.store import CampaignRepo, ConsentLedger, Database
-from bot.store.models import Call, Consent, Contact, QaReview
+from bot.store.models import Call, Complaint, Consent, Contact, QaReview
 
-from .seeding import Seeded, seed
+from .seeding import Seeded, local, seed
 
-ZERO_COMPLAINTS = {"calls": 0, "escalated": 0, "blacklisted": 0}
+ZERO_COMPLAINTS = {"calls": 0, "escalated": 0, "blacklisted": 0, "recorded": 0,
+                   "unresolved": 0}
+ONE_COMPLAINT_CALL = {**ZERO_COMPLAINTS, "calls": 1, "escalated": 1, "blacklisted": 1}
 
 
 def period(db: Database, start: date, end: date, campaign: str | None = None,
@@ -39,7 +41,7 @@ def test_daily_figures_of_one_campaign(db: Database, seeded: Seeded) -> None:
     assert fig["totals"] == {
         "calls": 21, "in_progress": 0, "connected": 13, "connect_rate": 0.619,
         "valid_sales": 2, "valid_sale_rate": 0.1538, "valid_sale_rate_over_dialled": 0.0952,
-        "escalations": 2, "complaints": {"calls": 1, "escalated": 1, "blacklisted": 1}}
+        "escalations": 2, "complaints": ONE_COMPLAINT_CALL}
     assert fig["campaigns"] == [{"campaign": "seed-marketing", **fig["totals"]}]
     assert fig["days"] == [{"date": "2026-11-18", **fig["totals"]}]
 
@@ -64,7 +66,7 @@ def test_weekly_figures_of_one_campaign(db: Database, seeded: Seeded) -> None:
     assert fig["totals"] == {
         "calls": 24, "in_progress": 1, "connected": 15, "connect_rate": 0.625,
         "valid_sales": 2, "valid_sale_rate": 0.1333, "valid_sale_rate_over_dialled": 0.0833,
-        "escalations": 2, "complaints": {"calls": 1, "escalated": 1, "blacklisted": 1}}
+        "escalations": 2, "complaints": ONE_COMPLAINT_CALL}
     assert [(d["date"], d["calls"], d["connected"], d["valid_sales"]) for d in fig["days"]] == [
         ("2026-11-16", 0, 0, 0), ("2026-11-17", 0, 0, 0), ("2026-11-18", 21, 13, 2),
         ("2026-11-19", 3, 2, 0), ("2026-11-20", 0, 0, 0), ("2026-11-21", 0, 0, 0),
@@ -78,7 +80,7 @@ def test_weekly_figures_of_all_campaigns(db: Database, seeded: Seeded) -> None:
     assert fig["totals"] == {
         "calls": 32, "in_progress": 1, "connected": 22, "connect_rate": 0.6875,
         "valid_sales": 3, "valid_sale_rate": 0.1364, "valid_sale_rate_over_dialled": 0.0938,
-        "escalations": 2, "complaints": {"calls": 1, "escalated": 1, "blacklisted": 1}}
+        "escalations": 2, "complaints": ONE_COMPLAINT_CALL}
     assert [(r["campaign"], r["calls"], r["connected"], r["valid_sales"],
              r["complaints"]["calls"]) for r in fig["campaigns"]] == [
         ("seed-confirm", 3, 3, 1, 0), ("seed-marketing", 24, 15, 2, 1),
@@ -102,8 +104,51 @@ def test_text_report(db: Database, seeded: Seeded) -> None:
     assert text.splitlines()[0] == ("周报 2026-W47 (2026-11-16 – 2026-11-22, Asia/Shanghai): "
                                     "全部活动 all campaigns")
     assert ("合计 total: 拨打 32, 接通 22 (68.8%), 有效成交 3 (占接通 13.6%), "
-            "投诉 1 (转人工 1, 拉黑 1)") in text
+            "投诉通话 1 (转人工 1, 拉黑 1), 投诉记录 0 (未解决 0)") in text
     assert "2026-11-20: 拨打 3, 接通 3 (100.0%), 有效成交 1" in text
+
+
+def test_complaints_recorded_count_by_the_day_they_were_recorded(db: Database,
+                                                                 seeded: Seeded) -> None:
+    """The complaints table: m8's call complaint on the 18th (resolved), a supervisor's
+    entry with no call on the 19th (new), an agent's on the 19th about m3's declined call
+    (contacted), and one of the week before; each campaign and day counts its own."""
+    with db.session() as session:
+        marketing = CampaignRepo(session).by_name(seeded.marketing)
+        survey = CampaignRepo(session).by_name(seeded.survey)
+        assert marketing is not None and survey is not None
+
+        def contact(who: str) -> int:
+            found = session.scalar(select(Contact.id).where(Contact.phone == Seeded.phone(who)))
+            assert found is not None
+            return int(found)
+
+        def complaint(campaign_id: int, who: str, day: int, status: str, source: str,
+                      call: bool) -> None:
+            at = local(day, "15:00")
+            call_id = session.scalar(select(Call.id).where(
+                Call.contact_id == contact(who))) if call else None
+            session.add(Complaint(
+                campaign_id=campaign_id, contact_id=contact(who), call_id=call_id,
+                source=source, words="我要投诉", severity="low", status=status,
+                created_at=at, created_by="x", contact_due_at=at + timedelta(days=1),
+                resolve_due_at=at + timedelta(days=5), blacklist_policy="on_decision"))
+
+        complaint(marketing.id, "m8", 18, "resolved", "call", True)
+        complaint(marketing.id, "m9", 19, "new", "supervisor", False)
+        complaint(marketing.id, "m3", 19, "contacted", "agent", True)
+        complaint(marketing.id, "m2", 12, "new", "supervisor", False)  # the week before
+        complaint(survey.id, "s1", 20, "new", "supervisor", False)
+    fig = period(db, *period_bounds("weekly", seeded.day), seeded.marketing)
+    assert fig["totals"]["complaints"] == {**ONE_COMPLAINT_CALL, "recorded": 3,
+                                           "unresolved": 2}
+    assert [(d["date"], d["complaints"]["recorded"], d["complaints"]["unresolved"])
+            for d in fig["days"] if d["complaints"]["recorded"]] == [
+        ("2026-11-18", 1, 0), ("2026-11-19", 2, 2)]
+    every = period(db, *period_bounds("weekly", seeded.day))
+    assert [(r["campaign"], r["complaints"]["recorded"]) for r in every["campaigns"]] == [
+        ("seed-confirm", 0), ("seed-marketing", 3), ("seed-survey", 1)]
+    assert "投诉记录 4 (未解决 3)" in format_period(every)
 
 
 @pytest.mark.parametrize(("kind", "day", "bounds", "label"), [
