@@ -70,7 +70,7 @@ def key_path(name: str, folder: Path | None = None) -> Path:
     return (folder or keys_dir()) / f"{name}.key"
 
 
-def _env_name(name: str) -> str:
+def env_name(name: str) -> str:
     return "WAIHU_KEY_" + name.replace("-", "_").upper()
 
 
@@ -87,9 +87,9 @@ def _parse_key(text: str, where: str) -> Key:
 
 def load(name: str, folder: Path | None = None) -> Keyring:
     """The keyring *name* from the environment or its file (see the module's docstring)."""
-    from_env = os.environ.get(_env_name(name))
+    from_env = os.environ.get(env_name(name))
     if from_env:
-        return Keyring(name, (_parse_key(from_env, _env_name(name)),))
+        return Keyring(name, (_parse_key(from_env, env_name(name)),))
     path = key_path(name, folder)
     try:
         mode = path.stat().st_mode
@@ -134,7 +134,7 @@ def ensure(name: str, folder: Path | None = None) -> tuple[Keyring, bool]:
     """The keyring *name*, created with one new key if its file is missing; and whether it
     was created."""
     path = key_path(name, folder)
-    if path.exists() or os.environ.get(_env_name(name)):
+    if path.exists() or os.environ.get(env_name(name)):
         return load(name, folder), False
     _write(path, (Key(_new_key_id(set()), secrets.token_bytes(SECRET_BYTES)),))
     return load(name, folder), True

@@ -55,7 +55,7 @@ def add_keys_commands(sub: Subcommands) -> None:
 
 
 def _from_environment(name: str) -> bool:
-    return bool(os.environ.get(keys._env_name(name)))
+    return bool(os.environ.get(keys.env_name(name)))
 
 
 def _where(name: str) -> str:
@@ -84,7 +84,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     if _from_environment(args.name):
         print(f"waihu keys rotate: the {args.name} key comes from the environment "
-              f"({keys._env_name(args.name)}): rotate it where it is managed", file=sys.stderr)
+              f"({keys.env_name(args.name)}): rotate it where it is managed", file=sys.stderr)
         return 2
     try:
         old = keys.load(args.name)

@@ -12,7 +12,7 @@ import unicodedata
 from typing import NamedTuple
 
 from bot import keys
-from bot.textnorm import _DIGIT_CHARS as _READ_AS_DIGITS  # the flow's own table
+from bot.textnorm import DIGIT_CHARS as _READ_AS_DIGITS  # the flow's own table
 
 # Hashing of the last 4 characters of a Chinese ID card number.
 #

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_DIGIT_CHARS = {
+DIGIT_CHARS = {
     "零": "0",
     "〇": "0",
     "洞": "0",
@@ -51,7 +51,7 @@ _DIGIT_SOUNDS = {
     "字": "4", "子": "4", "次": "4", "肆": "4", "伍": "5", "陆": "6", "齐": "7", "柒": "7",
     "捌": "8", "玖": "9",
 }
-_DIGIT_WORDS = {**_DIGIT_SOUNDS, **_DIGIT_CHARS}
+_DIGIT_WORDS = {**_DIGIT_SOUNDS, **DIGIT_CHARS}
 
 # Satisfaction words, most specific first ("非常不满意" before "不满意" before "满意").
 _SCORE_WORDS: tuple[tuple[str, int], ...] = (

@@ -156,7 +156,7 @@ def _one_agent(agent_id: int, name: str, states: Sequence[StateRow],
     }
 
 
-def _team(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def team_figures(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     def total(key: str) -> float:
         return sum(r[key] for r in rows)
 
@@ -214,7 +214,7 @@ def agent_day_figures(*, day: date, zone: ZoneInfo, now: datetime, names: Mappin
             rows.append(figures)
     return {"day": day.isoformat(), "timezone": zone.key,
             "as_of": min(now, end).astimezone(zone).isoformat(timespec="seconds"),
-            "agents": rows, "team": _team(rows)}
+            "agents": rows, "team": team_figures(rows)}
 
 
 # --- text ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ async def mark(request: web.Request) -> web.StreamResponse:
     except review.NotSampled as exc:
         raise web.HTTPNotFound(reason=NOT_SAMPLED) from exc
     except library.LibraryFormError as exc:
-        return await qa_pages._review_page(request, status=400, error=str(exc))
+        return await qa_pages.review_page(request, status=400, error=str(exc))
     log.info("console.library_marked call_id=%s by=%s kind=%s", call_id, me, given.kind)
     raise web.HTTPSeeOther(f"/qa/calls/{call_id}#library")
 

@@ -36,8 +36,8 @@ async def qa_list(request: web.Request) -> web.StreamResponse:
                         me=user_of(request).username)
 
 
-async def _review_page(request: web.Request, *, status: int = 200, error: str | None = None
-                       ) -> web.Response:
+async def review_page(request: web.Request, *, status: int = 200, error: str | None = None
+                      ) -> web.Response:
     c = console(request)
     try:
         detail = await c.run(review.call_review, c.db, _call_id(request), c.clock())
@@ -51,7 +51,7 @@ async def _review_page(request: web.Request, *, status: int = 200, error: str | 
 
 @allow(*QA_ROLES)
 async def qa_call(request: web.Request) -> web.StreamResponse:
-    return await _review_page(request)
+    return await review_page(request)
 
 
 @allow(*QA_ROLES)
@@ -63,7 +63,7 @@ async def claim(request: web.Request) -> web.StreamResponse:
     except review.NotSampled as exc:
         raise web.HTTPNotFound(reason="不在质检抽样中 Not a sampled call") from exc
     except review.ClaimConflict as exc:
-        return await _review_page(request, status=409, error=(
+        return await review_page(request, status=409, error=(
             f"已被 {exc.holder} 认领 Claimed by {exc.holder} until "
             f"{exc.until:%H:%M} UTC" if exc.until else "已被认领 Claimed by someone else"))
     raise web.HTTPSeeOther(f"/qa/calls/{call_id}?done=claimed")
@@ -80,9 +80,9 @@ async def submit(request: web.Request) -> web.StreamResponse:
     except review.NotSampled as exc:
         raise web.HTTPNotFound(reason="不在质检抽样中 Not a sampled call") from exc
     except ScorecardError as exc:
-        return await _review_page(request, status=400, error=str(exc))
+        return await review_page(request, status=400, error=str(exc))
     except review.ClaimConflict:
-        return await _review_page(request, status=409, error=(
+        return await review_page(request, status=409, error=(
             "请先认领此通话（认领已过期或被他人持有） Claim the call first (your claim "
             "expired or another reviewer holds it)"))
     log.info("console.qa_reviewed call_id=%s by=%s compliant=%s callback=%s", call_id, me,

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.console.call_pop import mask_text
-from bot.qa.review import _agents, _sampled
+from bot.qa.review import agents_of_calls, sampled_call
 from bot.store import Database
 from bot.store.models import LIBRARY_KINDS
 from bot.store.repos.audit import AuditRepo
@@ -79,7 +79,7 @@ def mark_call(db: Database, call_id: str, user: str, mark: Mark, now: datetime
     """Put a sampled call in the library or change its entry (NotSampled otherwise);
     audited as ``library.marked``.  Returns the entry as stored."""
     with db.session(write=True) as session:
-        _sampled(session, call_id)
+        sampled_call(session, call_id)
         entry, before = LibraryRepo(session).mark(call_id, mark.kind, mark.note, mark.tags,
                                                   user, now)
         after = describe(entry)
@@ -94,7 +94,7 @@ def unmark_call(db: Database, call_id: str, user: str, now: datetime) -> bool:
     """Take a call out of the library; False when it was not in it.  Audited as
     ``library.removed`` with the entry it was."""
     with db.session(write=True) as session:
-        _sampled(session, call_id)
+        sampled_call(session, call_id)
         before = LibraryRepo(session).remove(call_id)
         if before is None:
             return False
@@ -113,7 +113,7 @@ def library(db: Database, kind: str | None = None, tag: str | None = None
     with db.session() as session:
         repo = LibraryRepo(session)
         rows = repo.entries(kind, tag)
-        agents = _agents(session, [call.id for _, call, _ in rows])
+        agents = agents_of_calls(session, [call.id for _, call, _ in rows])
         return {
             "entries": [{"call_id": call.id, "campaign": campaign, "kind": entry.kind,
                          "note": entry.note, "tags": sorted(t.tag for t in entry.tags),

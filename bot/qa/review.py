@@ -66,7 +66,7 @@ class Claim:
     expires_at: datetime
 
 
-def _sampled(session: Session, call_id: str) -> Call:
+def sampled_call(session: Session, call_id: str) -> Call:
     call = session.get(Call, call_id)
     if call is None or session.scalar(select(QaSampleCall.id).where(
             QaSampleCall.call_id == call_id).limit(1)) is None:
@@ -74,7 +74,7 @@ def _sampled(session: Session, call_id: str) -> Call:
     return call
 
 
-def _agents(session: Session, call_ids: list[str]) -> dict[str, str]:
+def agents_of_calls(session: Session, call_ids: list[str]) -> dict[str, str]:
     rows = session.execute(
         select(Escalation.call_id, User.username).join(
             EscalationOffer, EscalationOffer.escalation_id == Escalation.id).join(
@@ -108,7 +108,7 @@ def sampled_calls(db: Database, now: datetime) -> list[dict[str, Any]]:
             .join(Campaign, Campaign.id == Call.campaign_id)
             .order_by(Call.started_at.desc()).limit(LISTED)).all()
         ids = [r.call_id for r in rows]
-        agents, reviews = _agents(session, ids), _latest_reviews(session, ids)
+        agents, reviews = agents_of_calls(session, ids), _latest_reviews(session, ids)
         claims = _live_claims(session, ids, now)
         listed, seen = [], set()
         for r in rows:
@@ -143,7 +143,7 @@ def claim_call(db: Database, call_id: str, reviewer: str, now: datetime,
 
 def _claim(db: Database, call_id: str, reviewer: str, now: datetime, ttl: timedelta) -> Claim:
     with db.session(write=True) as session:
-        _sampled(session, call_id)
+        sampled_call(session, call_id)
         held = session.scalar(select(QaClaim).where(QaClaim.call_id == call_id)
                               .with_for_update())
         if held is not None and held.reviewer != reviewer and held.expires_at > now:
@@ -170,7 +170,7 @@ def call_review(db: Database, call_id: str, now: datetime) -> dict[str, Any]:
     masked, the turns with their times (ms from the answer, where the recording starts),
     the automatic flags with their labels, the claim and the reviews so far."""
     with db.session() as session:
-        call = _sampled(session, call_id)
+        call = sampled_call(session, call_id)
         view = call_view(session, call_id)
         contact = session.get(Contact, call.contact_id)
         campaign = session.get(Campaign, call.campaign_id)
@@ -182,7 +182,7 @@ def call_review(db: Database, call_id: str, now: datetime) -> dict[str, Any]:
             "call_id": call.id, "campaign": campaign.name if campaign else "",
             "phone": mask_phone(contact.phone) if contact else "",
             "started_at": call.started_at, "ended_at": call.ended_at, "outcome": call.outcome,
-            "agent": _agents(session, [call_id]).get(call_id),
+            "agent": agents_of_calls(session, [call_id]).get(call_id),
             "has_recording": bool(call.recording_path),
             "turns": [{"seq": t.seq, "speaker": t.speaker, "text": mask_text(t.text),
                        "start_ms": t.start_ms, "end_ms": t.end_ms} for t in view.turns],
@@ -202,7 +202,7 @@ def recording_file(db: Database, call_id: str) -> Path | None:
     """The recording of a sampled call as stored in its row (NotSampled otherwise); None
     when the call has none or the file is gone."""
     with db.session() as session:
-        path = _sampled(session, call_id).recording_path
+        path = sampled_call(session, call_id).recording_path
     found = Path(path) if path else None
     return found if found is not None and found.is_file() else None
 
@@ -214,7 +214,7 @@ def submit_review(db: Database, call_id: str, reviewer: str, card: Scorecard,
     gets the QA follow-up call); the scorecard is in the audit log as ``qa.reviewed``; the
     claim is released."""
     with db.session(write=True) as session:
-        _sampled(session, call_id)
+        sampled_call(session, call_id)
         held = session.scalar(select(QaClaim).where(QaClaim.call_id == call_id))
         if held is None or held.reviewer != reviewer or held.expires_at <= now:
             live = held is not None and held.expires_at > now

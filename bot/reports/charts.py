@@ -150,7 +150,7 @@ def chart_style(*, for_pdf: bool = False) -> Iterator[CjkFont]:
 # --- the charts: each draws into an Axes it is given --------------------------------------
 
 
-def _no_data(ax: Axes, title: str) -> None:
+def no_data(ax: Axes, title: str) -> None:
     ax.set_title(title)
     ax.text(0.5, 0.5, "暂无数据", ha="center", va="center", fontsize=12, color="#777777",
             transform=ax.transAxes)
@@ -162,7 +162,7 @@ def decline_pie(ax: Axes, reasons: dict[str, int]) -> None:
     title = "拒绝原因"
     total = sum(reasons.values())
     if not total:
-        _no_data(ax, title)
+        no_data(ax, title)
         return
     shown = [(r, n) for r, n in reasons.items() if n]
     ax.pie([n for _, n in shown], startangle=90, counterclock=False,
@@ -191,7 +191,7 @@ def hourly_connect(ax: Axes, hours: Sequence[dict[str, Any]], timezone: str) -> 
     """Connect rate per local hour that had attempts; the number of attempts above each bar."""
     title = f"分时接通率 ({timezone})"
     if not hours:
-        _no_data(ax, title)
+        no_data(ax, title)
         return
     ax.bar([h["hour"] for h in hours], [h["rate"] * 100 for h in hours], color=COLORS[5])
     for h in hours:

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from bot.agents.figures import _team as sum_agent_rows
+from bot.agents.figures import team_figures
 from bot.agents.report import agent_figures
 from bot.reports.export import WEEKLY
 from bot.reports.figures import DECLINE_LABELS, rate
@@ -233,11 +233,11 @@ def _agents(session: Session, start: date, end: date, zone: ZoneInfo, now: datet
 
     rows = []
     for agent_id, days in sorted(per_agent.items(), key=lambda a: (a[1][0]["agent"], a[0])):
-        summed = sum_agent_rows(days)
+        summed = team_figures(days)
         summed.pop("agents")
         rows.append(with_qa({"agent_id": agent_id, "agent": days[0]["agent"],
                              "days": len(days), **summed}, *qa.get(agent_id, (0, 0))))
-    team = sum_agent_rows([r for days in per_agent.values() for r in days])
+    team = team_figures([r for days in per_agent.values() for r in days])
     team["agents"] = len(per_agent)  # not agent-days
     team = with_qa(team, sum(r["qa_reviewed"] for r in rows),
                    sum(r["qa_compliant"] for r in rows))

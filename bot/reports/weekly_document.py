@@ -28,7 +28,7 @@ def _rule_bars(ax: Axes, by_rule: list[dict[str, Any]]) -> None:
     """Passed and failed reviews of each of the four rules, side by side."""
     title = "各规则质检结果"
     if not any(r["reviewed"] for r in by_rule):
-        charts._no_data(ax, title)
+        charts.no_data(ax, title)
         return
     xs = range(len(by_rule))
     for offset, (key, label, color) in enumerate((("passed", "通过", charts.COLORS[4]),

@@ -106,3 +106,61 @@ def test_the_call_record_check_sees_a_write() -> None:
     assert _CALL_WRITES.search("        call.ended_at = now")
     assert not _CALL_WRITES.search("    callrecord.record_outcome(session, call.id, 'x')")
     assert not _CALL_WRITES.search("    if call.outcome == 'consented':")
+
+
+# --- private names stay in their module ------------------------------------------------------
+
+_PACKAGES = ("bot", "voice", "actions", "bench")
+
+
+def _is_our_module(dotted: str) -> bool:
+    path = REPO.joinpath(*dotted.split("."))
+    return dotted.split(".")[0] in _PACKAGES and (path.with_suffix(".py").exists()
+                                                  or (path / "__init__.py").exists())
+
+
+def private_uses(source: str) -> list[tuple[int, str]]:
+    """(line, name) of each private name (one leading underscore) *source* takes from
+    another of our modules: `from bot.x import _name`, or `module._name` on a module it
+    imported (`import bot.x as x`, `from bot import x`)."""
+    tree = ast.parse(source)
+    modules: set[str] = set()
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.asname or a.name.split(".")[0] for a in node.names
+                        if _is_our_module(a.name)}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] in _PACKAGES:
+            for alias in node.names:
+                if _is_our_module(f"{node.module}.{alias.name}"):
+                    modules.add(alias.asname or alias.name)
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append((node.lineno, f"{node.module}.{alias.name}"))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and node.attr.startswith("_")
+                and not node.attr.startswith("__")):
+            found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+    return sorted(found)
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    """A name with a leading underscore belongs to its module; one another module needs is
+    made public where it is owned (tests may still reach into a module they test)."""
+    hits = [f"{path.relative_to(REPO)}:{line} uses {name}" for package in _PACKAGES
+            for path in sorted((REPO / package).rglob("*.py"))
+            for line, name in private_uses(path.read_text(encoding="utf-8"))]
+    assert hits == []
+
+
+def test_the_private_name_scan_sees_both_forms() -> None:
+    source = ("from bot.agents.figures import _team as team, agent_figures\n"
+              "from bot.reports import charts\n"
+              "import bot.keys as keys\n"
+              "charts._no_data(ax, 't')\n"
+              "keys._env_name('x')\n"
+              "charts.no_data(ax, 't')\n"
+              "self._private()\n")
+    assert private_uses(source) == [(1, "bot.agents.figures._team"), (4, "charts._no_data"),
+                                    (5, "keys._env_name")]
