@@ -149,6 +149,8 @@ def campaign_report(fig: dict[str, Any]) -> Report:
         ["其中号码已拉黑 of which blacklisted", comp["blacklisted"]],
         ["投诉黑名单记录 Complaint blacklist entries", comp["blacklist_entries"]],
         ["仍有效 still active", comp["blacklist_entries_active"]],
+        ["投诉记录 Complaints recorded", comp["recorded"]],
+        *([f"投诉状态 status: {s}", n] for s, n in comp["by_status"].items()),
         ["转人工合计 Escalations", esc["total"]],
         *([f"转人工原因 reason: {r}", n] for r, n in esc["by_reason"].items()),
         *([f"转人工状态 status: {s}", n] for s, n in esc["by_status"].items()),

@@ -28,9 +28,11 @@ from sqlalchemy.orm import Session
 from bot.reports.dispositions import agent_dispositions, describe_dispositions
 from bot.store.ledger import CONSENT
 from bot.store.models import (
+    COMPLAINT_STATUSES,
     Call,
     CallAttempt,
     Campaign,
+    Complaint,
     Consent,
     Contact,
     DncEntry,
@@ -330,17 +332,23 @@ def _survey(session: Session, campaign: Campaign) -> list[dict[str, Any]]:
 
 
 def _complaints(session: Session, campaign_id: int, finished: Sequence[_Call],
-                contacts: dict[int, _Contact], escalated: set[str]) -> dict[str, int]:
-    """Complaint calls and how they were handled, and the complaint blacklist entries."""
+                contacts: dict[int, _Contact], escalated: set[str]) -> dict[str, Any]:
+    """Complaint calls and how they were handled, the complaint blacklist entries, and the
+    campaign's complaint records (the complaints table: heard on a call, recorded by an
+    agent or entered by a supervisor) by handling status."""
     complaint_calls = [c for c in finished if c.outcome == "complaint"]
     entries = complaint_entries(session, campaign_id)
     listed = blacklisted_phones(session, (contacts[c.contact_id].phone for c in complaint_calls))
+    statuses = Counter(session.scalars(select(Complaint.status).where(
+        Complaint.campaign_id == campaign_id)))
     return {
         "calls": len(complaint_calls),
         "escalated": sum(c.id in escalated for c in complaint_calls),
         "blacklisted": sum(contacts[c.contact_id].phone in listed for c in complaint_calls),
         "blacklist_entries": len(entries),
         "blacklist_entries_active": sum(e.removed_at is None for e in entries),
+        "recorded": sum(statuses.values()),
+        "by_status": {status: statuses[status] for status in COMPLAINT_STATUSES},
     }
 
 
@@ -397,7 +405,9 @@ def format_figures(fig: dict[str, Any]) -> str:
         lines.append(describe_dispositions(fig["agent_dispositions"]))
     comp = fig["complaints"]
     lines.append(f"  投诉 complaints:              {comp['calls']} 通 (转人工 {comp['escalated']}, "
-                 f"拉黑 {comp['blacklisted']}); 投诉黑名单 {comp['blacklist_entries']} 条")
+                 f"拉黑 {comp['blacklisted']}); 投诉黑名单 {comp['blacklist_entries']} 条; "
+                 f"投诉记录 {comp['recorded']} 条 (" + ", ".join(
+                     f"{s} {n}" for s, n in comp["by_status"].items()) + ")")
     if fig["type"] == "second_confirmation" or any(fig["confirmation_results"].values()):
         lines.append("  二次确认 confirmations:       " + ", ".join(
             f"{CONFIRMATION_LABELS[r]} {n}" for r, n in fig["confirmation_results"].items()))

@@ -7,9 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.reports.figures import age_band, campaign_figures, format_figures, talk_time
 from bot.store import CampaignRepo, ContactRepo, Database
+from bot.store.models import Complaint, Contact
 
 from .seeding import Seeded, local, seed
 
@@ -135,10 +137,38 @@ def test_escalations_complaints_and_talk_time(db: Database, seeded: Seeded) -> N
     # (from its call) and the operator's for m4's number (removed since); not the one for a
     # number on no list, nor m10's do-not-call request.
     assert fig["complaints"] == {"calls": 1, "escalated": 1, "blacklisted": 1,
-                                 "blacklist_entries": 2, "blacklist_entries_active": 1}
+                                 "blacklist_entries": 2, "blacklist_entries_active": 1,
+                                 "recorded": 0,
+                                 "by_status": {"new": 0, "contacted": 0, "resolved": 0}}
     # 14 finished calls: 995 s in all; the middle two of the sorted durations are 60 and 70.
     assert fig["talk_time"] == {"calls": 14, "mean_s": 71.1, "median_s": 65.0}
     assert fig["confirmation_results"] == {"keep": 0, "cancel": 0, "undecided": 0}
+
+
+def test_complaint_records_count_whoever_entered_them(db: Database, seeded: Seeded) -> None:
+    """The complaints table: the bot's record of m8's call, an agent's about m3's declined
+    call, a supervisor's about m9's number with no call; one of another campaign."""
+    with db.session() as session:
+        marketing = CampaignRepo(session).by_name(seeded.marketing)
+        survey = CampaignRepo(session).by_name(seeded.survey)
+        assert marketing is not None and survey is not None
+        for campaign_id, who, source, status in [
+                (marketing.id, "m8", "call", "resolved"), (marketing.id, "m3", "agent", "new"),
+                (marketing.id, "m9", "supervisor", "contacted"),
+                (survey.id, "s1", "supervisor", "new")]:
+            contact = session.scalar(select(Contact).where(Contact.phone == Seeded.phone(who)))
+            assert contact is not None
+            at = local(19, "10:00")
+            session.add(Complaint(
+                campaign_id=campaign_id, contact_id=contact.id, source=source,
+                words="我要投诉", severity="low", status=status, created_at=at,
+                created_by="x", contact_due_at=at + timedelta(days=1),
+                resolve_due_at=at + timedelta(days=5), blacklist_policy="immediately"))
+    fig = figures(db, seeded.marketing)
+    assert (fig["complaints"]["recorded"], fig["complaints"]["by_status"]) == (
+        3, {"new": 1, "contacted": 1, "resolved": 1})
+    assert fig["complaints"]["calls"] == 1  # the complaint calls stay the call outcomes
+    assert "投诉记录 3 条 (new 1, contacted 1, resolved 1)" in format_figures(fig)
 
 
 def test_complaint_entries_of_a_call_stay_with_its_campaign(db: Database,

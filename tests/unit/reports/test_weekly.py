@@ -180,6 +180,11 @@ def test_weekly_summary_of_one_campaign(db: Database, seeded: Seeded) -> None:
     assert fig["decline_reasons"][0]["share"] == 0.5
     comp = fig["complaint_handling"]
     assert comp["recorded"] == 2
+    # the rows by day count the same records: a resolved one on the 18th, a new one the 19th
+    assert fig["totals"]["complaints"]["recorded"] == 2
+    assert [(d["date"], d["complaints"]["recorded"], d["complaints"]["unresolved"])
+            for d in fig["days"] if d["complaints"]["recorded"]] == [
+        ("2026-11-18", 1, 0), ("2026-11-19", 1, 1)]
     assert comp["by_status"] == {"new": 1, "contacted": 0, "resolved": 1}
     assert comp["by_severity"] == {"low": 1, "medium": 0, "high": 1}
     assert comp["by_root_cause"] == {"value": 0, "system": 0, "people": 1, "unknown": 1}
