@@ -8,11 +8,15 @@ import asyncio
 import logging
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from bot.qa import schedule
+from bot.qa.sampling import SampleResult
 from bot.qa.schedule import DueDraw, QaScheduler, due_draws, next_due_at
 from bot.store import CampaignRepo, Database
 from bot.store.models import QaSample
@@ -111,6 +115,27 @@ def test_on_monday_the_week_is_drawn_and_its_days(db: Database) -> None:
         ("daily", WEEK[-1]), ("weekly", WEEK[0])]
     [weekly] = [r for r in results if r.kind == "weekly"]
     assert (weekly.population_size, weekly.eligible_size, len(weekly.picks)) == (28, 14, 7)
+
+
+def test_a_draw_that_failed_is_tried_again_at_the_next_tick(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    cid = add_campaign(db, daily_rate=1.0)
+    add_call(db, cid, 1)
+    real, failures = schedule.draw_sample, [1]
+
+    def database_away_once(*args: Any, **kwargs: Any) -> SampleResult:
+        if failures:
+            failures.pop()
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(schedule, "draw_sample", database_away_once)
+    scheduler = QaScheduler(db, drawn_by="s", catch_up_days=1)
+    now = at(DAY + timedelta(days=1), "01:00")
+    assert scheduler.tick(now) == [] and samples(db) == []
+    [result] = scheduler.tick(now + timedelta(hours=1))
+    assert (result.period_start, result.fresh) == (DAY, True)
+    assert samples(db) == [("daily", DAY, "s")]
 
 
 def test_each_campaign_is_drawn_in_its_own_time_zone(db: Database) -> None:
