@@ -35,6 +35,11 @@ from bot.store.vocab import USER_ROLES
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 MIN_PASSWORD, MAX_PASSWORD = 10, 1024
 MIN_WEIGHT, MAX_WEIGHT = 1, 100
+# Besides agents, these roles may have a phone (a SIP address, nothing else) in the same
+# profile: the gateway dials a supervisor's to listen, whisper or barge (bot/monitoring.py).
+# With no campaigns such a profile is never offered a call, and the desk's pages and the
+# wall list users of role agent only.
+PHONE_ROLES = ("supervisor", "admin")
 
 
 class AccountError(ValueError):
@@ -181,8 +186,10 @@ def create_user(db: Database, passwords: Passwords, username: str, role: str, pa
         raise AccountError(f"role must be one of {', '.join(USER_ROLES)}")
     check_password(password, username)
     agent = check_agent(agent or AgentOptions())
-    if agent.given and role != "agent":
-        raise AccountError("SIP address, campaigns and weight are for role agent only")
+    if agent.given and role != "agent" and (role not in PHONE_ROLES or agent.campaigns
+                                            or agent.weight is not None):
+        raise AccountError("campaigns and weight are for role agent only; a SIP address "
+                           "for agents and, for monitoring calls, supervisors and admins")
     display_name = (display_name or "").strip() or None
     if display_name is not None and len(display_name) > 100:
         raise AccountError("a display name has at most 100 characters")
@@ -195,10 +202,14 @@ def create_user(db: Database, passwords: Passwords, username: str, role: str, pa
         if role == "agent":
             users.set_agent(user, sip_uri=agent.sip_uri, campaigns=agent.campaigns or (),
                             weight=agent.weight if agent.weight is not None else 1)
+        elif agent.sip_uri is not None:  # a supervisor's phone, in the same profile
+            users.set_agent(user, sip_uri=agent.sip_uri)
         detail: dict[str, Any] = {"role": role}
         if role == "agent":
             detail.update(sip_uri=agent.sip_uri, campaigns=list(agent.campaigns or ()),
                           weight=user.agent.weight if user.agent else None)
+        elif agent.sip_uri is not None:
+            detail.update(sip_uri=agent.sip_uri)
         AuditRepo(session).record(actor, "user.created", username, **detail)
         return UserInfo.of(user)
 

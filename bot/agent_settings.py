@@ -1,5 +1,7 @@
 """Changing an agent's settings after the account exists: the SIP address the gateway calls,
 the campaigns they serve and their weight (`waihu user set`, the /admin page's agent form).
+A supervisor's (or an admin's) phone for monitoring calls is set the same way, a SIP address
+only (bot/accounts.py, PHONE_ROLES).
 
 Checked as at creation (bot/accounts.py `check_agent`, bot/sip_address.py), with one rule
 more: the campaigns named here must exist.  Creation keeps accepting a campaign that does
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.accounts import AccountError, AgentOptions, UserInfo, check_agent
+from bot.accounts import PHONE_ROLES, AccountError, AgentOptions, UserInfo, check_agent
 from bot.store import Database
 from bot.store.models import Agent
 from bot.store.repos.audit import AuditRepo
@@ -73,8 +75,13 @@ def change_agent(db: Database, username: str, options: AgentOptions, *,
         user = users.by_name(username)
         if user is None:
             raise NotAnAgent(f"no user {username!r}")
-        if user.role != "agent" or user.agent is None:
-            raise NotAnAgent(f"user {username!r} is not an agent (role {user.role})")
+        if user.role in PHONE_ROLES and not (options.campaigns or options.weight is not None):
+            if user.agent is None:  # a supervisor's first phone: their profile starts here
+                users.set_agent(user)
+        elif user.role != "agent" or user.agent is None:
+            raise NotAnAgent(f"user {username!r} is not an agent (role {user.role}); "
+                             f"a supervisor or admin may only be given a SIP address")
+        assert user.agent is not None
         if options.campaigns:
             _check_campaigns_exist(CampaignRepo(session), options.campaigns)
         wanted: dict[str, Any] = {"sip_uri": options.sip_uri,

@@ -47,6 +47,7 @@ ESCALATION_ACCEPTED = "escalation.accepted"
 ESCALATION_ENDED = "escalation.ended"
 CALL_BRIDGED = "call.bridged"
 MONITOR_STARTED = "monitor.started"
+MONITOR_MODE = "monitor.mode"  # a supervisor monitoring the call changed mode
 MONITOR_ENDED = "monitor.ended"
 
 TURN_EVENTS = frozenset({TURN_CUSTOMER, TURN_BOT, TURN_AGENT, TURN_SYSTEM})

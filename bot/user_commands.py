@@ -29,11 +29,13 @@ def add_user_commands(sub: Subcommands) -> None:
     add.add_argument("--role", required=True, choices=USER_ROLES)
     add.add_argument("--display-name", help="the name the console shows, e.g. 王芳")
     _password_source(add)
-    agent = add.add_argument_group("agents (role agent only)")
+    agent = add.add_argument_group("agents (role agent; --sip also for a supervisor's or "
+                                   "admin's phone, dialled to monitor calls)")
     _agent_options(agent, weight_default=" (default 1)")
     add.set_defaults(func=cmd_user_add)
     change = with_json(usub.add_parser(
-        "set", help="change an agent's SIP address, campaigns or weight (audited)"))
+        "set", help="change an agent's SIP address, campaigns or weight, or a supervisor's "
+        "SIP address (audited)"))
     change.add_argument("name")
     _agent_options(change, weight_default="")
     change.set_defaults(func=cmd_user_set)
@@ -56,7 +58,7 @@ def add_user_commands(sub: Subcommands) -> None:
 
 def _agent_options(p: argparse._ActionsContainer, *, weight_default: str) -> None:
     p.add_argument("--sip", "--sip-uri", dest="sip", metavar="URI",
-                   help="SIP address of the agent's phone: sip: or sips:, optional user, "
+                   help="SIP address of the user's phone: sip: or sips:, optional user, "
                    "host, optional port, e.g. sip:1001@pbx.example.com")
     p.add_argument("--campaigns", help="campaigns served, comma-separated names "
                    "('' for none)")

@@ -62,6 +62,7 @@ from voice.call.events import (
     ListenFor,
     chain,
 )
+from voice.call.monitor import CallMonitor, DatabaseMonitors
 from voice.call.recorder import Recorder, recording_path
 from voice.call.speaker import Speaker, Speech
 from voice.call.timeline import Timeline
@@ -95,6 +96,9 @@ class SessionConfig:
     # a fixed prompt, warmed with the campaign's.
     holding_text: str = "请稍等，正在为您转接人工客服"
     desk_poll_s: float = 0.1  # how often the gateway reads back an agent's answer to an offer
+    # How often the call looks for a supervisor's request to monitor it (voice/call/monitor.py;
+    # 0: never); a monitor under way is read back every `desk_poll_s`.
+    monitor_poll_s: float = 0.5
     # Said when the call cannot go on (Rasa or the action server down, the database
     # failing): a fixed prompt, warmed with the campaign's (voice.tts.warm), so it plays
     # without Rasa.  The call is then `failed` and its contact retried.
@@ -192,6 +196,10 @@ class CallSession:
                                holding_text=config.holding_text,
                                desk_poll_s=config.desk_poll_s,
                                agent_side=AgentTranscriber(asr, config.vad))
+        self.monitor = CallMonitor(leg, telephony if config.monitor_poll_s else None,
+                                   timeline, DatabaseMonitors(db), poll_s=config.desk_poll_s,
+                                   wait_s=config.monitor_poll_s,
+                                   answer_s=config.agent_answer_s)
         self._audio_task: asyncio.Task[None] | None = None
         self._limit: asyncio.Timeout | None = None  # the call-length limit, while it holds
 
@@ -240,6 +248,7 @@ class CallSession:
         self._audio_task = asyncio.create_task(self._audio_in(), name=f"in-{self.call_id}")
         workers = [self._audio_task,
                    asyncio.create_task(self._leg_events(), name=f"events-{self.call_id}")]
+        self.monitor.start()
         try:
             async with asyncio.timeout(self.config.max_call_s) as self._limit:
                 await self._converse_or_announcement()
@@ -271,6 +280,7 @@ class CallSession:
             await self.transcription.stop()
             if not self.leg.closed.is_set():
                 await self.leg.hangup()
+            await self.monitor.stop()
             await self._settle_requests()
             await self._finish()
         return self.result

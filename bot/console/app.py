@@ -29,6 +29,7 @@ from bot.console import (
     figure_pages,
     library_pages,
     live_turns,
+    monitor_pages,
     pages,
     phones,
     qa_pages,
@@ -76,6 +77,7 @@ ROUTES = [
     *library_pages.ROUTES,
     *weekly_pages.ROUTES,
     *wall.ROUTES,
+    *monitor_pages.ROUTES,
 ]
 
 

@@ -682,3 +682,42 @@ class LibraryTag(Base):
 
     entry_id: Mapped[int] = mapped_column(ForeignKey("library_entries.id"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
+# --- supervisors monitoring live calls (bot/monitoring.py, voice/call/monitor.py) ----------
+
+MONITOR_MODES = ("listen", "whisper", "barge")  # heard by: nobody, the agent, everyone
+# requested (the console wrote it) → dialling (a gateway took it) → active (the supervisor's
+# phone answered) → ended (stopped, hung up, the call ended, or the phone never answered).
+MONITOR_STATES = ("requested", "dialling", "active", "ended")
+_MONITOR_OPEN = text("state <> 'ended'")
+
+
+class MonitorSession(Base):
+    """A supervisor listening to, whispering on or barging into a live call through their
+    SIP phone.  The console writes the request and the supervisor's mode changes; the
+    gateway carrying the call reads them back (every 100 ms), dials ``sip_uri`` and writes
+    how it went: ``heard_by`` (who hears the supervisor now: ``nobody``, ``agent``,
+    ``customer``, ``customer+agent``) and ``end_reason``.  At most one open session per
+    call."""
+
+    __tablename__ = "monitor_sessions"
+    __table_args__ = (
+        Index("ix_monitor_sessions_open_call", "call_id", unique=True,
+              sqlite_where=_MONITOR_OPEN, postgresql_where=_MONITOR_OPEN),
+        Index(None, "supervisor_id", "requested_at"),
+        one_of("mode", MONITOR_MODES),
+        one_of("state", MONITOR_STATES),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    supervisor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    sip_uri: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10))
+    heard_by: Mapped[str | None] = mapped_column(String(20))
+    requested_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(40))

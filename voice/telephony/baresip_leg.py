@@ -182,6 +182,10 @@ class BaresipLeg(Leg):
             return
         self._audio.play(pcm)
 
+    def mix_in(self, pcm: bytes) -> None:
+        if not self.closed.is_set():
+            self._audio.mix_in(pcm)
+
     def stop_playback(self) -> None:
         self._audio.stop_playback()
 

@@ -144,6 +144,7 @@ class Leg(ABC):
         self.events: asyncio.Queue[LegEvent] = asyncio.Queue()
         self.closed = asyncio.Event()
         self.hangup_event: Hangup | None = None
+        self.peer: Leg | None = None  # the leg this one is bridged to, while it is
         self._listeners: list[FrameListener] = []
 
     # -- frames -------------------------------------------------------------------
@@ -189,6 +190,12 @@ class Leg(ABC):
     def playing(self) -> bool:
         """True while queued bot audio is still being sent."""
 
+    def mix_in(self, pcm: bytes) -> None:
+        """Send *pcm* over whatever this leg sends next (the bot's audio, a bridged
+        party's, or silence): a supervisor whispering or barging in (voice/audio/mixing.py).
+        Unlike `play` it does not make the leg `playing`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot mix audio in")
+
     @abstractmethod
     async def send_dtmf(self, digits: str) -> None: ...
 
@@ -216,9 +223,11 @@ class Leg(ABC):
 
         tasks = [asyncio.create_task(relay(self, other)), asyncio.create_task(relay(other, self))]
         closed = [asyncio.create_task(self.closed.wait()), asyncio.create_task(other.closed.wait())]
+        self.peer, other.peer = other, self  # a supervisor's whisper finds the agent here
         try:
             await asyncio.wait(closed, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.peer = other.peer = None
             for task in tasks + closed:
                 task.cancel()
             await self.hangup()

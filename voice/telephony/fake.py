@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from voice.audio.frames import FRAME_BYTES, FRAME_MS, SILENCE_FRAME, Frame
+from voice.audio.mixing import Overlay
 from voice.telephony.base import (
     Answered,
     DialOutcome,
@@ -128,6 +129,7 @@ class FakeLeg(Leg):
         self._dialled_at = time.monotonic()
         self._answered_at: float | None = None
         self._play = bytearray()
+        self._overlay = Overlay()
         self._early = bytearray()
         self._outcome: asyncio.Future[DialOutcome] = asyncio.get_running_loop().create_future()
         self._pump = asyncio.create_task(self._run(), name=f"fake-leg-{request.call_id}")
@@ -177,10 +179,10 @@ class FakeLeg(Leg):
 
     def _take_play(self) -> bytes:
         if not self._play:
-            return SILENCE_FRAME
+            return self._overlay.take() or SILENCE_FRAME
         chunk = bytes(self._play[:FRAME_BYTES])
         del self._play[:FRAME_BYTES]
-        return chunk.ljust(FRAME_BYTES, b"\0")
+        return self._overlay.over(chunk.ljust(FRAME_BYTES, b"\0"))
 
     def _finish(self, outcome: DialOutcome) -> None:
         if not self._outcome.done():
@@ -205,6 +207,10 @@ class FakeLeg(Leg):
     def play(self, pcm: bytes) -> None:
         if not self.closed.is_set():
             self._play += pcm
+
+    def mix_in(self, pcm: bytes) -> None:
+        if not self.closed.is_set():
+            self._overlay.add(pcm)
 
     def stop_playback(self) -> None:
         self._play.clear()

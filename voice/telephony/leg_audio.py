@@ -38,6 +38,7 @@ from baresip.call import Call
 from baresip.errors import AudioNotActive, AudioRestarted
 
 from voice.audio.frames import FRAME_BYTES, FRAME_MS, SILENCE_FRAME, Frame
+from voice.audio.mixing import Overlay
 from voice.telephony.audio_clock import RESYNC_MS, TICK_S, AudioClock
 from voice.telephony.base import Direction
 
@@ -45,6 +46,7 @@ log = logging.getLogger("waihu.sip")
 
 AHEAD_FRAMES = 15  # bot audio queued in the stack ahead of the wire: rides out 300 ms stalls
 CUSHION_FRAMES = 2  # audio shorter than this starting from idle gets one frame of silence first
+OVERLAY_AHEAD_FRAMES = 3  # a supervisor's voice alone (no bot audio) is kept this close
 FLUSH_WAIT_S = 0.045  # flush_tx is carried out at the stack's next 20 ms tick: wait for it
 MAX_SILENCE_REPORT = 500  # after a longer stall only the last 10 s of stack silence is reported
 RX_READ_BYTES = 16 * FRAME_BYTES  # take everything that arrived (bursts after a stall)
@@ -73,6 +75,7 @@ class LegAudio:
         self._early_at: float | None = None  # first early-media frame
         self._ended = False  # no audio any more (the clock skips the leg)
         self._play = bytearray()
+        self._overlay = Overlay()  # a supervisor's voice over ours (voice/audio/mixing.py)
         self._early = bytearray()
         self._rx_pending = bytearray()
         self._out: list[tuple[Direction, Frame]] = []  # for the listeners, in order
@@ -129,6 +132,18 @@ class LegAudio:
                 return
             # Start now rather than at the next tick (the clock is the other writer, and
             # the lock keeps us apart); the frames reach the listeners on the next dispatch.
+            with contextlib.suppress(*_AUDIO_GONE):
+                self._transmit(time.monotonic())
+            pending = bool(self._out)
+        if pending:
+            self._clock.mark_ready(self)
+
+    def mix_in(self, pcm: bytes) -> None:
+        """Audio sent over ours from the next frame written (Leg.mix_in)."""
+        with self._lock:
+            self._overlay.add(pcm)
+            if self.answered_at is None or self._ended:
+                return
             with contextlib.suppress(*_AUDIO_GONE):
                 self._transmit(time.monotonic())
             pending = bool(self._out)
@@ -232,6 +247,18 @@ class LegAudio:
             if not self._write(self._take_play(), voiced=True):
                 break  # stack buffer full after all; try again next tick
             buffered += FRAME_BYTES
+        if self._overlay and not self._play:
+            # A supervisor's voice with nothing of ours to carry it: it goes out on its own,
+            # kept as close to the wire as a bridged party's trickle, and does not count as
+            # bot audio (`playing` stays false: the bot's turn is not held open by it).
+            if not buffered:
+                self._write(SILENCE_FRAME, voiced=False)
+                buffered += FRAME_BYTES
+            while buffered < OVERLAY_AHEAD_FRAMES * FRAME_BYTES:
+                frame = self._overlay.take()
+                if frame is None or not self._write(frame, voiced=False):
+                    break
+                buffered += FRAME_BYTES
         # Bot audio is waiting: the stack must not run dry before the next tick.
         due = bool(self._play)
         if due and not self._content_due:
@@ -269,4 +296,4 @@ class LegAudio:
     def _take_play(self) -> bytes:
         chunk = bytes(self._play[:FRAME_BYTES])
         del self._play[:FRAME_BYTES]
-        return chunk.ljust(FRAME_BYTES, b"\0")
+        return self._overlay.over(chunk.ljust(FRAME_BYTES, b"\0"))

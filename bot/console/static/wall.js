@@ -94,6 +94,19 @@
     timer(row, call.since);
     cell(row, call.last_intent, "wall-intent");
     cell(row, call.last_words, "wall-words");
+    // Listen, whisper, barge (static/monitor.js sends them): answered calls only.
+    const monitor = cell(row, "", "actions");
+    monitor.textContent = "";
+    if (call.answered) {
+      [["listen", "监听"], ["whisper", "密语"], ["barge", "强插"]].forEach(function (pair) {
+        const button = el("button", "btn btn-small monitor-start", pair[1]);
+        button.type = "button";
+        button.dataset.mode = pair[0];
+        button.dataset.callId = call.call_id;
+        button.title = pair[0];
+        monitor.appendChild(button);
+      });
+    }
     return row;
   }
 
