@@ -13,22 +13,22 @@ The judge is Whisper *base* from the package registry (``var/models/whisper-base
 small is published there only in part (two of its parts; the joined file does not load), so
 it cannot be had on these machines.  ``--model DIR`` takes any faster-whisper model folder.
 
-Both sides are compared as spoken: digits in the reference and in the transcript go through
-the front end's ``to_speakable`` (Whisper writes "5元" for 五元), 幺 counts as 一 and 两 as
-二, and punctuation, spaces, script (traditional/simplified) and case do not count.
+Both sides are normalised alike (``bench.ttsbench.compare``, which lists what and why):
+script, width, case and punctuation do not count, numbers are compared by value (Whisper
+writes "5元" for 五元, "10010" for 幺零零幺零), 的/地/得 and 他/她/它 are one; a number heard
+as another value is an error, and each prompt with one is listed under ``number_errors``
+with what was said, what was heard and its kind (date, price, time, key, phone, count).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
-import re
 import statistics
 import sys
 import tempfile
 import time
-import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -38,14 +38,20 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.ttsbench.compare import (  # noqa: E402
+    cer_counts,
+    compared,
+    error_causes,
+    number_errors,
+    spoken,
+)
 from bot.campaigns.definition import BotVoice, load_definition  # noqa: E402
 from voice.asr.models import whisper_model_dir  # noqa: E402
-from voice.asr.snap import edit_distance, normalize  # noqa: E402
+from voice.asr.snap import edit_distance  # noqa: E402
 from voice.asr.whisper_engine import upsample  # noqa: E402
 from voice.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode  # noqa: E402
 from voice.tts.cache import PromptCache  # noqa: E402
 from voice.tts.espeak import SAMPLE_RATE  # noqa: E402
-from voice.tts.frontend import to_speakable  # noqa: E402
 from voice.tts.prompts import ContactWording, contact_slot_values, plan_prompts  # noqa: E402
 from voice.tts.voices import synthesizer  # noqa: E402
 
@@ -58,89 +64,6 @@ CODECS: dict[str, Callable[[bytes], bytes]] = {
     "pcmu": lambda pcm: ulaw_decode(ulaw_encode(pcm)),
     "none": lambda pcm: pcm,
 }
-
-# A number as said: a run of numeral characters, with the measure word after it when there
-# is one (五元, 十二月, 二零二六年, 九点).  A lone numeral without one is a word (一下, 一项).
-_NUMERALS = "零一二三四五六七八九十百千万亿点"
-_MEASURES = "元块角年月日号点分秒天周次位个岁折"
-_NUMBER = re.compile(rf"[{_NUMERALS}]{{2,}}[{_MEASURES}]?|[{_NUMERALS}][{_MEASURES}]"
-                     rf"|(?<=按)[{_NUMERALS}]")  # 按1: a key to press
-_DIGIT_GAP = re.compile(r"(?<=\d)\s+(?=\d)")
-
-
-def spoken(text: str) -> str:
-    """What counts in the comparison: the words as said, simplified, no punctuation.  Digits
-    are read before punctuation goes (5.5元 is 五点五元); digit groups split by spaces are
-    one number (400 800 1234)."""
-    text = _DIGIT_GAP.sub("", unicodedata.normalize("NFKC", text))
-    return normalize(to_speakable(text)).replace("幺", "一").lower()
-
-
-def cer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(character edits, reference characters), both as spoken."""
-    ref, hyp = spoken(reference), spoken(hypothesis)
-    return edit_distance(ref, hyp), len(ref)
-
-
-_DIGIT_VALUES = {"零": "0", "一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "六": "6",
-                 "七": "7", "八": "8", "九": "9"}
-_UNITS = {"十": 10, "百": 100, "千": 1000}
-_BIG_UNITS = {"万": 10**4, "亿": 10**8}
-
-
-def _cardinal(run: str) -> int:
-    total = section = 0
-    digit: int | None = None
-    for ch in run:
-        if ch in _DIGIT_VALUES:
-            digit = int(_DIGIT_VALUES[ch])
-        elif ch in _UNITS:
-            section += (1 if digit is None else digit) * _UNITS[ch]
-            digit = None
-        elif ch in _BIG_UNITS:
-            total += (section + (digit or 0)) * _BIG_UNITS[ch]
-            section, digit = 0, None
-    return total + section + (digit or 0)
-
-
-def number_value(run: str) -> str:
-    """A number as said → its digits: 一零零一零 → 10010 (digit by digit), 一千零一十 → 1010,
-    五十八点五 → 58.5.  The same number however the transcript wrote it."""
-    def part(text: str) -> str:
-        if any(ch in _UNITS or ch in _BIG_UNITS for ch in text):
-            return str(_cardinal(text))
-        return "".join(_DIGIT_VALUES.get(ch, "") for ch in text)
-    whole, _, frac = run.partition("点")
-    return part(whole) + ("." + part(frac) if frac else "")
-
-
-def number_errors(reference: str, hypothesis: str) -> list[dict[str, str]]:
-    """The numbers, dates, times and amounts of ``reference`` that did not come back as said.
-    Both sides as spoken (digits in words, 两 as 二, 幺 as 一); each number of the reference
-    is compared by value with the numerals the transcript has in its place (the measure word
-    after it may be misheard: 后四为 still says 四)."""
-    ref, hyp = (spoken(t).replace("两", "二").replace("〇", "零")
-                for t in (reference, hypothesis))
-    opcodes = difflib.SequenceMatcher(None, ref, hyp, autojunk=False).get_opcodes()
-    wrong = []
-    for match in _NUMBER.finditer(ref):
-        start, end = match.start(), match.end()
-        while end > start and ref[end - 1] not in _NUMERALS:
-            end -= 1  # the measure word may be misheard
-        heard = ""
-        for op, i1, i2, j1, j2 in opcodes:
-            if op == "insert" and start <= i1 <= end:
-                heard += hyp[j1:j2]  # said next to it: part of the number as heard
-            elif op == "equal" and i1 < end and i2 > start:
-                heard += hyp[j1 + max(0, start - i1): j2 - max(0, i2 - end)]
-            elif op != "insert" and i1 < end and i2 > start:
-                heard += hyp[j1:j2]
-        heard = "".join(ch for ch in heard if ch in _NUMERALS)
-        said = ref[start:end]
-        if number_value(said) != number_value(heard):
-            wrong.append({"said": number_value(said), "heard": number_value(heard) or "-"})
-    return wrong
-
 
 def voice_of(spec: str) -> tuple[str, BotVoice]:
     """``zf_xiaoyi`` / ``kokoro:zm_yunxi`` / ``espeak`` → (its name in the report, voice)."""
@@ -197,10 +120,12 @@ def syllables(text: str) -> list[str]:
 
 
 def score(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
-    """CER per prompt and overall, wrong numbers, and the syllable error rate: the same
-    comparison over tone-numbered pinyin, so that a character the judge wrote for the same
-    sound (示例 as 势力, 客服 as 克服) is no error there."""
+    """CER per prompt and overall, its character errors by cause (the same sound written
+    otherwise, another tone, another sound, missing, added), wrong numbers, and the
+    syllable error rate: the same comparison over tone-numbered pinyin, so that a character
+    the judge wrote for the same sound (示例 as 势力, 客服 as 克服) is no error there."""
     edits = chars = syllable_edits = syllable_count = 0
+    causes: Counter[str] = Counter()
     for row in rows:
         wrong, length = cer_counts(row["text"], row["heard"])
         said, heard = syllables(row["text"]), syllables(row["heard"])
@@ -208,6 +133,9 @@ def score(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
         syllable_edits += edit_distance(said, heard)
         syllable_count += len(said)
         row["cer"] = round(wrong / length, 3) if length else 0.0
+        row["compared"] = [compared(row["text"]), compared(row["heard"])]
+        row["errors"] = {k: n for k, n in error_causes(row["text"], row["heard"]).items() if n}
+        causes.update(row["errors"])
         row.pop("numbers_wrong", None)
         wrong_numbers = number_errors(row["text"], row["heard"])
         if wrong_numbers:
@@ -221,6 +149,10 @@ def score(rows: list[dict[str, Any]], worst: int) -> dict[str, Any]:
         "syllable_error_overall": round(syllable_edits / syllable_count, 4)
         if syllable_count else 0.0,
         "exact": sum(1 for s in scores if s == 0),
+        "errors_by_cause": dict(causes),  # see bench.ttsbench.compare.error_causes
+        "prompts_with_wrong_number": sum(1 for row in rows if row.get("numbers_wrong")),
+        "wrong_numbers_by_kind": dict(Counter(
+            number["kind"] for row in rows for number in row.get("numbers_wrong", []))),
         "number_errors": [{k: row[k] for k in ("response", "text", "heard", "numbers_wrong")}
                           for row in rows if row.get("numbers_wrong")],
         "worst": sorted(rows, key=lambda r: -r["cer"])[:worst],
@@ -338,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
 def _report(result: dict[str, Any], out: Path | None) -> int:
     result["summary"] = {name: {"cer_overall": v["cer_overall"],
                                 "syllable_error_overall": v["syllable_error_overall"],
-                                "exact": v["exact"], "number_errors": len(v["number_errors"]),
+                                "exact": v["exact"],
+                                "prompts_with_wrong_number": len(v["number_errors"]),
                                 "synthesis_mean_s": v["synthesis"]["mean_s"]}
                          for name, v in result["voices"].items()}
     text = json.dumps(result, ensure_ascii=False, indent=2)

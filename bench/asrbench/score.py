@@ -7,7 +7,8 @@
 - meaning accuracy, over all replies: what the bot got equals what it would have got from
   the written reply (``interpret``: the phrase, the digits, the score or the text itself,
   compared as spoken);
-- CER: character edits over reference characters, both as spoken, of the raw transcript;
+- CER: character edits over reference characters of the raw transcript, both sides as
+  bench/tts.py compares them (``bench.ttsbench.compare``: numbers by value);
 - false snaps: a reply that is in no phrase of its list came out as one of them (not
   one the reply says within more words: 好的我同意 → 我同意 is what was said).  Those
   to a consent phrase and to a do-not-call phrase are counted apart: a consent or a

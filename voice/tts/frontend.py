@@ -21,6 +21,12 @@ Reading rules (``to_speakable``), applied in this order:
   any digits after 尾号/后四位/验证码/编号/工号, are read digit by digit with **一**.
 - Everything else is a number: ``58.5`` → 五十八点五, ``30天`` → 三十天, ``10000元`` → 一万元.
   A lone 2 before a measure word is 两 (两个, 两天, 两元, 两点); elsewhere 二 (二月, 第二次, 二百).
+
+Fixed readings (``reading_spans``): words and surnames whose reading pypinyin gets wrong, as
+both engines read it (espeak through ``to_pinyin``, Kokoro through misaki's G2P, which reads
+word by word with pypinyin after jieba's cut): 还款 is huán kuǎn, not hái; 重置 chóng zhì;
+长按 cháng àn; 调整为 …wéi; a surname before 先生/女士 as a surname (曾 Zēng, 单 Shàn, 解
+Xiè …).  Each was read wrong before (tests/unit/voice/test_tts_frontend.py lists them).
 """
 
 from __future__ import annotations
@@ -197,6 +203,56 @@ def to_speakable(text: str) -> str:
     return text
 
 
+# Words pypinyin reads wrong on its own or in jieba's cut (请长按 is cut 请长/按, 长 zhǎng):
+# a call centre's sentences about repayments, resets and changed tariffs.
+READINGS: dict[str, str] = {
+    **{f"{before}还{after}": f"{head} huan2 {tail}".strip()
+       for before, head in (("", ""), ("应", "ying1"), ("已", "yi3"), ("未", "wei4"),
+                            ("待", "dai4"), ("按时", "an4 shi2"), ("提前", "ti2 qian2"))
+       for after, tail in (("款", "kuan3"), ("钱", "qian2"))},
+    "应还": "ying1 huan2", "已还": "yi3 huan2", "未还": "wei4 huan2", "待还": "dai4 huan2",
+    "重置": "chong2 zhi4", "重设": "chong2 she4", "重拨": "chong2 bo1", "重发": "chong2 fa1",
+    "重输": "chong2 shu1", "重来": "chong2 lai2", "长按": "chang2 an4",
+    "调高": "tiao2 gao1", "调低": "tiao2 di1", "上调": "shang4 tiao2",
+    # Changed *to*: wéi, where pypinyin says wèi (for).
+    "调整为": "tiao2 zheng3 wei2", "变更为": "bian4 geng1 wei2", "更改为": "geng1 gai3 wei2",
+    "修改为": "xiu1 gai3 wei2", "设置为": "she4 zhi4 wei2", "设为": "she4 wei2",
+    "升级为": "sheng1 ji2 wei2", "降为": "jiang4 wei2", "提升为": "ti2 sheng1 wei2",
+    "下调为": "xia4 tiao2 wei2", "上调为": "shang4 tiao2 wei2", "视为": "shi4 wei2",
+    "为准": "wei2 zhun3",
+}
+# Surnames read otherwise than the character alone, before a form of address (曾先生).
+SURNAMES: dict[str, str] = {
+    "曾": "zeng1", "单": "shan4", "解": "xie4", "查": "zha1", "区": "ou1", "仇": "qiu2",
+    "朴": "piao2", "盖": "ge3", "缪": "miao4", "翟": "zhai2", "覃": "qin2", "乐": "yue4",
+    "任": "ren2", "华": "hua4",
+}
+_ADDRESS = "先生|女士|小姐|老师|经理|总"
+# Where a name starts in the prompts: the text's start, after punctuation, or after 是/替/
+# 系 (联系)/的/位/给/找/叫/和/与; not inside a word (了解先生, 调查女士, 简单地区).
+_NAME_START = r"(?:(?<=^)|(?<=[^\u3400-\u9fff])|(?<=[是替系的位给找叫和与]))"
+_FIXED = re.compile(
+    "|".join(sorted(map(re.escape, READINGS), key=len, reverse=True))
+    + rf"|{_NAME_START}[{''.join(SURNAMES)}](?={_ADDRESS})")
+
+
+def reading_spans(text: str) -> list[tuple[str, str | None]]:
+    """``text`` in pieces, each with its fixed tone-numbered pinyin, or None where the
+    engine's own G2P reads it: 请您尽快还款。 → [(请您尽快, None), (还款, huan2 kuan3),
+    (。, None)].  A surname is fixed only where a name starts (``_NAME_START``)."""
+    spans: list[tuple[str, str | None]] = []
+    at = 0
+    for match in _FIXED.finditer(text):
+        if match.start() > at:
+            spans.append((text[at:match.start()], None))
+        word = match.group()
+        spans.append((word, READINGS.get(word) or SURNAMES[word]))
+        at = match.end()
+    if at < len(text):
+        spans.append((text[at:], None))
+    return spans
+
+
 # English letter names as Mandarin speakers say them, in tone-numbered pinyin.
 _LETTERS = {
     "A": "ei1", "B": "bi4", "C": "xi1", "D": "di4", "E": "yi4", "F": "ai2 fu5",
@@ -223,9 +279,9 @@ def to_pinyin(text: str) -> str:
         if token.isspace():
             continue
         if "\u3400" <= token[0] <= "\u9fff":
-            words.extend(
-                lazy_pinyin(token, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
-            )
+            for piece, reading in reading_spans(token):
+                words.extend(reading.split() if reading else lazy_pinyin(
+                    piece, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True))
         elif token.isascii() and token.isalpha():
             words.extend(_LETTERS[ch] for ch in token.upper())
         elif token in _STOPS or token in _BREAKS:

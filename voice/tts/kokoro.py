@@ -43,7 +43,7 @@ import numpy as np
 
 from voice.asr.models import MODELS_DIR, sha256_of
 from voice.tts.espeak import FRONTEND_VERSION, SAMPLE_RATE, Synthesizer, write_wav
-from voice.tts.frontend import to_speakable
+from voice.tts.frontend import reading_spans, to_speakable
 
 log = logging.getLogger("waihu.tts.kokoro")
 
@@ -71,6 +71,7 @@ LETTER_PHONEMES = {
     "O": "ˈO", "P": "pˈi", "Q": "kjˈu", "R": "ˈɑɹ", "S": "ˈɛs", "T": "tˈi", "U": "jˈu",
     "V": "vˈi", "W": "dˈʌbᵊlju", "X": "ˈɛks", "Y": "wˈI", "Z": "zˈi",
 }
+_STOPS = ",.!?;:…"  # misaki's punctuation, written right after the word before it
 _PAUSE_S = 0.15  # between sentences synthesised apart
 # Trimmed voices (the bot's): the model puts ~0.4 s of silence before a sentence and ~1 s
 # after it, so a two-sentence prompt had a 1.5 s hole in the middle (Whisper stopped there)
@@ -302,14 +303,25 @@ def trimmed(audio: np.ndarray, rate: int = MODEL_RATE) -> np.ndarray:
 
 
 def _phonemes(g2p: Any, text: str) -> str:
-    """The sentence in Kokoro's phonemes: misaki's Chinese G2P, Latin letters spelt out."""
+    """The sentence in Kokoro's phonemes: misaki's Chinese G2P, but the front end's fixed
+    readings (``reading_spans``: 还款 huán, a surname before 先生) in their pinyin through
+    misaki's own pinyin-to-phoneme table, and Latin letters spelt out."""
+    from misaki.zh import ZHG2P
+
     parts = []
     for letters, other in _LETTERS.findall(text):
         if letters:
             parts.append(" ".join(LETTER_PHONEMES[ch] for ch in letters.upper()))
-        elif other.strip():
-            parts.append(g2p(other)[0])
-    return " ".join(part for part in parts if part)
+            continue
+        for piece, reading in reading_spans(other):
+            if reading:  # one word, as the G2P writes a word: its syllables run together
+                parts.append("".join(ZHG2P.py2ipa(syllable) for syllable in reading.split()))
+            elif piece.strip():
+                parts.append(g2p(piece)[0])
+    joined = ""
+    for part in filter(None, parts):  # a stop after a fixed word stays on it (…n. not …n .)
+        joined += part if not joined or part[0] in _STOPS else " " + part
+    return joined
 
 
 def _closed(sentence: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pypinyin import Style
 
-from voice.tts.frontend import cardinal, digits, to_pinyin, to_speakable
+from voice.tts.frontend import cardinal, digits, reading_spans, to_pinyin, to_speakable
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,49 @@ def test_pinyin_has_no_hanzi_or_digits_outside_tones() -> None:
     assert all(ch.isascii() for ch in out)
     for word in out.replace(",", " ").replace(".", " ").split():
         assert word[:-1].isalpha() and word[-1] in "12345", word
+
+
+@pytest.mark.parametrize(
+    ("text", "pypinyin_alone", "fixed"),
+    [
+        # (text, what pypinyin read word by word after jieba's cut, the fixed reading)
+        ("请您尽快还款", "hai2 kuan3", "huan2 kuan3"),
+        ("本期应还金额", "ying1 hai2", "ying1 huan2"),
+        ("请您尽快还钱", "hai2 qian2", "huan2 qian2"),
+        ("密码重置", "zhong4 zhi4", "chong2 zhi4"),
+        ("请您稍后重拨", "zhong4 bo1", "chong2 bo1"),
+        ("请长按井号键", "zhang3 an4", "chang2 an4"),
+        ("资费调整为每月十元", "tiao2 zheng3 wei4", "tiao2 zheng3 wei2"),
+        ("您的套餐将变更为", "bian4 geng1 wei4", "bian4 geng1 wei2"),
+        ("以账单为准", "wei4 zhun3", "wei2 zhun3"),
+        ("曾先生您好", "ceng2", "zeng1"),
+        ("请问您是单女士本人吗", "dan1", "shan4"),
+        ("我们会另行联系解先生", "jie3", "xie4"),
+        ("请问这件事您可以替翟先生做决定吗", "di2", "zhai2"),
+    ],
+)
+def test_readings_pypinyin_gets_wrong_are_fixed(text: str, pypinyin_alone: str,
+                                                fixed: str) -> None:
+    import jieba
+    from pypinyin import lazy_pinyin
+
+    as_misaki_reads = " ".join(" ".join(lazy_pinyin(word, style=Style.TONE3,
+                                                    neutral_tone_with_five=True))
+                               for word in jieba.lcut(text))
+    assert pypinyin_alone in as_misaki_reads  # the G2P's reading was wrong
+    assert fixed in " ".join(reading or "" for _, reading in reading_spans(text))
+    assert fixed in to_pinyin(text)  # espeak-ng reads it so too
+
+
+@pytest.mark.parametrize("text", ["我们曾经联系过您", "需要了解先生的情况", "调查女士",
+                                  "简单说一下", "还有什么问题吗", "您还在听吗"])
+def test_common_readings_are_left_to_the_g2p(text: str) -> None:
+    assert reading_spans(text) == [(text, None)]
+
+
+def test_reading_spans_cover_the_text_in_order() -> None:
+    text = "您好，曾先生。请您尽快还款，逾期还款会影响信用。"
+    spans = reading_spans(text)
+    assert "".join(piece for piece, _ in spans) == text
+    assert [(p, r) for p, r in spans if r] == [("曾", "zeng1"), ("还款", "huan2 kuan3"),
+                                               ("还款", "huan2 kuan3")]

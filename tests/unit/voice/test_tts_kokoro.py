@@ -90,6 +90,28 @@ def test_latin_letters_are_spelt_out_with_english_letter_names() -> None:
     assert set(kokoro.LETTER_PHONEMES) == set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+def test_fixed_readings_reach_the_model_as_their_pinyin() -> None:
+    """还款 is huán kuǎn (misaki's G2P said hái), 曾先生 Zēng: the front end's reading goes
+    through misaki's pinyin-to-phoneme table; the rest, and the stop, through the G2P."""
+    from misaki.zh import ZHG2P
+
+    said: list[str] = []
+
+    def g2p(text: str) -> tuple[str, None]:
+        said.append(text)
+        return f"<{text}>", None
+
+    assert kokoro._phonemes(g2p, "请您尽快还款。") == "<请您尽快> xwa↗nkʰwa↓n <。>"
+    assert said == ["请您尽快", "。"]
+    assert kokoro._phonemes(g2p, "曾先生您好") == f"{ZHG2P.py2ipa('zeng1')} <先生您好>"
+    real = ZHG2P()
+    assert "xai↗kʰwa↓n" in real("请您尽快还款。")[0]  # what the G2P alone says: hái
+    assert kokoro._phonemes(real, "请您尽快还款。") == "ʨʰi↓ŋ ni↗n ʨi↓nkʰwai↘ xwa↗nkʰwa↓n."
+    # Without a fixed reading the G2P gets the sentence whole, as before.
+    assert kokoro._phonemes(real, "您好，这里是示例通信客服中心。") == real(
+        "您好，这里是示例通信客服中心。")[0]
+
+
 def test_the_bots_voice_cuts_the_models_silences_down() -> None:
     rate = kokoro.MODEL_RATE
     speech = np.full(rate // 2, 0.3, dtype=np.float32)
