@@ -30,14 +30,21 @@ from typing import Any
 from voice.asr.snap import normalize
 from voice.tts.frontend import to_speakable
 
-_DIGIT_GAP = re.compile(r"(?<=\d)[\s,，、-]+(?=\d)")
+_DIGIT_GROUPS = re.compile(r"\d+(?:[\s,，、-]+\d+)+")
+_ISO_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+
+
+def _one_number(match: re.Match[str]) -> str:
+    groups = match.group()
+    return groups if _ISO_DATE.fullmatch(groups) else re.sub(r"[\s,，、-]+", "", groups)
 
 
 def spoken(text: str) -> str:
     """The words as said, simplified, no punctuation: digits read as the front end reads
     them before the punctuation goes (5.5元 is 五点五元); digit groups split by spaces,
-    commas or hyphens are one number (400 800 1234); 幺 as 一."""
-    text = _DIGIT_GAP.sub("", unicodedata.normalize("NFKC", text))
+    commas or hyphens are one number (400 800 1234, 400、8000、1234), but for a date
+    (2026-12-01); 幺 as 一."""
+    text = _DIGIT_GROUPS.sub(_one_number, unicodedata.normalize("NFKC", text))
     return normalize(to_speakable(text)).replace("幺", "一").lower()
 
 
