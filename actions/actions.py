@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from actions import context, flow, runtime
 from actions.wording import PRIVATE_QUESTIONS
 from bot import callrecord, channel
+from bot.agents import handback
 from bot.campaigns.definition import CampaignDefinition, canonical_json
 from bot.campaigns.registry import campaign_definition
 from bot.privacy import mask_id_digits, mask_phone
@@ -260,8 +261,11 @@ def _apply(session: Session, step: flow.Step, state: flow.FlowState, call: Call,
                 turn_seq=None if turn is None else turn.seq,
                 turn_text=None if turn is None else turn.text,
                 audio_start_ms=meta.audio_start_ms, audio_end_ms=meta.audio_end_ms,
+                closed_by=handback.closed_by(session, call.id) if effect.closed_by_agent
+                else None,
             )
-            log.info("consent.recorded call_id=%s entry=%s", call.id, entry.entry_hash[:12])
+            log.info("consent.recorded call_id=%s entry=%s closed_by=%s", call.id,
+                     entry.entry_hash[:12], entry.closed_by or "bot")
         elif isinstance(effect, flow.SaveSurveyAnswer):
             SurveyRepo(session).save_answer(call.id, effect.key, effect.question,
                                             score=effect.score, answer_text=effect.text)

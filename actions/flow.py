@@ -26,7 +26,8 @@ from actions.flowbase import (
     MAX_WEAK_AGREEMENTS,
     REASON_BY_INTENT,
 )
-from actions.flowcontrol import ControlRequests, control_by_words
+from actions.flowcontrol import control_by_words
+from actions.flowhandback import HandBack
 from actions.flowtypes import (
     AddDoNotCall,
     CampaignType,
@@ -101,7 +102,7 @@ def _asks_to_repeat(reply: Reply) -> bool:
         reply.intent == "not_understand" and bool(REPEAT_REQUEST.search(reply.text)))
 
 
-class CallFlow(ControlRequests):
+class CallFlow(HandBack):
     """Decides each step of one call. Create one per turn from the stored state."""
 
     def _is_a_request(self, control: str, reply: Reply) -> bool:
@@ -120,6 +121,8 @@ class CallFlow(ControlRequests):
 
     def handle(self, reply: Reply) -> Step:
         """The bot's answer to one customer turn (or call event)."""
+        if reply.intent == "agent_handback":  # an agent gives the call back (flowhandback.py)
+            return self._handed_back()
         if self.state.ended:
             return Step()
         self._forget_interrupted(reply.interrupted)
@@ -226,6 +229,8 @@ class CallFlow(ControlRequests):
         return self._end("end_verification_failed", Outcome("verification_failed"))
 
     def _begin_script(self) -> Step:
+        if self.state.handed_back:  # verified after an agent's hand-back: their sale
+            return self._read_back_agents_sale()
         if self.script.campaign_type == "notification":
             return self._goto("notice")
         return self._goto("permission")

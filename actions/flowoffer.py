@@ -104,6 +104,7 @@ class OfferStages(FlowBase):
             input_mode="dtmf" if reply.keyed else reply.input_mode,
             asr_confidence=None if reply.keyed else reply.asr_confidence,
             disclosures=tuple(sorted(self.state.sent)),
+            closed_by_agent=self.state.handed_back,
         )
         if self.script.campaign_type == "second_confirmation":
             return self._end("end_keep", Outcome("consented", confirmation_result="keep"),

@@ -99,6 +99,9 @@ class FlowState:
     # follows (silence, a hang-up, a goodbye) the call ends with it; only a stronger request
     # (a complaint, do-not-call, a person) replaces it.
     decision: dict[str, Any] | None = None
+    # An agent took the call and handed it back for the consent read-back
+    # (actions/flowhandback.py): once the holder is verified the bot reads back, not pitches.
+    handed_back: bool = False
 
     @classmethod
     def from_slot(cls, value: Any) -> FlowState:
@@ -137,6 +140,9 @@ class RecordConsent:
     input_mode: str
     asr_confidence: float | None
     disclosures: tuple[str, ...]
+    # The sale was closed by the agent who handed the call back; the bot confirmed it (the
+    # action layer names the agent in the ledger entry).
+    closed_by_agent: bool = False
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ LEADS: dict[str, tuple[str, ...]] = {
     "objection_price": ("utter_objection_price",),
     "objection_distrust": ("utter_objection_distrust",),
     "go_on": ("utter_go_on",),
+    # An agent handed the call back to confirm their sale (actions/flowhandback.py).
+    "handback": ("utter_handback",),
+    "handback_pitch": ("utter_handback", *_PITCH_MARKETING),
+    "handback_pitch_no_trial": ("utter_handback", *_PITCH_NO_TRIAL),
+    "handback_pitch_keep": ("utter_handback", *_PITCH_KEEP),
     # endings: the template carries {"hangup": true} or {"transfer": …}
     "end_wrong_person": ("utter_wrong_person",),
     "end_family_no_authority": ("utter_family_no_authority",),
@@ -63,6 +68,7 @@ LEADS: dict[str, tuple[str, ...]] = {
     "end_silence": ("utter_bye_silence",),
     "end_not_understood": ("utter_bye_not_understood",),
     "end_goodbye": ("utter_goodbye",),
+    "end_handback_refused": ("utter_handback_refused",),
 }
 QUESTIONS: dict[str, str | None] = {
     "nothing": None,

@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
 import aiohttp
 
@@ -40,8 +41,15 @@ CALL_STARTED = "/call_started"
 SILENCE_TIMEOUT = "/silence_timeout"
 ASR_UNCLEAR = "/asr_unclear"
 CALLER_HUNG_UP = "/caller_hung_up"
+# The agent who took the call handed it back to the bot to confirm their sale.
+AGENT_HANDBACK = "/agent_handback"
 # Call events that are no customer turn of their own (no intent is noted on a turn).
-NOT_A_TURN = frozenset({"call_started", "silence_timeout", "caller_hung_up"})
+NOT_A_TURN = frozenset({"call_started", "silence_timeout", "caller_hung_up",
+                        "agent_handback"})
+# What makes a paused conversation (actions/actions.py pauses it when the call goes to an
+# agent) take messages again, as if the bot had just listened: Rasa ignores every message
+# of a paused conversation, and its rules expect a turn to follow `action_listen`.
+RESUME_EVENTS = ({"event": "resume"}, {"event": "action", "name": "action_listen"})
 
 TOKEN_ENV = "WAIHU_RASA_TOKEN"
 
@@ -216,6 +224,7 @@ class RasaChannel:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
                  timeout_s: float = 30.0, token: str | None = None) -> None:
         self.url = f"{base_url.rstrip('/')}/webhooks/waihu/webhook"
+        self.base_url = base_url.rstrip("/")
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         token = token if token is not None else os.environ.get(TOKEN_ENV)
@@ -223,12 +232,22 @@ class RasaChannel:
 
     async def send(self, sender: str, message: str,
                    metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        if message == AGENT_HANDBACK:
+            await self._resume(sender)
         body = {"sender": sender, "message": message, "metadata": metadata or {}}
         async with self.session.post(self.url, json=body, params=self.params,
                                      timeout=self.timeout) as response:
             response.raise_for_status()
             replies: list[dict[str, Any]] = await response.json()
             return replies
+
+    async def _resume(self, sender: str) -> None:
+        """Resume the conversation Rasa paused at the hand-over (its HTTP API, which the
+        gateway's Rasa runs with `--enable-api` and the same token)."""
+        url = f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker/events"
+        async with self.session.post(url, json=list(RESUME_EVENTS), params=self.params,
+                                     timeout=self.timeout) as response:
+            response.raise_for_status()
 
     async def ask(self, sender: str, message: str,
                   metadata: dict[str, Any] | None = None) -> BotReply:

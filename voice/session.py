@@ -276,6 +276,7 @@ class CallSession:
         finally:
             for task in [*workers, *self.transcription.tasks]:
                 task.cancel()
+            self._stop_audio()  # the one started again after a hand-back
             self.dtmf.cancel_timer()
             await self.transcription.stop()
             if not self.leg.closed.is_set():
@@ -318,8 +319,12 @@ class CallSession:
                 self.timeline.publish(
                     events.ESCALATION_REQUESTED, self.timeline.now_ms(),
                     reason=str(reply.transfer.get("reason") or "request_human"))
-                self.result.ended_by = await self.handoff.run(reply.transfer)
-                return
+                ended_by = await self.handoff.run(reply.transfer)
+                if ended_by != "handed_back":
+                    self.result.ended_by = ended_by
+                    return
+                reply = await self._handed_back()
+                continue
             if reply.hangup:
                 self.result.ended_by = "bot"
                 return
@@ -327,6 +332,15 @@ class CallSession:
                 self._listen_for({})
             message, meta = self.turn.message(await self.turn.listen())
             reply = await self._ask(message, meta)
+
+    async def _handed_back(self) -> BotReply:
+        """The agent gave the call back to confirm their sale (voice/call/desk_offer.py):
+        the bot hears the caller again (the bridge read their frames), its call-length limit
+        holds again from now, and the dialogue reads the sale back (`/agent_handback`)."""
+        self._audio_task = asyncio.create_task(self._audio_in(), name=f"in-{self.call_id}")
+        if self._limit is not None:
+            self._limit.reschedule(asyncio.get_running_loop().time() + self.config.max_call_s)
+        return await self._ask(channel.AGENT_HANDBACK, {"input_mode": "speech"})
 
     async def _ask(self, message: str, meta: dict[str, Any]) -> BotReply:
         """Rasa's answer, or a `DialogueFault` when the dialogue cannot answer: no answer

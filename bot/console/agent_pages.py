@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.agents.desk import DeskRefused
+from bot.agents.handback import HandBackRefused
 from bot.agents.presence import PresenceRefused
 from bot.console import desk_state, dispositions, offers
 from bot.console.access import PAGE_ROLES
@@ -36,6 +37,9 @@ NOTICES = {
               "Listening: your phone rings; the customer cannot hear you.",
     "accept": "已接听：话机接通后与客户通话。Taken: you talk to the customer on your phone.",
     "decline": "已拒接 Declined.",
+    "handback": "已交回机器人：机器人向客户复述并请客户确认办理，您的话机将挂断。"
+                "Handed back: the bot reads the sale back and asks the customer to confirm; "
+                "your phone hangs up.",
 }
 
 
@@ -100,6 +104,26 @@ async def answer_offer(request: web.Request) -> web.StreamResponse:
     log.info("console.offer_answered user=%s offer=%d action=%s call_id=%s", user.username,
              offer_id, action, answered.call_id)
     raise web.HTTPSeeOther(f"/agent?done={action}")
+
+
+@allow("agent")
+async def hand_back(request: web.Request) -> web.StreamResponse:
+    """"交回机器人确认办理": only the agent on the call of their accepted offer (another's:
+    403); the bot then reads the sale back to the customer and asks them to confirm."""
+    c = console(request)
+    user = user_of(request)
+    offer_id = int(request.match_info["offer_id"])
+    try:
+        done = await c.run(offers.hand_back, c.db, user, offer_id, c.clock(),
+                           client_address(request))
+    except offers.NotYourOffer:
+        log.warning("console.handback_refused user=%s offer=%d", user.username, offer_id)
+        raise web.HTTPForbidden(reason="not your call") from None
+    except HandBackRefused as exc:
+        return await desk_page(request, status=409, error=refusal(exc))
+    log.info("console.handed_back user=%s offer=%d call_id=%s", user.username, offer_id,
+             done.call_id)
+    raise web.HTTPSeeOther("/agent?done=handback")
 
 
 @allow(*PAGE_ROLES["agent"])

@@ -63,6 +63,7 @@ ROUTES = [
     web.post("/agent/disposition", agent_pages.record_disposition),
     web.post(r"/agent/offers/{offer_id:\d+}/{action:listen|accept|decline}",
              agent_pages.answer_offer),
+    web.post(r"/agent/offers/{offer_id:\d+}/handback", agent_pages.hand_back),
     web.get("/agent/figures", figure_pages.own_figures),
     web.get("/supervisor", pages.supervisor_page),
     web.get("/supervisor/agents", figure_pages.team_figures),

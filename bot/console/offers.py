@@ -1,10 +1,14 @@
-"""The offered agent's answer from the desk, and what the pop shows of the call.
+"""The offered agent's answer from the desk, and their hand-back of a taken call.
 
 `answer` runs one button of the offer (listen first, take over, decline) for the agent the
 call is offered to, and nobody else: another agent's offer, or one already answered, is
 refused.  It goes through bot/agents/desk.py in the desk's write unit (desk_state.in_write)
 and is audited (``offer.listened``, ``call.taken``, ``offer.declined``); the gateway, which
 reads the offer back every 100 ms, dials the agent's phone or bridges the call.
+
+`hand_back` gives a taken call back to the bot for the consent read-back, for the agent on
+it and nobody else (bot/agents/handback.py says when it can), audited ``call.handed_back``;
+the gateway reads it the same way and unbridges the agent.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bot.accounts import UserInfo
-from bot.agents import desk
+from bot.agents import desk, handback
 from bot.agents.desk import DeskRefused
 from bot.console.desk_state import in_write, presence_message
 from bot.console.hub import Message
@@ -66,4 +70,21 @@ def answer(db: Database, user: UserInfo, offer_id: int, action: str, at: datetim
                                   at=at, offer_id=offer_id, escalation_id=escalation.id,
                                   address=address)
         return Answered(presence_message(session, user.id), escalation.call_id)
+    return in_write(db, work)
+
+
+def hand_back(db: Database, user: UserInfo, offer_id: int, at: datetime,
+              address: str) -> Answered:
+    """The agent on the call of their accepted offer hands it back to the bot;
+    ``NotYourOffer``, or ``HandBackRefused`` saying why it cannot happen now.  Their
+    presence changes when the gateway has let them go (after-call work)."""
+    def work(session: Session) -> Answered:
+        try:
+            done = handback.request(session, offer_id, user.id, at)
+        except LookupError:
+            raise NotYourOffer(offer_id) from None
+        AuditRepo(session).record(f"user:{user.username}", "call.handed_back", done.call_id,
+                                  at=at, offer_id=offer_id, escalation_id=done.escalation_id,
+                                  address=address)
+        return Answered(None, done.call_id)
     return in_write(db, work)

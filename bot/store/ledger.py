@@ -66,6 +66,9 @@ _LEGACY_FIELDS = (
 _SIGNED_FIELDS = (*_LEGACY_FIELDS, "kind", "key_id", "phone_hash", "audio_start_ms",
                   "audio_end_ms", "turn_seq", "turn_text", "recording_sha256", "recording_ms")
 
+# Hashed only when set (migration 0019), so that the entries written before keep their hash.
+_OPTIONAL_FIELDS = ("closed_by",)
+
 CONSENT, RECORDING_SEAL = "consent", "recording_seal"
 
 # What `verify` names (bot.ledger_audit adds the checks outside the chain).
@@ -113,6 +116,9 @@ def canonical_json(consent: Consent) -> str:
     """The exact text that is hashed (legacy entries: the fields they had)."""
     fields = _LEGACY_FIELDS if consent.key_id is None else _SIGNED_FIELDS
     payload: dict[str, Any] = {name: getattr(consent, name) for name in fields}
+    if consent.key_id is not None:
+        payload.update({name: getattr(consent, name) for name in _OPTIONAL_FIELDS
+                        if getattr(consent, name) is not None})
     created_at: datetime = payload["created_at"]
     payload["created_at"] = created_at.astimezone(UTC).isoformat(timespec="microseconds")
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -165,9 +171,11 @@ class ConsentLedger:
         turn_text: str | None = None,
         audio_start_ms: int | None = None,
         audio_end_ms: int | None = None,
+        closed_by: str | None = None,
     ) -> Consent:
         """A consent, bound to the contact's phone number (keyed hash), the transcript turn
-        and the consenting audio's span on the call's clock."""
+        and the consenting audio's span on the call's clock; *closed_by*: the agent who
+        closed the sale the bot confirmed (``agent:USERNAME``), None for the bot's own."""
         require(input_mode, INPUT_MODES, "input mode")
         return self._append(Consent(
             kind=CONSENT,
@@ -185,6 +193,7 @@ class ConsentLedger:
             turn_text=turn_text,
             audio_start_ms=None if audio_start_ms is None else int(audio_start_ms),
             audio_end_ms=None if audio_end_ms is None else int(audio_end_ms),
+            closed_by=closed_by,
             created_at=(created_at or utcnow()).astimezone(UTC),
         ))
 

@@ -230,6 +230,9 @@ class Consent(Base):
     # A recording seal's recording.
     recording_sha256: Mapped[str | None] = mapped_column(String(64))
     recording_ms: Mapped[int | None] = mapped_column(Integer)
+    # A sale an agent closed and handed back to the bot to confirm: ``agent:USERNAME``
+    # (migration 0019); None for the bot's own.
+    closed_by: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)

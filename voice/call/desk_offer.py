@@ -16,7 +16,12 @@ in another process, writes the agent's answer):
   or the agent's phone not answering: the next agent;
 - nobody within ``wait_limit_s`` (counted from the start of the wait, listening included):
   the offer still ringing is withdrawn and the bot's no-agent path runs as before;
-- the customer hangs up: the offer is withdrawn, the escalation ``abandoned``.
+- the customer hangs up: the offer is withdrawn, the escalation ``abandoned``;
+- **handed back** (the agent's "交回机器人确认办理", bot/agents/handback.py): while bridged,
+  the escalation is read back every `poll_s` too; when the console has set it
+  ``returned_to_bot`` the bridge ends without the customer: the agent's phone hangs up (their
+  after-call work starts as after any call) and `run` returns "handed_back", for the session
+  to give the call back to the dialogue (``/agent_handback``), which reads the sale back.
 
 The agent's phone is dialled only once the agent has listened or taken the call: an
 offer that rings on the desk does not ring a phone.  Events: ``escalation.offered``,
@@ -37,7 +42,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from bot import events
-from bot.agents import handover
+from bot.agents import handback, handover
 from bot.agents.handover import Handover, OfferSeen
 from bot.channel import BotReply, BotSegment
 from bot.store import Database, in_write
@@ -66,6 +71,8 @@ class DeskPort(Protocol):
     async def set_status(self, escalation_id: int, status: str) -> None: ...
 
     async def end_call(self, agent_id: int, call_id: str) -> None: ...
+
+    async def handed_back(self, escalation_id: int) -> bool: ...
 
 
 class DatabaseDesk:
@@ -106,6 +113,12 @@ class DatabaseDesk:
         await self._write(partial(handover.end_agent_call, agent_id=agent_id,
                                   call_id=call_id, at=self.clock()))
 
+    async def handed_back(self, escalation_id: int) -> bool:
+        def read() -> bool:
+            with self.db.session() as session:
+                return handback.requested(session, escalation_id)
+        return await asyncio.to_thread(read)
+
 
 @dataclass
 class _Taken:
@@ -119,7 +132,8 @@ class _CustomerGone(Exception):
 
 class DeskOffer:
     """One handed-over call through the desk: `await DeskOffer(...).run(handover, reason)`
-    returns "bridged", "no_agent" or "caller" (the customer hung up while waiting)."""
+    returns "bridged", "no_agent", "caller" (the customer hung up while waiting) or
+    "handed_back" (the agent gave the call back to the bot; the customer is still on)."""
 
     def __init__(self, leg: Leg, telephony: Telephony, speaker: Speaker, timeline: Timeline,
                  desk: DeskPort, *, holding_text: str, answer_s: float,
@@ -162,8 +176,7 @@ class DeskOffer:
                 await holding  # the holding line ends before the apology
             return "no_agent"
         holding.cancel()
-        await self._bridge(handover, taken)
-        return "bridged"
+        return "handed_back" if await self._bridge(handover, taken) else "bridged"
 
     async def _hold(self) -> None:
         with contextlib.suppress(Exception):
@@ -278,7 +291,9 @@ class DeskOffer:
         return leg
 
     # -- the bridge ------------------------------------------------------------------------
-    async def _bridge(self, handover: Handover, taken: _Taken) -> None:
+    async def _bridge(self, handover: Handover, taken: _Taken) -> bool:
+        """The customer and the agent talk until either hangs up (False) or the agent hands
+        the call back (True: the customer is still on the line, the bot's again)."""
         offer, agent = taken.offer, taken.agent
         self.leg.stop_playback()  # the bot falls silent
         self.speaker.accepting_input = False
@@ -293,15 +308,40 @@ class DeskOffer:
         self.stop_listening()
         side = None if self.agent_side is None else self.agent_side.follow(agent,
                                                                             self.timeline)
+        given_back = asyncio.Event()
+        watch = asyncio.create_task(self._watch_hand_back(handover, given_back),
+                                    name=f"handback-{self.call_id}")
         try:
-            await self.leg.bridge(agent)
+            await self.leg.bridge(agent, until=given_back)
         finally:
+            watch.cancel()
             try:
                 await self.desk.end_call(offer.agent_id, self.call_id)
             finally:
                 if side is not None:  # the agent's last words, before the call is closed
                     await side.stop()
-            self._publish_end(handover, "bridged", agent_id=offer.agent_id)
+            handed_back = given_back.is_set() and not self.leg.closed.is_set()
+            self._publish_end(handover, handback.RETURNED if handed_back else "bridged",
+                              agent_id=offer.agent_id)
+        if handed_back:
+            self.leg.stop_playback()  # the agent's last frames
+            self.speaker.accepting_input = True
+            log.info("call.handed_back call_id=%s agent=%d", self.call_id, offer.agent_id)
+            self.timeline.system_turn("坐席已交回机器人确认办理")
+        return handed_back
+
+    async def _watch_hand_back(self, handover: Handover, given_back: asyncio.Event) -> None:
+        """Read the escalation back while bridged; set *given_back* when the agent has handed
+        the call back.  A read that fails is tried again at the next poll (the call goes
+        on bridged meanwhile)."""
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                if await self.desk.handed_back(handover.escalation_id):
+                    given_back.set()
+                    return
+            except Exception:
+                log.exception("escalation.handback_read_failed call_id=%s", self.call_id)
 
     def _publish_end(self, handover: Handover, status: str, **data: Any) -> None:
         self.timeline.publish(events.ESCALATION_ENDED, escalation_id=handover.escalation_id,

@@ -11,7 +11,8 @@ marked `failed`.
 A campaign with agents (``agent_campaigns`` rows) goes through the desk instead, in bridge
 mode: the customer hears the holding line while the call is offered to one agent after
 another (voice/call/desk_offer.py); nobody taking it within the campaign's wait limit ends
-on the same apology.
+on the same apology.  There the agent may hand the call back to the bot to confirm a sale:
+`run` then returns "handed_back" and the session gives the call back to the dialogue.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from voice.call.timeline import Timeline
 from voice.telephony.base import DialRequest, Leg, Telephony
 
 log = logging.getLogger("waihu.session")
+HandedBack = Literal["handed_back"]
 
 
 class Handoff:
@@ -55,8 +57,9 @@ class Handoff:
         self.desk_poll_s = desk_poll_s
         self.agent_side = agent_side  # None: the agent's words are not transcribed
 
-    async def run(self, transfer: dict[str, Any]) -> callrecord.EndedBy:
-        """Hand the call over; how it ended."""
+    async def run(self, transfer: dict[str, Any]) -> callrecord.EndedBy | HandedBack:
+        """Hand the call over; how it ended, or "handed_back" (the call is the bot's
+        again)."""
         call_id = self.timeline.call_id
         reason = str(transfer.get("reason") or "request_human")
         if self.mode == "bridge" and self.telephony is not None:
@@ -70,6 +73,8 @@ class Handoff:
                 ended = await offer.run(found, reason)
                 if ended == "no_agent":
                     return await self.no_agent(reason, offer.why)
+                if ended == "handed_back":
+                    return "handed_back"
                 return "bridge_ended" if ended == "bridged" else "caller"
         uri = self.agent_uri
         if uri is None or self.telephony is None:

@@ -207,8 +207,10 @@ class Leg(ABC):
     async def hangup(self) -> None:
         """End the call from our side (CANCEL before answer, BYE after); idempotent."""
 
-    async def bridge(self, other: Leg) -> None:
-        """Relay audio both ways between this leg and *other* until either hangs up.
+    async def bridge(self, other: Leg, *, until: asyncio.Event | None = None) -> None:
+        """Relay audio both ways between this leg and *other* until either hangs up, or
+        until *until* is set: then only *other* is hung up and this leg goes on (the agent
+        handed the call back to the bot: voice/call/desk_offer.py).
 
         Frames keep flowing through both legs' `on_frame` listeners, so a recorder on the
         customer leg keeps recording the agent's voice (tx) and the customer (rx).
@@ -223,6 +225,8 @@ class Leg(ABC):
 
         tasks = [asyncio.create_task(relay(self, other)), asyncio.create_task(relay(other, self))]
         closed = [asyncio.create_task(self.closed.wait()), asyncio.create_task(other.closed.wait())]
+        if until is not None:
+            closed.append(asyncio.create_task(until.wait()))
         self.peer, other.peer = other, self  # a supervisor's whisper finds the agent here
         try:
             await asyncio.wait(closed, return_when=asyncio.FIRST_COMPLETED)
@@ -230,7 +234,8 @@ class Leg(ABC):
             self.peer = other.peer = None
             for task in tasks + closed:
                 task.cancel()
-            await self.hangup()
+            if until is None or not until.is_set():
+                await self.hangup()
             await other.hangup()
 
 

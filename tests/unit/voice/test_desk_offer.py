@@ -35,6 +35,7 @@ class FakeDesk:
     offers: list[OfferSeen] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
+    returned: set[int] = field(default_factory=set)  # escalations handed back to the bot
 
     async def open(self, call_id: str, reason: str) -> Handover | None:
         return None
@@ -61,6 +62,9 @@ class FakeDesk:
 
     async def end_call(self, agent_id: int, call_id: str) -> None:
         self.ended.append(agent_id)
+
+    async def handed_back(self, escalation_id: int) -> bool:
+        return escalation_id in self.returned
 
     # -- the console's side ---------------------------------------------------------------
     def listen(self, offer_id: int) -> None:
@@ -236,3 +240,50 @@ async def test_listen_first_unheard_then_take_over() -> None:
     assert await asyncio.wait_for(task, 3) == "bridged"
     assert c.desk.ended == [1]
     assert agent_phone.hung_up_by == "local"
+
+
+async def test_the_agent_hands_the_call_back_to_the_bot() -> None:
+    """The desk's hand-back while bridged: the agent's phone hangs up (their after-call work
+    starts), the customer stays on the line and is the bot's again: what they say reaches
+    the bot's side (the leg's frames), not the agent, and the bot's words reach them."""
+    agent_phone = FarEnd()
+    c = await call({1: "sip:alice@127.0.0.1"}, agent_phone)
+    task = await in_background(c.run(offer_timeout_s=5.0))
+    offer = await c.desk.wait_offer(1)
+    c.desk.answer(offer.offer_id, "accepted")
+    await until(lambda: c.named(events.CALL_BRIDGED))
+    agent_phone.say(tone(400, 600))
+    await asyncio.sleep(0.3)
+    c.desk.returned.add(7)  # the console wrote returned_to_bot
+    assert await asyncio.wait_for(task, 3) == "handed_back"
+    assert agent_phone.hung_up_by == "local"  # we hung the agent's leg up
+    assert not c.leg.closed.is_set() and c.customer.hung_up_by is None
+    assert c.desk.ended == [1]
+    [ended] = c.named(events.ESCALATION_ENDED)
+    assert ended.data == {"escalation_id": 7, "status": "returned_to_bot", "agent_id": 1}
+    assert c.offer.speaker.accepting_input
+    assert any(e.data.get("text") == "坐席已交回机器人确认办理"
+               for e in c.named(events.TURN_SYSTEM))
+    # the customer's words are the bot's to hear again; the bot's words reach the customer
+    while not c.leg.rx.empty():
+        c.leg.rx.get_nowait()
+    c.customer.say(tone(400, 400))
+    await until(lambda: c.leg.rx.qsize() >= 10)
+    heard_before = len(c.customer.heard)
+    c.leg.play(tone(300, 400))
+    await asyncio.sleep(0.6)
+    assert voiced([f.pcm for f in c.customer.heard[heard_before:]]) >= 10
+    c.customer.hang_up()
+
+
+async def test_a_hand_back_after_the_customer_hung_up_is_a_bridged_call() -> None:
+    agent_phone = FarEnd()
+    c = await call({1: "sip:alice@127.0.0.1"}, agent_phone)
+    task = await in_background(c.run(offer_timeout_s=5.0))
+    offer = await c.desk.wait_offer(1)
+    c.desk.answer(offer.offer_id, "accepted")
+    await until(lambda: c.named(events.CALL_BRIDGED))
+    c.customer.hang_up()
+    c.desk.returned.add(7)
+    assert await asyncio.wait_for(task, 3) == "bridged"
+    assert c.named(events.ESCALATION_ENDED)[0].data["status"] == "bridged"
