@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -285,8 +286,19 @@ def build_parser(*extensions: Extension) -> argparse.ArgumentParser:
     return parser
 
 
+def exit_on_sigterm() -> None:
+    """A SIGTERM (`kill PID`, a CI timeout) ends the command as Ctrl-C would, through its
+    `finally` and `with` blocks: `waihu demo` and `simulate` start Rasa and the action
+    server in process groups of their own, which a bare SIGTERM left running.  Commands
+    that serve (`run`, `console`) set their own handler on the event loop."""
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
     args = (parser or build_parser()).parse_args(argv)
+    exit_on_sigterm()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
