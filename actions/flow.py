@@ -242,6 +242,9 @@ class CallFlow(HandBack):
             if kind == "survey":
                 return self._goto("survey_q" if self.script.survey else "survey_open")
             return self._start_pitch()
+        refusals = ("deny", "undecided", "not_needed", "too_expensive")
+        if reply.intent in refusals and self._barely_heard(reply):
+            return self._repeat()  # a yes misheard as 不方便 must not end the call
         if reply.intent in ("deny", "undecided"):
             return self._end("end_no_permission", Outcome("declined", "other"))
         if reply.intent in ("not_needed", "too_expensive"):

@@ -21,6 +21,12 @@ MAX_SILENCES = 1  # /silence_timeout → reprompt once, then end
 MAX_ID_TRIES = 2
 MAX_WEAK_AGREEMENTS = 2  # "嗯"/"好" where an explicit "我同意" is needed
 MAX_OBJECTIONS = 1  # answer an objection once; the second time it is the decline reason
+# A spoken answer heard below GUESS_CONFIDENCE, or snapped to a hint at WEAK_SNAP_CONFIDENCE
+# or below, is a guess.  Refusals said plainly came through at 0.38-0.50 on the paraphrase
+# run (先贵吧, 不要); 确认了 came back as 取消 at 0.11, and an espeak-ng 转人工 as 不方便
+# at 0.29 (snapped) at the permission question.
+GUESS_CONFIDENCE = 0.3
+WEAK_SNAP_CONFIDENCE = 0.5
 MAX_CONTROL_ASKS = 2  # "您是说以后不要再打了吗？" at most twice, then the request stands
 # A customer who asked to be called back and gave no usable time: the no-answer spacing.
 DEFAULT_CALLBACK_DELAY = timedelta(hours=2)
@@ -109,6 +115,17 @@ class FlowBase:
             return True
         return (reply.asr_confidence is not None and not reply.asr_snapped
                 and reply.asr_confidence >= self.script.min_asr_confidence)
+
+    def _barely_heard(self, reply: Reply) -> bool:
+        """Spoken and heard below GUESS_CONFIDENCE: too little to end a call on."""
+        return reply.input_mode == "speech" and (reply.asr_confidence or 0.0) < GUESS_CONFIDENCE
+
+    def _a_weak_guess(self, reply: Reply) -> bool:
+        """Barely heard, or snapped to a hint at WEAK_SNAP_CONFIDENCE or below: too little
+        to cancel a customer's service on."""
+        return self._barely_heard(reply) or (
+            reply.input_mode == "speech" and reply.asr_snapped
+            and (reply.asr_confidence or 0.0) <= WEAK_SNAP_CONFIDENCE)
 
     def _repeat(self) -> Step:
         self.state.repeats += 1

@@ -15,20 +15,6 @@ from actions.flowbase import (
 )
 from actions.flowtypes import Outcome, RecordConsent, Reply, Step
 
-# A spoken answer heard below GUESS_CONFIDENCE, or snapped to a hint at WEAK_SNAP_CONFIDENCE
-# or below, is a guess.  Refusals said plainly came through at 0.38-0.50 on the paraphrase
-# run (先贵吧, 不要); 确认了 came back as 取消 at 0.11.
-GUESS_CONFIDENCE = 0.3
-WEAK_SNAP_CONFIDENCE = 0.5
-
-
-def _a_weak_guess(reply: Reply) -> bool:
-    if reply.input_mode != "speech":
-        return False
-    confidence = reply.asr_confidence or 0.0
-    return confidence < GUESS_CONFIDENCE or (reply.asr_snapped
-                                             and confidence <= WEAK_SNAP_CONFIDENCE)
-
 
 class OfferStages(FlowBase):
     """The stages from the pitch to the consent or the decline."""
@@ -54,7 +40,7 @@ class OfferStages(FlowBase):
         if reply.intent == "undecided":
             return self._undecided()
         refusals = ("deny", "not_needed", "too_expensive", "distrust")
-        if reply.intent in refusals and _a_weak_guess(reply):
+        if reply.intent in refusals and self._a_weak_guess(reply):
             # 确认了 snapped to 取消 at confidence 0.11 ended a trial the customer wanted
             # to keep: cancelling their service rests on more than that.
             return self._repeat()

@@ -395,6 +395,20 @@ def test_a_cancel_heard_with_more_stands(heard: dict) -> None:
     assert call.outcome == Outcome("declined", "other", confirmation_result="cancel")
 
 
+@pytest.mark.parametrize("intent", ["deny", "not_needed", "undecided"])
+def test_a_refusal_of_permission_barely_heard_is_asked_again(intent: str) -> None:
+    # An espeak-ng 转人工 came back as 不方便 at 0.289 (snapped) and ended the call at once.
+    call = Call(Script("marketing"))
+    call.reply("affirm", "是我")
+    step = call.reply(intent, "不方便", input_mode="speech", asr_confidence=0.289,
+                      asr_snapped=True)
+    assert (step.lead, step.question, call.outcome) == ("sorry", "permission_marketing", None)
+    plain = Call(Script("marketing"))
+    plain.reply("affirm", "是我")
+    plain.reply(intent, "不方便", input_mode="speech", asr_confidence=0.45, asr_snapped=True)
+    assert plain.outcome is not None and plain.outcome.outcome == "declined"
+
+
 def test_notification_read_repeated_and_acknowledged() -> None:
     call = Call(Script("notification"))
     step = call.reply("affirm", "是我")

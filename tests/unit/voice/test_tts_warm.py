@@ -88,7 +88,7 @@ def test_warm_from_a_definition_file_without_a_database(tmp_path: Path) -> None:
     report = warm_campaign(None, CAMPAIGNS / "survey.yml", cache, now=NOW, days=1,
                            processes=1, voices=tone)
     assert report["source"].startswith("file ")
-    assert report["prompts"] == 44 and report["failed"] == 0  # 机主 only: no contacts (the hand-back lines too)
+    assert report["prompts"] == 44 and report["failed"] == 0  # 机主 only, no contacts
 
 
 def test_unknown_campaign(db: Database, tmp_path: Path) -> None:
