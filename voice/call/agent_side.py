@@ -1,10 +1,13 @@
-"""The agent's side of a bridged call, transcribed and labelled as the agent.
+"""Both sides of a bridged call, transcribed: the agent's labelled as the agent.
 
 While the customer is bridged to an agent (the desk's take-over in desk_offer.py, the fixed
 agent URI in transfer.py), what the agent's phone sends goes through a VAD with the session's
 parameters and the call's ASR with free-speech hints, and each utterance is published as a
 ``turn.agent`` on the call's timeline: the transcript writer stores it as a turn of speaker
-``agent`` (bot/transcript.py) and the desk shows it as it shows the others.
+``agent`` (bot/transcript.py) and the desk shows it as it shows the others.  The customer's
+leg is followed the same way and published as ``turn.customer``: the session stops sending
+the customer's words to the dialogue at the bridge, but the transcript (and the agent
+figures, QA and a hand-back's read-back review) need what the customer said to the agent.
 
 It hangs on the agent leg's ``on_frame`` listeners (``rx``: what the agent's phone sent), as
 ListenIn does on the customer leg, so the bridge's relay, which reads the leg's ``rx``
@@ -37,11 +40,13 @@ SETTLE_S = 5.0  # at the end of the bridge: how long the last decodes may take
 
 
 class AgentSide:
-    """`start()` transcribes what *agent* says; `await stop()` ends that."""
+    """`start()` transcribes what *agent* says (a leg: the agent's, or the customer's with
+    *turn* ``turn.customer``); `await stop()` ends that."""
 
     def __init__(self, agent: Leg, asr: AsrWorker, timeline: Timeline, vad: VadParams, *,
-                 settle_s: float = SETTLE_S) -> None:
+                 settle_s: float = SETTLE_S, turn: str = events.TURN_AGENT) -> None:
         self.agent = agent
+        self.turn = turn
         self.asr = asr
         self.timeline = timeline
         self.vad = Vad(vad)
@@ -71,8 +76,8 @@ class AgentSide:
             for task in late:
                 task.cancel()
             if late:
-                log.warning("asr.agent_dropped call_id=%s decodes=%d after %.1f s",
-                            self.call_id, len(late), self.settle_s)
+                log.warning("asr.bridged_dropped call_id=%s turn=%s decodes=%d after %.1f s",
+                            self.call_id, self.turn, len(late), self.settle_s)
 
     def _frame(self, direction: Direction, frame: Frame) -> None:
         if direction == "rx" and self._on:
@@ -97,17 +102,19 @@ class AgentSide:
             transcript: Transcript = await self.asr.transcribe(pcm, FREE)
         except Exception:
             self.failures += 1
-            log.exception("asr.agent_failed call_id=%s", self.call_id)
+            log.exception("asr.bridged_failed call_id=%s turn=%s", self.call_id, self.turn)
             return
         text = transcript.text.strip()
         if transcript.unclear or not text:
             self.unclear += 1
-            log.info("asr.agent_unclear call_id=%s engine=%s", self.call_id, transcript.engine)
+            log.info("asr.bridged_unclear call_id=%s turn=%s engine=%s", self.call_id,
+                     self.turn, transcript.engine)
             return
         self.turns += 1
-        log.info("asr.agent_final call_id=%s engine=%s confidence=%.2f decode_ms=%.0f",
-                 self.call_id, transcript.engine, transcript.confidence, transcript.decode_ms)
-        self.timeline.publish(events.TURN_AGENT, start_ms, text=text, input_mode="speech",
+        log.info("asr.bridged_final call_id=%s turn=%s engine=%s confidence=%.2f "
+                 "decode_ms=%.0f", self.call_id, self.turn, transcript.engine,
+                 transcript.confidence, transcript.decode_ms)
+        self.timeline.publish(self.turn, start_ms, text=text, input_mode="speech",
                               asr_confidence=transcript.confidence,
                               end_offset_ms=int(end_ms))
 
@@ -121,7 +128,26 @@ class AgentTranscriber:
     vad: VadParams
     settle_s: float = SETTLE_S
 
-    def follow(self, agent: Leg, timeline: Timeline) -> AgentSide:
-        side = AgentSide(agent, self.asr, timeline, self.vad, settle_s=self.settle_s)
-        side.start()
-        return side
+    def follow(self, agent: Leg, timeline: Timeline, customer: Leg | None = None
+               ) -> BridgedSides:
+        """Transcribe *agent* (and *customer*, if given) until `stop()`."""
+        sides = [AgentSide(agent, self.asr, timeline, self.vad, settle_s=self.settle_s)]
+        if customer is not None:
+            sides.append(AgentSide(customer, self.asr, timeline, self.vad,
+                                   settle_s=self.settle_s, turn=events.TURN_CUSTOMER))
+        for side in sides:
+            side.start()
+        return BridgedSides(sides)
+
+
+@dataclass(frozen=True)
+class BridgedSides:
+    sides: list[AgentSide]
+
+    @property
+    def agent(self) -> AgentSide:
+        return self.sides[0]
+
+    async def stop(self) -> None:
+        """Both sides' last words stored (each waits for its own decodes)."""
+        await asyncio.gather(*(side.stop() for side in self.sides))

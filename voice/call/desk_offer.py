@@ -306,8 +306,8 @@ class DeskOffer:
                               agent_id=offer.agent_id)
         self.timeline.system_turn("已接通坐席")
         self.stop_listening()
-        side = None if self.agent_side is None else self.agent_side.follow(agent,
-                                                                            self.timeline)
+        side = None if self.agent_side is None else self.agent_side.follow(
+            agent, self.timeline, customer=self.leg)
         given_back = asyncio.Event()
         watch = asyncio.create_task(self._watch_hand_back(handover, given_back),
                                     name=f"handback-{self.call_id}")
@@ -318,7 +318,7 @@ class DeskOffer:
             try:
                 await self.desk.end_call(offer.agent_id, self.call_id)
             finally:
-                if side is not None:  # the agent's last words, before the call is closed
+                if side is not None:  # the last words, before the call is closed
                     await side.stop()
             handed_back = given_back.is_set() and not self.leg.closed.is_set()
             self._publish_end(handover, handback.RETURNED if handed_back else "bridged",

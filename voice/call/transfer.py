@@ -97,12 +97,12 @@ class Handoff:
         self.timeline.publish(events.CALL_BRIDGED, self.timeline.now_ms(), agent=uri)
         self.speaker.accepting_input = False
         self.stop_listening()
-        side = None if self.agent_side is None else self.agent_side.follow(agent,
-                                                                            self.timeline)
+        side = None if self.agent_side is None else self.agent_side.follow(
+            agent, self.timeline, customer=self.leg)
         try:
             await self.leg.bridge(agent)
         finally:
-            if side is not None:  # the agent's last words, before the call is closed
+            if side is not None:  # the last words, before the call is closed
                 await side.stop()
         return "bridge_ended"
 

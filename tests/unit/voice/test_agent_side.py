@@ -58,6 +58,9 @@ class Bridged:
     def agent_turns(self) -> list[CallEvent]:
         return [e for e in self.seen if e.name == events.TURN_AGENT]
 
+    def customer_turns(self) -> list[CallEvent]:
+        return [e for e in self.seen if e.name == events.TURN_CUSTOMER]
+
     def stored(self) -> list[tuple[str, str, str | None, float | None]]:
         with self.db.session() as session:
             return [(t.speaker, t.text, t.input_mode, t.asr_confidence)
@@ -85,7 +88,8 @@ async def test_the_agent_after_the_desks_take_over_is_stored_as_the_agent(
         sqlite_db: Database) -> None:
     agent_phone = FarEnd()
     b = await bridged(sqlite_db, agent_phone)
-    engine = scripted("您好，我是客服王芳", "这个套餐每月十元")
+    # The customer's 300 ms ends first: its decode comes first, then the agent's two.
+    engine = scripted("喂你好", "您好，我是客服王芳", "这个套餐每月十元")
     asr = AsrWorker(engine)
     desk = FakeDesk({1: AGENT_URI})
     offer = DeskOffer(b.leg, b.telephony, Speaker(b.leg, Tts(), b.timeline), b.timeline, desk,
@@ -97,6 +101,7 @@ async def test_the_agent_after_the_desks_take_over_is_stored_as_the_agent(
     await until(lambda: any(e.name == events.CALL_BRIDGED for e in b.seen))
 
     b.customer.say(tone(500, 300))  # the customer's voice reaches the agent's phone (tx)
+    await until(lambda: b.customer_turns())
     agent_phone.say(tone(600, 500))
     first = await until(lambda: b.agent_turns())
     agent_phone.say(tone(400, 500))  # cut short by the customer's hang-up
@@ -108,8 +113,11 @@ async def test_the_agent_after_the_desks_take_over_is_stored_as_the_agent(
 
     assert [e.data["text"] for e in b.agent_turns()] == ["您好，我是客服王芳", "这个套餐每月十元"]
     assert first[0].data["input_mode"] == "speech" and first[0].data["asr_confidence"] == 0.9
-    assert engine.hints == [Hints(), Hints()]  # free speech: no phrases to snap to
-    assert 600 <= engine.audio_ms[0] <= 1100  # the utterance with its pre- and post-roll
+    assert engine.hints == [Hints()] * 3  # free speech: no phrases to snap to
+    assert 600 <= engine.audio_ms[1] <= 1100  # the utterance with its pre- and post-roll
+    # the customer, heard while bridged: stored as theirs (not sent to the dialogue)
+    assert [e.data["text"] for e in b.customer_turns()] == ["喂你好"]
+    assert ("customer", "喂你好", "speech", 0.9) in b.stored()
     # stored as the agent's turns, after the bot's holding line and the system notes
     stored = b.stored()
     assert [t for t in stored if t[0] == "agent"] == [
