@@ -5,17 +5,20 @@ A call the bot escalated ends with the outcome ``escalated``: the bot's part is 
 how it really ended is the disposition the agent who took it recorded (bot/agents).  Each
 escalated call counts once, by its latest disposition (a call escalated twice may have
 two); ``not_recorded`` counts the escalated calls no agent recorded (nobody took the call,
-or the agent has not recorded it yet).
+or the agent has not recorded it yet).  A call the agent handed back to the bot to confirm
+the sale ends with the bot's outcome (``consented``, ``declined``…) but was the agent's
+call too: it counts here as well (its escalation ``returned_to_bot``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from bot.store.models import Call, Disposition
+from bot.agents.handback import RETURNED
+from bot.store.models import Call, Disposition, Escalation
 from bot.store.vocab import DISPOSITIONS
 
 
@@ -24,7 +27,9 @@ def agent_dispositions(session: Session, campaign_id: int) -> dict[str, Any]:
     for call_id, disposition in session.execute(
             select(Call.id, Disposition.disposition)
             .outerjoin(Disposition, Disposition.call_id == Call.id)
-            .where(Call.campaign_id == campaign_id, Call.outcome == "escalated")
+            .where(Call.campaign_id == campaign_id,
+                   or_(Call.outcome == "escalated", Call.id.in_(
+                       select(Escalation.call_id).where(Escalation.status == RETURNED))))
             .order_by(Call.id, Disposition.id)):
         if disposition is not None or call_id not in latest:
             latest[call_id] = disposition

@@ -12,7 +12,7 @@ from bot.reports.document import campaign_report
 from bot.reports.export import export
 from bot.reports.figures import campaign_figures, format_figures
 from bot.store import CampaignRepo, Database
-from bot.store.models import Call
+from bot.store.models import Call, Escalation
 from tests.unit.agents.seeding import CAMPAIGN, T0, add_agent, add_campaign, escalate
 
 
@@ -53,21 +53,28 @@ def test_the_dispositions_of_escalated_calls(db: Database, tmp_path: Path) -> No
     _taken(db, agent_id, *unrecorded, 20, None)  # wrap-up ran out, nothing recorded
     _escalated(db, "13800000004", 30)  # nobody took it
     escalate(db, "13800000005", at=T0 + timedelta(minutes=40))  # the call is not over
+    handed_back = _escalated(db, "13800000006", 50)  # the bot confirmed the agent's sale
+    _taken(db, agent_id, *handed_back, 50, "sale")
+    with db.session() as session:
+        escalation = session.get(Escalation, handed_back[0])
+        call = session.get(Call, handed_back[1])
+        assert escalation is not None and call is not None
+        escalation.status, call.outcome = "returned_to_bot", "consented"
 
     with db.session() as session:
         campaign = CampaignRepo(session).by_name(CAMPAIGN)
         assert campaign is not None
         fig = campaign_figures(session, campaign)
     assert fig["agent_dispositions"] == {
-        "escalated_calls": 4, "recorded": 2, "not_recorded": 2,
-        "by_disposition": {"resolved": 1, "sale": 1, "callback": 0, "complaint": 0,
+        "escalated_calls": 5, "recorded": 3, "not_recorded": 2,
+        "by_disposition": {"resolved": 1, "sale": 2, "callback": 0, "complaint": 0,
                            "wrong_person": 0, "other": 0}}
-    assert "坐席处理结果 agent dispositions: resolved 1, sale 1, not recorded 2" \
+    assert "坐席处理结果 agent dispositions: resolved 1, sale 2, not recorded 2" \
         in format_figures(fig)
 
     [table] = [t for t in campaign_report(fig).tables if t.key == "agent_dispositions"]
     rows = {row[0]: row[1:] for row in table.rows}
-    assert rows["成交 sale"] == [1, 0.25] and rows["未记录 not recorded"] == [2, 0.5]
+    assert rows["成交 sale"] == [2, 0.4] and rows["未记录 not recorded"] == [2, 0.4]
     html = tmp_path / "report.html"
     export(fig, "html", html)
     assert "坐席处理结果 Agent dispositions" in html.read_text(encoding="utf-8")
