@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,13 +81,15 @@ def as_console(db: Database, work: str, offer_id: int) -> None:
     in_write(db, run)
 
 
-async def first(seen: list[CallEvent], name: str, timeout: float) -> CallEvent:
+async def first(seen: list[CallEvent], name: str, timeout: float,
+                where: Callable[[CallEvent], bool] = lambda event: True) -> CallEvent:
+    """The first event *name* (that *where* accepts) in *seen*, waiting up to *timeout*."""
     deadline = time.monotonic() + timeout
-    while not any(e.name == name for e in seen):
+    while not any(e.name == name and where(e) for e in seen):
         if time.monotonic() > deadline:
             raise TimeoutError(name)
         await asyncio.sleep(0.05)
-    return next(e for e in seen if e.name == name)
+    return next(e for e in seen if e.name == name and where(e))
 
 
 def span(pcm: bytes, start_ms: int, end_ms: int) -> bytes:

@@ -68,7 +68,7 @@ class Speaker(Processor):
         """Say the segments in order; returns early if the caller barges in.  Returns the
         disclosures talked over twice."""
         interrupted: list[str] = []
-        for segment in reply.segments:
+        for n, segment in enumerate(reply.segments):
             if self.leg.closed.is_set():
                 raise CallerHungUp
             pcm = await self.tts.speech(segment.text)
@@ -83,6 +83,14 @@ class Speaker(Processor):
                                               disclosures=list(segment.disclosure))
             elif await self.play(segment, pcm):
                 self.timeline.bot_turn(segment.text + "（被打断）", start_ms)
+                # The disclosures after the cut were never said: reported like those talked
+                # over, so the flow does not count them as heard (a key pressed during the
+                # hand-back line was taken as consent to a read-back nobody heard).
+                skipped = [d for later in reply.segments[n + 1:] for d in later.disclosure]
+                if skipped:
+                    interrupted.extend(skipped)
+                    self.timeline.publish(events.DISCLOSURE_INTERRUPTED, self.timeline.now_ms(),
+                                          disclosures=skipped, skipped=True)
                 break
             self.timeline.bot_turn(segment.text, start_ms)
         return interrupted

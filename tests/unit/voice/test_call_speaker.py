@@ -112,6 +112,21 @@ async def test_a_disclosure_talked_over_twice_is_reported(leg: FakeLeg) -> None:
         {"disclosures": ["price"]}]
 
 
+async def test_disclosures_after_a_barge_in_are_reported_unsaid(leg: FakeLeg) -> None:
+    speaker, published = speaker_on(leg, Caller())
+    attach(speaker)
+    reply = BotReply([BotSegment("接下来由我为您确认"),
+                      BotSegment("每月十元", disclosure=("price",)),
+                      BotSegment("随时可以取消", disclosure=("cancel",))])
+    speaking = asyncio.create_task(speaker.speak(reply))
+    await asyncio.sleep(0.2)
+    await speaker.process(Digit("1"))
+    assert await asyncio.wait_for(speaking, 2) == ["price", "cancel"]
+    assert turns(published) == ["接下来由我为您确认（被打断）"]
+    assert [e.data for e in published if e.name == events.DISCLOSURE_INTERRUPTED] == [
+        {"disclosures": ["price", "cancel"], "skipped": True}]
+
+
 async def test_a_hung_up_leg_ends_the_reply(leg: FakeLeg) -> None:
     speaker, _ = speaker_on(leg, Caller())
     assert leg.far.leg is leg
