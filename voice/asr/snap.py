@@ -209,12 +209,8 @@ class Interpretation:
     repaired: bool = False  # homophones put right (voice/asr/lexicon.py); snapped too
 
 
-def _as_is(text: str) -> str:
-    return text
-
-
 def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD,
-              repair: Callable[[str], str] = _as_is) -> Interpretation:
+              repair: Callable[[str], str] | None = None) -> Interpretation:
     """What an utterance means for the bot, given what the bot expected.  *repair* puts
     misheard customer phrases right in words that snap to no hint (the engines pass
     `voice.asr.lexicon.repair`); what it changed counts as snapped."""
@@ -249,7 +245,7 @@ def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD,
                           distance=near.distance)
 
 
-def _repaired(text: str, heard: str, repair: Callable[[str], str]) -> Interpretation:
-    fixed = repair(text)
+def _repaired(text: str, heard: str, repair: Callable[[str], str] | None) -> Interpretation:
+    fixed = text if repair is None else repair(text)
     changed = fixed != text
     return Interpretation(fixed, heard, unclear=False, snapped=changed, repaired=changed)

@@ -225,7 +225,7 @@ class WhisperEngine(AsrEngine):
         """The model's output → what the session gets: snapped, gated, or unclear."""
         meaning = interpret(raw, hints, self.settings.snap_threshold,
                             repair=customer_lexicon().repair if self.settings.repair_homophones
-                            else lambda text: text)
+                            else None)
         silent = (no_speech > self.settings.no_speech_threshold
                   and avg_logprob < self.settings.logprob_threshold)
         acoustic = math.exp(min(0.0, avg_logprob)) * (1.0 - no_speech)
