@@ -23,10 +23,14 @@ the real ASR engine and the prompt-cache TTS.  Prints one JSON document:
     .venv/bin/python bench/voice.py [--engines whisper,vosk] [--levels 1,10,auto]
                                     [--call-seconds 30] [--quick] [--rasa]
                                     [--loop-profile MS] [--cpu-load N] [--capture]
+                                    [--rasa-levels 10,20,40 [--callee simphone|sipp]]
 
 `auto` searches upward (10, 20, 30…) from the largest passing level and stops at the first
 failing one (overhead p95 ≥ 300 ms, or a call that did not complete); the largest passing
 level is `max_concurrent_calls`.  `--rasa` adds one run with the real Rasa server.
+`--rasa-levels` measures the capacity of the box with the whole stack (real Rasa server and
+action server; the callees SimPhones in their own process or SIPp: bench/voicebench/
+capacity.py), level by level until one fails.
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="~1 minute: 1 and 10 calls, 12 s")
     parser.add_argument("--rasa", action="store_true", help="add a run with the real Rasa")
     parser.add_argument("--rasa-engine", default="whisper")
+    parser.add_argument("--rasa-levels", default="", metavar="N,N,...",
+                        help="the whole stack at these levels of concurrent calls")
+    parser.add_argument("--callee", choices=("simphone", "sipp"), default="simphone",
+                        help="who answers the --rasa-levels calls")
+    parser.add_argument("--database", default=None,
+                        help="database URL for --rasa-levels (default: a fresh SQLite file)")
     parser.add_argument("--loop-profile", type=float, default=None, metavar="MS",
                         help="record event-loop callbacks that run longer than MS")
     parser.add_argument("--cpu-load", type=int, default=0, metavar="N",

@@ -15,9 +15,10 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-64; }
 # fonts-noto-cjk: Chinese labels in report charts; fonts-wqy-microhei: a TrueType Chinese font
 # that matplotlib can embed in PDF reports (Noto CJK is CFF); poppler-utils: pdftotext in tests;
 # chromium: the console's browser tests (Playwright drives it; its own browser download
-# cannot work without the internet).
+# cannot work without the internet); sip-tester: SIPp, the independent load peer of
+# bench/voice.py --callee sipp.
 APT_PACKAGES=(espeak-ng sox baresip-core kamailio fonts-noto-cjk fonts-wqy-microhei poppler-utils
-              chromium)
+              chromium sip-tester)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

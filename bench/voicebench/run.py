@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.voicebench import CACHE_DIR
+from bench.voicebench.capacity import run_capacity
 from bench.voicebench.dialogue import ScriptedDialogue
 from bench.voicebench.engines import make_engine
 from bench.voicebench.level import OVERHEAD_LIMIT_MS, run_level
@@ -97,6 +98,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await telephony.close()
     if args.rasa:  # run it alone (`--engines "" --rasa`): a second baresip runtime may fail
         out["rasa"] = await run_rasa(ctx, args.rasa_engine)
+    if args.rasa_levels:  # the same: its own baresip runtime, one per level
+        levels = [int(n) for n in args.rasa_levels.split(",") if n]
+        out["capacity"] = await run_capacity(levels, args.callee, args.rasa_engine, tmp,
+                                             args.database)
     await tts.aclose()
     shutil.rmtree(tmp, ignore_errors=True)
     return out
