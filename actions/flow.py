@@ -102,6 +102,17 @@ def _asks_to_repeat(reply: Reply) -> bool:
         reply.intent == "not_understand" and bool(REPEAT_REQUEST.search(reply.text)))
 
 
+def _no_answer_made_out(reply: Reply) -> bool:
+    """An answer to the offer that neither the recogniser nor the classifier could place:
+    audio too unclear to write down, or words that fit no intent (a hum such as 哦哦 or 嗯哼
+    comes out of Whisper on the line as 员红 / 无乱, classified nlu_fallback).  The customer
+    heard the offer and answered it with something that is no agreement; unless the words
+    ask to hear it again, it is treated like the unheard answer (``_unheard_answer``)."""
+    if reply.intent == "asr_unclear":
+        return True
+    return reply.intent == "nlu_fallback" and not REPEAT_REQUEST.search(reply.text)
+
+
 class CallFlow(HandBack):
     """Decides each step of one call. Create one per turn from the stored state."""
 
@@ -144,7 +155,7 @@ class CallFlow(HandBack):
             return getattr(self, f"_on_{self.state.stage}")(reply)
         if intent == "busy_call_later":
             return self._callback(reply)
-        if intent == "asr_unclear" and self.state.stage in _ANSWER_TO_OFFER_STAGES:
+        if self.state.stage in _ANSWER_TO_OFFER_STAGES and _no_answer_made_out(reply):
             return self._unheard_answer()
         if intent in ("not_understand", "asr_unclear", "nlu_fallback"):
             return self._repeat()

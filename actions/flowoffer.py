@@ -107,7 +107,8 @@ class OfferStages(FlowBase):
 
     def _unheard_answer(self) -> Step:
         """The customer answered the offer and the bot could not make it out (a lone 嗯 on
-        the telephone is often too short and soft for the recogniser).  Whatever it was, it
+        the telephone is often too short and soft for the recogniser; a hummed 哦哦 comes
+        out as words that fit no intent).  Whatever it was, it
         was no explicit agreement: ask for one, the way a weak yes is answered, and count it
         with them, so that a call of mumbles ends as a decline instead of replaying the
         script every turn."""

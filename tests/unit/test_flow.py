@@ -233,9 +233,27 @@ def test_permission_is_asked_before_the_pitch() -> None:
 def test_not_understood_is_repeated_twice_then_the_call_ends_without_sale() -> None:
     call = pitched()
     assert call.reply("not_understand").lead == "sorry_pitch"
-    assert call.reply("nlu_fallback").lead == "sorry_pitch"
+    assert call.reply("nlu_fallback", "你说啥").lead == "sorry_pitch"
     assert call.reply("not_understand").lead == "end_not_understood"
     assert call.consents == [] and call.outcome == Outcome("no_response")
+
+
+def test_words_nlu_cannot_place_at_the_offer_are_no_agreement_and_end_as_a_decline() -> None:
+    # Whisper writes a hummed 哦哦 / 嗯哼 at the offer as 员红 / 无乱 (nlu_fallback): the
+    # customer heard the offer and answered it, so three of them are a decline, not a
+    # no_response that would be dialled again two hours later.
+    call = pitched()
+    step = call.reply("nlu_fallback", "员红")
+    assert (step.lead, step.question) == ("sorry", "explicit")
+    assert call.reply("nlu_fallback", "无乱").question == "explicit"
+    assert call.reply("nlu_fallback", "员红").lead == "end_decline"
+    assert call.consents == [] and call.outcome == Outcome("declined", "other")
+
+
+def test_words_nlu_cannot_place_before_the_offer_are_asked_again() -> None:
+    call = Call(MARKETING)
+    call.reply("affirm", "是我")
+    assert (call.reply("nlu_fallback", "员红").lead, call.state.stage) == ("sorry", "permission")
 
 
 def test_an_unheard_answer_to_the_offer_asks_for_an_explicit_one_and_counts_as_weak() -> None:
