@@ -42,6 +42,10 @@ _NEGATIONS = frozenset("不没别甭勿")
 # Sentence-final particles: they colour a reply without changing it ("转人工啊" is
 # "转人工"), so they do not count as wrong syllables.  Not 吗, which makes a question.
 _PARTICLES = "啊吧呢呀嘛哦啦哈喔"
+# Hums and interjections before an answer (嗯是我本人, 哦那是我, 啊对): the same, at the start.
+# Whisper keeps the 嗯 and then mishears a syllable of the answer (嗯是我本人啊 came back
+# as 嗯是我的人啊): counted as a wrong syllable, the hum alone used up the one allowed.
+_LEADING_HUMS = "嗯呃额哦噢啊诶欸哎"
 
 
 @functools.cache
@@ -72,7 +76,33 @@ def normalize(text: str) -> str:
     '好的我同意'
     """
     text = to_simplified(unicodedata.normalize("NFKC", text))
-    return without_restart(_KEEP.sub("", "".join(clauses(text))))
+    return without_restart(_KEEP.sub("", "".join(clauses(loop_digit_as_break(text)))))
+
+
+_LONE_DIGIT = re.compile(r"(?<=[\u3400-\u9fff])[0-9](?=[\u3400-\u9fff])")
+_LOOP_OVERLAP = 3  # characters after the digit that must repeat earlier words
+_DIGIT_WORDS = frozenset("零〇一二两三四五六七八九十幺")  # an ID said twice is not a loop of words
+
+
+def loop_digit_as_break(text: str) -> str:
+    """``text`` with a lone digit that joins a decoder loop to what it repeats read as a
+    clause break.  Whisper base wrote 现在骗子这么多谁知道你们是真是假 as
+    "…是真是假１现在骗子这么多…": the digit, not a comma, between the answer and its loop
+    kept the loop (normalize drops repeated clauses) and put a digit in a refusal, which
+    the classifier then took for inform_digits.  A digit said between words is left: what
+    follows it repeats nothing (按1确认).
+
+    >>> loop_digit_as_break("不用了1不用了"), loop_digit_as_break("我按1确认")
+    ('不用了，不用了', '我按1确认')
+    """
+    out, last = [], 0
+    for found in _LONE_DIGIT.finditer(text):
+        after = text[found.end():found.end() + _LOOP_OVERLAP]
+        if (len(after) == _LOOP_OVERLAP and after in text[:found.start()]
+                and not any(ch in _DIGIT_WORDS for ch in after)):
+            out += [text[last:found.start()], "，"]
+            last = found.end()
+    return "".join(out) + text[last:]
 
 
 def without_restart(text: str) -> str:
@@ -158,14 +188,16 @@ class Snap:
 
 
 def strip_particles(text: str) -> str:
-    """``text`` without the sentence-final particles at its end (unless that leaves nothing)."""
+    """``text`` without the sentence-final particles at its end and the hums before it
+    (unless that leaves nothing)."""
     text = normalize(text)
-    return text.rstrip(_PARTICLES) or text
+    return text.rstrip(_PARTICLES).lstrip(_LEADING_HUMS) or text
 
 
 def syllable_edits(a: str, b: str) -> int:
     """Whole syllables inserted, deleted or replaced between the readings of ``a`` and ``b``,
-    final particles left out (Whisper heard 转人工 as 拽人拱啊: one wrong syllable, not two)."""
+    final particles and leading hums left out (Whisper heard 转人工 as 拽人拱啊: one wrong
+    syllable, not two)."""
     return edit_distance(pinyin_key(strip_particles(a)).split(),
                          pinyin_key(strip_particles(b)).split())
 

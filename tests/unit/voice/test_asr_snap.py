@@ -256,3 +256,31 @@ def test_a_hum_heard_as_ni_before_a_yes(raw: str, meant: str) -> None:
     identity = Hints("yes_no", ("是的", "是我", "对", "嗯", "本人", "不是", "你打错了", "你是谁"))
     meaning = interpret(raw, identity)
     assert (meaning.text, meaning.normalized) == (meant, raw)
+
+
+IDENTITY_HINTS = ("是的", "是我", "对", "嗯", "本人", "是本人", "我是本人", "是我本人", "不是",
+                  "你打错了", "我是他家人", "我是他朋友", "你是谁")
+
+
+def test_a_leading_hum_is_no_wrong_syllable() -> None:
+    # Whisper base heard a Kokoro customer's 嗯是我本人啊 as 嗯是我的人啊 (2026-12-05):
+    # counting the 嗯 as a wrong syllable left no room for the misheard 本.
+    assert snap("嗯是我的人啊", IDENTITY_HINTS).phrase == "是我本人"
+    assert snap("嗯是我本人", IDENTITY_HINTS).phrase == "是我本人"
+    assert snap("嗯嗯", ("嗯嗯", "不要")).phrase == "嗯嗯"  # a hum alone is still itself
+    # Still one wrong syllable in three, and never across a negation.
+    assert snap("嗯是他的朋友", IDENTITY_HINTS).phrase != "是我本人"
+    assert snap("嗯不是我本人", IDENTITY_HINTS).phrase != "是我本人"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    # Whisper base on a Kokoro refusal, 2026-12-06: a digit instead of a comma before the loop.
+    ("现在骗子这么多谁直到你们是真是假１现在骗子这么多谁直到你们是真是假",
+     "现在骗子这么多谁直到你们是真是假"),
+    ("现在骗子这么多谁直到你们是真是假１现在骗子这么多", "现在骗子这么多谁直到你们是真是假"),
+    ("我按1确认", "我按1确认"),  # a digit said between words: nothing repeats after it
+    ("后四位1234", "后四位1234"),
+    ("幺二三四1二三四", "幺二三四1二三四"),  # only words can loop through a digit: 3 digit words
+])
+def test_a_digit_between_an_answer_and_its_loop_is_a_break(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
