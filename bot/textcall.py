@@ -100,7 +100,7 @@ class TextCall:
         confidence, and whether the recogniser snapped it to one of the bot's hints."""
         meta = TurnMeta("speech", asr_confidence=confidence, asr_snapped=snapped)
         return await self._exchange(text, meta.to_dict(), speaker=text, input_mode="speech",
-                                    asr_confidence=confidence)
+                                    asr_confidence=confidence, asr_snapped=snapped)
 
     async def key(self, digits: str) -> BotReply:
         return await self._exchange(channel.dtmf_message(digits), TurnMeta("dtmf").to_dict(),
@@ -124,14 +124,15 @@ class TextCall:
 
     async def _exchange(self, message: str, meta: dict[str, Any], speaker: str | None,
                         input_mode: str | None = "text",
-                        asr_confidence: float | None = None) -> BotReply:
+                        asr_confidence: float | None = None,
+                        asr_snapped: bool = False) -> BotReply:
         if self.ended:
             raise RuntimeError(f"call {self.call_id} has ended")
         if speaker is not None:
             if self.turns and self.turns[-1].private_answer:  # it answers the ID question
                 speaker = mask_id_digits(speaker)
             self._publish(events.TURN_CUSTOMER, text=speaker, input_mode=input_mode,
-                          asr_confidence=asr_confidence)
+                          asr_confidence=asr_confidence, asr_snapped=asr_snapped)
             await self.transcript.flush()  # the action notes its intent on this turn
         turn = BotReply.parse(await self.client.send(self.call_id, message, meta))
         if turn.classified:

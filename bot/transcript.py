@@ -7,6 +7,10 @@ runs any other unit of work of the call in the same queue, after the turns befor
 recording and the close).  The channel calls `flush` before it sends the customer's words to
 Rasa, so that the action finds the turn and notes the classifier's intent on it.
 
+Besides the turns, it notes the gateway's `disclosure.interrupted` as a system turn naming the
+disclosures the customer did not hear in full (bot/qa/flags.py reads the note), and keeps
+with a customer turn whether the recogniser snapped or repaired its words (`asr_snapped`).
+
 A failed write is logged with the call id and counted; the ones after it still run.
 Each turn is its own unit of work, committed as soon as the worker reaches it: a process
 killed mid-call loses only what is still queued (normally the turn in flight).  A turn of
@@ -26,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot import callrecord, events
 from bot.events import CallEvent, EventBus
+from bot.qa.flags import SKIPPED_NOTE, TALKED_OVER_TWICE_NOTE
 from bot.store import CallRepo, Database
 from bot.store.models import TranscriptTurn
 
@@ -33,10 +38,12 @@ log = logging.getLogger("waihu.transcript")
 
 _SPEAKERS = {events.TURN_CUSTOMER: "customer", events.TURN_BOT: "bot",
              events.TURN_AGENT: "agent", events.TURN_SYSTEM: "system"}
+_WRITTEN = events.TURN_EVENTS | {events.DISCLOSURE_INTERRUPTED}
 
 
 def store_turn(session: Session, call_id: str, speaker: str, text: str, *,
                input_mode: str | None = None, asr_confidence: float | None = None,
+               asr_snapped: bool | None = None, unheard_disclosures: list[str] | None = None,
                started_at: datetime | None = None,
                ended_at: datetime | None = None) -> TranscriptTurn | None:
     """One turn of the call's transcript, as the writer stores it; None when the call's
@@ -44,8 +51,25 @@ def store_turn(session: Session, call_id: str, speaker: str, text: str, *,
     if callrecord.refused(session, call_id, "turn"):
         return None
     return CallRepo(session).add_turn(call_id, speaker, text, input_mode=input_mode,
-                                      asr_confidence=asr_confidence, started_at=started_at,
-                                      ended_at=ended_at)
+                                      asr_confidence=asr_confidence, asr_snapped=asr_snapped,
+                                      unheard_disclosures=unheard_disclosures,
+                                      started_at=started_at, ended_at=ended_at)
+
+
+def interruption_note(data: dict[str, object]) -> tuple[str, list[str]]:
+    """The system turn of a `disclosure.interrupted` event: its text and the disclosures.
+    ``skipped``: never said (the customer cut in before them); otherwise talked over twice."""
+    raw = data.get("disclosures")
+    unheard = [str(d) for d in raw] if isinstance(raw, list | tuple) else []
+    note = SKIPPED_NOTE if data.get("skipped") else TALKED_OVER_TWICE_NOTE
+    return f"{note}：{'、'.join(unheard)}", unheard
+
+
+def _snapped(data: dict[str, object]) -> bool | None:
+    """Recorded for recognised speech only (a keyed or typed turn snaps nothing)."""
+    if data.get("input_mode") != "speech" or "asr_snapped" not in data:
+        return None
+    return bool(data["asr_snapped"])
 
 
 class TranscriptSink:
@@ -61,13 +85,21 @@ class TranscriptSink:
         self._detach: Callable[[], None] | None = None
 
     def attach(self, bus: EventBus) -> TranscriptSink:
-        self._detach = bus.subscribe(self.on_event, call_id=self.call_id,
-                                     names=events.TURN_EVENTS)
+        self._detach = bus.subscribe(self.on_event, call_id=self.call_id, names=_WRITTEN)
         return self
 
     def on_event(self, event: CallEvent) -> None:
-        speaker = _SPEAKERS[event.name]
         data = event.data
+        if event.name == events.DISCLOSURE_INTERRUPTED:
+            text, unheard = interruption_note(data)
+
+            def note() -> None:
+                with self.db.session() as session:
+                    store_turn(session, self.call_id, "system", text,
+                               unheard_disclosures=unheard, started_at=event.at)
+            self.submit(note, "transcript")
+            return
+        speaker = _SPEAKERS[event.name]
         end_ms = data.get("end_offset_ms")
         ended = (None if end_ms is None
                  else event.at + timedelta(milliseconds=int(end_ms) - event.offset_ms))
@@ -77,7 +109,7 @@ class TranscriptSink:
                 store_turn(session, self.call_id, speaker, str(data.get("text") or ""),
                            input_mode=data.get("input_mode"),
                            asr_confidence=data.get("asr_confidence"),
-                           started_at=event.at, ended_at=ended)
+                           asr_snapped=_snapped(data), started_at=event.at, ended_at=ended)
         self.submit(write, "transcript")
 
     def submit(self, work: Callable[[], None], what: str) -> asyncio.Future[None]:

@@ -78,13 +78,17 @@ def call_view(session: Session, call_id: str, book: ResponseBook | None = None) 
     turns = tuple(Turn(
         seq=r.seq, speaker=r.speaker, text=r.text, start_ms=_ms(r.started_at, origin) or 0,
         end_ms=_ms(r.ended_at, origin), response=book.name(r.text) if r.speaker == "bot"
-        else None, intent=r.intent, input_mode=r.input_mode, asr_confidence=r.asr_confidence)
+        else None, intent=r.intent, input_mode=r.input_mode, asr_confidence=r.asr_confidence,
+        asr_snapped=r.asr_snapped, unheard_disclosures=tuple(r.unheard_disclosures or ()))
         for r in rows)
     by_seq = {t.seq: t for t in turns}
+    # The ledger entry says how sure the recogniser was; whether it snapped the words is on
+    # the consent's transcript turn.
     consents = tuple(ConsentMark(
         start_ms=by_seq[c.turn_seq].start_ms if c.turn_seq in by_seq
         else c.audio_start_ms or 0, input_mode=c.input_mode, asr_confidence=c.asr_confidence,
-        disclosures=tuple(c.disclosures or ()))
+        disclosures=tuple(c.disclosures or ()),
+        asr_snapped=by_seq[c.turn_seq].asr_snapped if c.turn_seq in by_seq else None)
         for c in session.scalars(select(Consent).where(Consent.call_id == call_id,
                                                        Consent.kind == "consent")))
     acted = {"do_not_call" if kind == "do_not_call" else "complaint"

@@ -23,6 +23,12 @@ REPEATED_NOT_UNDERSTOOD = 2  # a pitch after this many "没听清" in a row is f
 # barge-in is stored with this suffix.
 TALKED_OVER_NOTE = "客户插话，重复声明"
 CUT_OFF_SUFFIX = "（被打断）"
+# The transcript writer's notes of the gateway's `disclosure.interrupted` (bot/transcript.py):
+# a disclosure talked over again when repeated (the note follows its bot turn), or the
+# disclosures of a reply never said because the customer cut in before them.  Each note
+# names them in `Turn.unheard_disclosures`.
+TALKED_OVER_TWICE_NOTE = "客户两次插话，声明未听全"
+SKIPPED_NOTE = "客户打断，后面的声明未说"
 
 PITCH_RESPONSES = frozenset({*DISCLOSURES, "utter_ask_consent", "utter_readback"})
 IDENTITY_QUESTIONS = frozenset({"utter_ask_identity", "utter_ask_family_authority"})
@@ -70,6 +76,10 @@ class Turn:
     input_mode: str | None = None
     asr_confidence: float | None = None
     asr_snapped: bool | None = None
+    unheard_disclosures: tuple[str, ...] = ()  # a note of disclosures not heard in full
+
+    def notes(self, note: str) -> bool:
+        return self.speaker == "system" and self.text.startswith(note)
 
 
 @dataclass(frozen=True)
@@ -122,22 +132,44 @@ def _cut_off(turn: Turn) -> bool:
 
 def disclosure_cut_short(call: CallView) -> Iterator[Flag]:
     for i, turn in enumerate(call.turns):
-        if turn.speaker == "system" and turn.text == TALKED_OVER_NOTE:
-            said = next((t for t in call.turns[i + 1:] if t.speaker == "bot"), None)
-            what = DISCLOSURES.get(said.response or "", ()) if said else ()
+        if turn.notes(TALKED_OVER_NOTE):
+            said = next((j for j in range(i + 1, len(call.turns))
+                         if call.turns[j].speaker == "bot"), None)
+            if said is not None and said + 1 < len(call.turns) \
+                    and call.turns[said + 1].notes(TALKED_OVER_TWICE_NOTE):
+                continue  # the repeat was talked over too: that note's flag says so
+            what = (DISCLOSURES.get(call.turns[said].response or "", ())
+                    if said is not None else ())
             yield Flag("disclosure_cut_short", turn.start_ms,
                        "talked over and repeated: " + (",".join(what) or "?"))
+        elif turn.notes(TALKED_OVER_TWICE_NOTE):
+            yield Flag("disclosure_cut_short", turn.start_ms,
+                       "talked over twice: " + ",".join(turn.unheard_disclosures))
+        elif turn.notes(SKIPPED_NOTE):
+            yield Flag("disclosure_cut_short", turn.start_ms,
+                       "never said after a barge-in: " + ",".join(turn.unheard_disclosures))
         elif turn.speaker == "bot" and turn.response in DISCLOSURES and _cut_off(turn):
             yield Flag("disclosure_cut_short", turn.start_ms,
                        "cut off: " + ",".join(DISCLOSURES[turn.response or ""]))
+
+
+def _heard_in_full(call: CallView) -> set[str]:
+    """The disclosures the bot said to their end and the customer did not talk over twice
+    (a later full repeat counts again)."""
+    heard: set[str] = set()
+    for turn in call.turns:
+        if turn.speaker == "bot" and not _cut_off(turn):
+            heard.update(DISCLOSURES.get(turn.response or "", ()))
+        elif turn.notes(TALKED_OVER_TWICE_NOTE):
+            heard.difference_update(turn.unheard_disclosures)
+    return heard
 
 
 def disclosure_missing(call: CallView) -> Iterator[Flag]:
     """A consent without every mandatory disclosure said in full (or in its ledger entry)."""
     if not call.consents and call.outcome != "consented":
         return
-    said = {d for t in call.turns if t.speaker == "bot" and not _cut_off(t)
-            for d in DISCLOSURES.get(t.response or "", ())}
+    said = _heard_in_full(call)
     at = call.consents[0].start_ms if call.consents else _end_ms(call)
     if missing := sorted(call.required_disclosures - said):
         yield Flag("disclosure_missing", at, "not said: " + ",".join(missing))

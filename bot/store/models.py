@@ -190,6 +190,12 @@ class TranscriptTurn(Base):
     intent_confidence: Mapped[float | None] = mapped_column(Float)
     input_mode: Mapped[str | None] = mapped_column(String(10))
     asr_confidence: Mapped[float | None] = mapped_column(Float)
+    # The recogniser put the words right (snapped to a hint, homophones repaired): a guess
+    # no consent may rest on (migration 0021; null: not recorded, or not speech).
+    asr_snapped: Mapped[bool | None]
+    # A system note of the gateway's `disclosure.interrupted`: the disclosures the customer
+    # did not hear in full (migration 0021).
+    unheard_disclosures: Mapped[list[str] | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     ended_at: Mapped[datetime | None]
 

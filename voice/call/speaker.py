@@ -79,8 +79,11 @@ class Speaker(Processor):
                     self.timeline.system_turn("客户插话，重复声明")
                     if await self.play(segment, pcm):
                         interrupted.extend(segment.disclosure)
+                        # after the turn it qualifies: the transcript notes it unheard
+                        self.timeline.bot_turn(segment.text, start_ms)
                         self.timeline.publish(events.DISCLOSURE_INTERRUPTED, start_ms,
                                               disclosures=list(segment.disclosure))
+                        continue
             elif await self.play(segment, pcm):
                 self.timeline.bot_turn(segment.text + "（被打断）", start_ms)
                 # The disclosures after the cut were never said: reported like those talked

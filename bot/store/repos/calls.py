@@ -171,6 +171,8 @@ class CallRepo:
         asr_confidence: float | None = None,
         started_at: datetime | None = None,
         ended_at: datetime | None = None,
+        asr_snapped: bool | None = None,
+        unheard_disclosures: list[str] | None = None,
     ) -> TranscriptTurn:
         """Append a turn to the transcript with the next sequence number (from 1)."""
         require(speaker, SPEAKERS, "speaker")
@@ -189,6 +191,8 @@ class CallRepo:
             asr_confidence=asr_confidence,
             started_at=started_at or utcnow(),
             ended_at=ended_at,
+            asr_snapped=asr_snapped,
+            unheard_disclosures=unheard_disclosures,
         )
         self.session.add(turn)
         self.session.flush()

@@ -11,7 +11,9 @@ from bot.campaigns.definition import parse_definition
 from bot.qa.callview import call_view
 from bot.qa.flags import (
     CUT_OFF_SUFFIX,
+    SKIPPED_NOTE,
     TALKED_OVER_NOTE,
+    TALKED_OVER_TWICE_NOTE,
     CallView,
     ConsentMark,
     Flag,
@@ -73,6 +75,25 @@ def test_a_disclosure_talked_over_or_cut_off() -> None:
         for t in CLEAN.turns))
     # cut off, and so never said in full before the consent
     assert kinds(cut) == [("disclosure_cut_short", 18000), ("disclosure_missing", 26500)]
+
+
+def test_the_gateway_notes_of_disclosures_not_heard_in_full() -> None:
+    """CLEAN.turns[7] is the price, said at 18000: talked over twice (the note follows its
+    turn), it is not heard until said again in full; never said after a barge-in, it is."""
+    twice = (Turn(99, "system", TALKED_OVER_NOTE, 19000), CLEAN.turns[7],
+             Turn(100, "system", TALKED_OVER_TWICE_NOTE + "：price", 18000,
+                  unheard_disclosures=("price",)))
+    talked_over = replace(CLEAN, turns=(*CLEAN.turns[:7], *twice, *CLEAN.turns[8:]))
+    assert [(f.kind, f.at_ms, f.detail) for f in flags(talked_over)] == [
+        ("disclosure_cut_short", 18000, "talked over twice: price"),
+        ("disclosure_missing", 26500, "not said: price")]
+    said_again = replace(talked_over, turns=(*CLEAN.turns[:7], *twice, *CLEAN.turns[7:]))
+    assert kinds(said_again) == [("disclosure_cut_short", 18000)]
+    skipped = replace(CLEAN, turns=(*CLEAN.turns[:7], Turn(
+        99, "system", SKIPPED_NOTE + "：usage", 18500, unheard_disclosures=("usage",)),
+        *CLEAN.turns[7:]))
+    assert [(f.kind, f.detail) for f in flags(skipped)] == [
+        ("disclosure_cut_short", "never said after a barge-in: usage")]  # said later
 
 
 def test_a_consent_without_every_disclosure() -> None:

@@ -13,24 +13,26 @@ from tests.conftest import seed_call
 
 
 def _raw_turn(db: Database, call_id: str, seq: int, speaker: str,
-              input_mode: str | None = None) -> None:
-    with db.session() as session:  # raw: the repository would refuse it before the database
+              input_mode: str | None = None, text: str = "您好") -> None:
+    """Raw: the repository would refuse it before the database, and the model has columns
+    of later migrations."""
+    with db.session() as session:
         session.execute(insert(TranscriptTurn).values(
-            call_id=call_id, seq=seq, speaker=speaker, text="您好", input_mode=input_mode))
+            call_id=call_id, seq=seq, speaker=speaker, text=text, input_mode=input_mode))
 
 
 def _turns(db: Database, call_id: str) -> list[tuple[int, int, str, str]]:
     with db.session() as session:
-        return [(t.id, t.seq, t.speaker, t.text) for t in session.scalars(
-            select(TranscriptTurn).where(TranscriptTurn.call_id == call_id)
+        return [(row.id, row.seq, row.speaker, row.text) for row in session.execute(
+            select(TranscriptTurn.id, TranscriptTurn.seq, TranscriptTurn.speaker,
+                   TranscriptTurn.text).where(TranscriptTurn.call_id == call_id)
             .order_by(TranscriptTurn.seq))]
 
 
 def test_agent_is_a_speaker_after_0014_and_refused_before(fresh_db: Database) -> None:
     fresh_db.downgrade("0013")
     call = seed_call(fresh_db)
-    with fresh_db.session() as session:
-        CallRepo(session).add_turn(call.id, "customer", "我要转人工")
+    _raw_turn(fresh_db, call.id, 1, "customer", text="我要转人工")
     with pytest.raises(IntegrityError):
         _raw_turn(fresh_db, call.id, 2, "agent")
     before = _turns(fresh_db, call.id)
