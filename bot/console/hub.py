@@ -10,6 +10,10 @@ agent's change number (``seq``) lets the hub pass each change on once.  An offer
 carries the pop (``call``: the customer, the transcript so far): that part goes to the
 agent's own pages only, the others get the presence without it.
 
+Pages that show more than presence follow it here too: the wall reads again on a new
+presence (`on_presence`), and the coaching banner and the monitor panel when a supervisor's
+session changed (`on_monitor`; watch.py passes the gateway's ``monitor.*`` events on).
+
 The hub also carries the live transcript of the call in each agent's hand (live_turns.py
 publishes its turns): a turn goes to that agent's own pages only -- never to another
 agent, nor to the supervisors' page, whose wall shows only each call's last customer
@@ -22,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +46,8 @@ class DeskHub:
         self._latest: dict[int, Message] = {}
         self._subscribers: list[_Subscriber] = []
         self._turns: dict[int, deque[Message]] = {}
+        self._presence_listeners: list[Callable[[Message], None]] = []
+        self._monitor_listeners: list[Callable[[str], None]] = []
 
     def publish(self, message: Message) -> bool:
         """Pass *message* (``type`` presence, with ``agent_id`` and ``seq``) to the pages
@@ -58,7 +64,25 @@ class DeskHub:
                 _offer(subscriber.queue, message)
             elif subscriber.agent_id is None:
                 _offer(subscriber.queue, public)
+        for listener in list(self._presence_listeners):
+            listener(public)
         return True
+
+    def on_presence(self, listener: Callable[[Message], None]) -> Callable[[], None]:
+        """Call *listener* (on the console's loop; it must not block) with each new
+        presence, without the pop; returns the function that stops it (the wall reads
+        again when an agent's state changed)."""
+        return _listen(self._presence_listeners, listener)
+
+    def monitor_changed(self, call_id: str) -> None:
+        """A supervisor's session on *call_id* changed (the gateway's ``monitor.*`` event,
+        passed on by watch.py): the pages that show it read it again."""
+        for listener in list(self._monitor_listeners):
+            listener(call_id)
+
+    def on_monitor(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call *listener* with the call id of each `monitor_changed`."""
+        return _listen(self._monitor_listeners, listener)
 
     def seqs(self) -> dict[int, int]:
         """The change number passed on last for each agent."""
@@ -100,6 +124,16 @@ class DeskHub:
             yield subscriber.queue
         finally:
             self._subscribers.remove(subscriber)
+
+
+def _listen(listeners: list[Callable[[Any], None]], listener: Callable[[Any], None]
+            ) -> Callable[[], None]:
+    listeners.append(listener)
+
+    def stop() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+    return stop
 
 
 def _public(message: Message) -> Message:

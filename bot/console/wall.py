@@ -6,9 +6,13 @@ Where the wall's state comes from: the database, not a snapshot built from the e
 stream.  The console runs beside the gateway (`waihu run all`, one event bus in one
 process) or alone (`waihu console`, another process or machine): there is no bus across
 processes yet, so only the database sees every gateway's calls wherever they run, and a
-page opened mid-call gets the same picture as one open since the morning.  The event
-stream, where this process has one, only says *when* to read again: an event of a call
-wakes the reader at once, otherwise it reads every `WALL_POLL_S` while a wall is open.
+page opened mid-call gets the same picture as one open since the morning.  What says
+*when* to read again, while a wall is open: an event of a call on this console's bus, and
+a new agent presence on the desk's hub (watch.py reads those from the database every
+50 ms, whoever made them), each read at once -- events closer than `WALL_MIN_GAP_S` are
+read together; and, as the safety net for the gateways of other processes whose events
+this bus does not carry, a read every `WALL_SAFETY_POLL_S` when nothing woke it (it used
+to read every second whatever happened: docs/benchmarks.md, "Live wall").
 Each read is a few indexed queries: the live attempts (those holding a dialler lease),
 the latest customer turn and intent of those calls, their waiting escalations, the
 agents' presence, the campaigns' statuses (a pause shows at once, whoever made it).  The
@@ -60,7 +64,10 @@ from bot.store.repos.audit import AuditRepo
 
 log = logging.getLogger("waihu.console")
 
-WALL_POLL_S = 1.0  # the database is read this often while a wall is open (and on events)
+# While a wall is open: read when nothing woke the wall for this long (a gateway of
+# another process) ...
+WALL_SAFETY_POLL_S = 5.0
+WALL_MIN_GAP_S = 0.5  # ... and read events closer than this together
 FIGURES_MIN_S = 3.0  # the day's figures: at most this often ...
 FIGURES_MAX_S = 30.0  # ... and at least this often
 # An agent's row turns red past these (after-call work: past its campaign's cap).
@@ -174,13 +181,15 @@ def wrap_up_limits(session: Session, presences: list[Message]) -> dict[str, int]
 
 def campaign_figures(session: Session, now: datetime, zone: ZoneInfo
                      ) -> dict[str, dict[str, int]]:
-    """Each campaign's figures today (by name), as the daily report counts them."""
+    """Each campaign's figures today (by name), as the daily report counts them: its
+    complaints are the complaints recorded today (the complaints table: heard on a call, or
+    entered at the desk), not the calls that ended in one."""
     today = now.astimezone(zone).date()
     report = period_figures(session, start=today, end=today, tz=zone)
     return {row["campaign"]: {
         "dialled": row["calls"] + row["in_progress"], "connected": row["connected"],
         "consents": row["valid_sales"], "escalations": row["escalations"],
-        "complaints": row["complaints"]["calls"]} for row in report["campaigns"]}
+        "complaints": row["complaints"]["recorded"]} for row in report["campaigns"]}
 
 
 NO_FIGURES = dict.fromkeys(("dialled", "connected", "consents", "escalations", "complaints"), 0)
@@ -235,6 +244,9 @@ class Wall:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._unsubscribe: Callable[[], None] = lambda: None
+        self.safety_poll_s = WALL_SAFETY_POLL_S
+        self.min_gap_s = WALL_MIN_GAP_S
+        self.reads = 0  # walls read (the live part), for the benchmark
 
     def on_event(self, event: events.CallEvent) -> None:
         """A bus subscriber (it may be called from another thread): read again now."""
@@ -247,6 +259,7 @@ class Wall:
 
     async def refresh(self) -> bool:
         """Read the wall; pass it on if anything shown changed; whether it did."""
+        self.reads += 1
         live = await self.c.run(read_live, self.c.db, self.c.clock())
         if _counted(live) != _counted(self.latest or {}):
             self._figures_due = True
@@ -271,11 +284,17 @@ class Wall:
 
     @contextlib.contextmanager
     def following(self) -> Iterator[asyncio.Queue[Message]]:
-        """The walls to come, while open.  The wall follows the event bus only while a
-        page is open: nobody looking, nothing to read."""
+        """The walls to come, while open.  The wall follows the event bus and the hub's
+        presences only while a page is open: nobody looking, nothing to read."""
         queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_LIMIT)
         if not self._subscribers:
-            self._unsubscribe = self.c.events.subscribe(self.on_event, names=WAKE_EVENTS)
+            from_bus = self.c.events.subscribe(self.on_event, names=WAKE_EVENTS)
+            from_hub = self.c.hub.on_presence(lambda _presence: self.wake())
+
+            def unsubscribe() -> None:
+                from_bus()
+                from_hub()
+            self._unsubscribe = unsubscribe
         self._subscribers.append(queue)
         try:
             yield queue
@@ -287,7 +306,7 @@ class Wall:
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), WALL_POLL_S)
+                await asyncio.wait_for(self._wake.wait(), self.safety_poll_s)
             self._wake.clear()
             if not self._subscribers:
                 continue  # nobody is looking: read when a wall opens
@@ -297,6 +316,9 @@ class Wall:
                 raise
             except Exception:  # a database hiccup must not stop the wall for good
                 log.exception("console.wall_refresh_failed")
+            # 20 calls publish several turns a second: what they wake in the gap is read
+            # once, after it
+            await asyncio.sleep(self.min_gap_s)
 
 
 def _counted(wall: dict[str, Any]) -> tuple[Any, ...]:

@@ -21,6 +21,8 @@ reaches every console, so the watcher reads it:
   console's bus (the gateway in the same process, `waihu run`; across machines the bus is
   Redis) is read at once instead of at the next poll.  The event only says "read now":
   what is shown still comes from the database, so a lost or late event costs one poll;
+- the gateway's ``monitor.*`` events are passed on to the hub (`DeskHub.monitor_changed`):
+  the coaching banners and monitor panels read their session again;
 - every `desk_poll_s`, the full round: every agent's latest presence (a change whose id
   was taken before another's but committed after it, on PostgreSQL, is caught here) and
   the wrap-up expiry.
@@ -48,6 +50,9 @@ OFFER_POLL_S = 0.05  # between full rounds: any presence changed? (one indexed r
 # The call events that follow a presence change the gateway made: read it now.
 WAKING_EVENTS = frozenset({events.ESCALATION_OFFERED, events.ESCALATION_ACCEPTED,
                            events.ESCALATION_ENDED, events.CALL_BRIDGED})
+# A supervisor's session changed: the pages that show it read it again (monitor_pages.py).
+MONITOR_EVENTS = frozenset({events.MONITOR_STARTED, events.MONITOR_MODE,
+                            events.MONITOR_ENDED})
 
 
 async def tick(c: Console) -> int:
@@ -122,13 +127,19 @@ async def watching(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     wake = asyncio.Event()
-    unsubscribe = c.events.subscribe(waker(wake, asyncio.get_running_loop()),
-                                     names=WAKING_EVENTS)
+    loop = asyncio.get_running_loop()
+    unsubscribe = c.events.subscribe(waker(wake, loop), names=WAKING_EVENTS)
+
+    def monitor_changed(event: CallEvent) -> None:  # from any thread
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(c.hub.monitor_changed, event.call_id)
+    stop_monitors = c.events.subscribe(monitor_changed, names=MONITOR_EVENTS)
     task = asyncio.create_task(_watch(c, wake))
     try:
         yield
     finally:
         unsubscribe()
+        stop_monitors()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -8,7 +8,9 @@ presence messages (hub.py: the agent desk its own agent's, the supervisors' and 
 administrator's pages every agent's; the latest first, as the page opens), the agent desk
 the live transcript of the call in the agent's hand (``{"type": "turn", ...}``,
 live_turns.py; the latest turns first, as the page opens), the supervisors' page the
-live wall (``{"type": "wall", ...}``, wall.py; the current wall first), and answers
+live wall (``{"type": "wall", ...}``, wall.py; the current wall first), the agent desk
+and the supervisors' page the monitor session they show (``{"type": "monitor", ...}``,
+monitor_pages.py: the coaching banner, the monitor panel), and answers
 ``ping`` with ``{"type": "pong"}``.  Every `ws_recheck_s` the account is read again: a
 disabled account, a changed password or an expired session closes the socket (code 4401).
 """
@@ -26,7 +28,7 @@ from aiohttp import WSMsgType, web
 from aiohttp_session import get_session
 
 from bot import accounts
-from bot.console import wall
+from bot.console import monitor_pages, wall
 from bot.console.access import ALL_ROLES, may_open
 from bot.console.auth import whoami
 from bot.console.context import console, user_of
@@ -60,7 +62,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     tasks = [asyncio.create_task(_recheck(request, ws, user, float(issued)))]
     feed = FEEDS.get(page)
     async with _feeding(request, ws, feed), _desk(request, ws, user, page), \
-            wall.streaming(request, ws, page):
+            wall.streaming(request, ws, page), \
+            monitor_pages.streaming(request, ws, user, page):
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT and message.data == "ping":

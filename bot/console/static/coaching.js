@@ -1,7 +1,9 @@
 // Waihu console: the agent desk's coaching banner (/agent; the server side is
 // bot/console/monitor_pages.py).  While a supervisor listens to, whispers to or barges into
-// the call in the agent's hand, the banner says so and in which mode; it is read every
-// second (GET /agent/coaching) and hidden when nobody is monitoring.  textContent only.
+// the call in the agent's hand, the banner says so and in which mode; the page's socket
+// brings each change ({"type": "monitor"}, console.js dispatches it as waihu:monitor; read
+// once on opening with GET /agent/coaching), and it is hidden when nobody is monitoring.
+// textContent only.
 "use strict";
 
 (function () {
@@ -24,12 +26,12 @@
     fetch("/agent/coaching", {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (answer) { if (answer) show(answer.session); })
-      .catch(function () { /* the next second tries again */ });
+      .catch(function () { /* the socket brings the next change */ });
   }
 
+  document.addEventListener("waihu:monitor", function (e) { show(e.detail.session); });
   document.addEventListener("DOMContentLoaded", function () {
     if (!document.getElementById("coaching-banner")) return;
     refresh();
-    setInterval(refresh, 1000);
   });
 })();

@@ -1,9 +1,10 @@
 // Waihu console: the supervisor's listen / whisper / barge on the live wall (/supervisor;
 // the server side is bot/console/monitor_pages.py, the gateway's voice/call/monitor.py).
 // The buttons in the calls table start a session; the panel (#monitor-panel) shows the
-// session as the database has it (GET /supervisor/monitor, every second): the mode, its
-// state (ringing your phone, live, ended) and who hears you, so what is shown is what the
-// gateway did.  No inline script, no innerHTML: every text is set with textContent.
+// session as the database has it (the page's socket brings each change, {"type":
+// "monitor"} dispatched by console.js as waihu:monitor; GET /supervisor/monitor once on
+// opening): the mode, its state (ringing your phone, live, ended) and who hears you, so
+// what is shown is what the gateway did.  No inline script, no innerHTML: every text is set with textContent.
 "use strict";
 
 (function () {
@@ -90,8 +91,10 @@
                                    headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (answer) { if (answer) show(answer.session); })
-      .catch(function () { /* the next second tries again */ });
+      .catch(function () { /* the socket brings the next change */ });
   }
+
+  document.addEventListener("waihu:monitor", function (e) { show(e.detail.session); });
 
   document.addEventListener("click", function (e) {
     const target = e.target.closest ? e.target : null;
@@ -115,6 +118,5 @@
   document.addEventListener("DOMContentLoaded", function () {
     if (!byId("monitor-panel")) return;
     refresh();
-    setInterval(refresh, 1000);
   });
 })();

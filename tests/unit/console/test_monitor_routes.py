@@ -7,16 +7,20 @@ reason.  The supervisor's phone is set as an agent's is (`change_agent`, SIP onl
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot import accounts
+from bot import accounts, events
 from bot.agent_settings import NotAnAgent, change_agent
 from bot.agents import desk
 from bot.agents.presence import PresenceEvent
+from bot.events import InProcessBus, call_event
 from bot.store import CallRepo, Database
 from bot.store.models import MonitorSession
 from bot.store.repos.audit import AuditRepo
@@ -166,6 +170,56 @@ async def test_the_agent_on_the_call_sees_they_are_coached(
     assert status == 200
     coached = (await (await client.get("/agent/coaching")).json())["session"]
     assert coached["mode"] == "whisper" and coached["supervisor"] == "supervisor"
+
+
+async def _monitor_message(ws: aiohttp.ClientWebSocketResponse, timeout: float
+                           ) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = await asyncio.wait_for(ws.receive_json(), timeout)
+        if message["type"] == "monitor":
+            return message
+
+
+async def test_the_banner_and_the_panel_follow_the_gateways_events_not_a_timer(
+        client: Client, make_client: Factory, trial: Database, clock: Clock,
+        bus: InProcessBus, users: dict[str, accounts.UserInfo]) -> None:
+    """The gateway's monitor.* events on this console's bus bring the session to the
+    agent's banner and the supervisor's panel at once; nothing is read every second."""
+    agent_id = users["agent"].id
+    with trial.session() as session:
+        desk.change_presence(session, agent_id, PresenceEvent("log_in"),
+                             clock.now - timedelta(minutes=1))
+    taken = offer(trial, agent_id, clock.now - timedelta(seconds=30))
+    with trial.session() as session:
+        desk.answer_offer(session, taken.offer_id, "accepted", clock.now)
+        attempt = CallRepo(session).get_attempt(taken.call_id)
+        assert attempt is not None
+        attempt.lease_expires_at = clock.now + timedelta(minutes=5)
+    await log_in(client, "agent")
+    boss = await make_client()
+    await log_in(boss, "supervisor")
+    token = await csrf_of(boss, "/supervisor")
+    async with client.ws_connect("/ws?page=agent") as agent_ws, \
+            boss.ws_connect("/ws?page=supervisor") as boss_ws:
+        assert (await post(boss, f"/supervisor/calls/{taken.call_id}/monitor", token,
+                           "whisper"))[0] == 200
+        port = DatabaseMonitors(trial, clock)
+        waiting = await port.waiting(taken.call_id)
+        assert waiting is not None
+        await port.dialling(waiting.session_id)
+        await port.active(waiting.session_id, "agent")
+        bus.publish(call_event(events.MONITOR_STARTED, taken.call_id, clock.now,
+                               session_id=waiting.session_id, mode="whisper"))
+        for ws in (agent_ws, boss_ws):
+            shown = (await _monitor_message(ws, 0.9))["session"]
+            while shown["state"] != "active":  # the supervisor's panel saw it being set up
+                shown = (await _monitor_message(ws, 0.9))["session"]
+            assert (shown["mode"], shown["heard_by"]) == ("whisper", "agent")
+        await port.ended(waiting.session_id, "call_ended")
+        bus.publish(call_event(events.MONITOR_ENDED, taken.call_id, clock.now,
+                               session_id=waiting.session_id))
+        assert (await _monitor_message(agent_ws, 0.9))["session"] is None
+        assert (await _monitor_message(boss_ws, 0.9))["session"]["state"] == "ended"
 
 
 def test_a_supervisors_phone_is_a_sip_address_only(

@@ -19,9 +19,10 @@ from aiohttp.test_utils import TestClient
 from bot import callrecord, events
 from bot.agents import desk
 from bot.agents.presence import PresenceEvent
+from bot.console.wall import WALL
 from bot.events import InProcessBus, call_event
 from bot.store import CallRepo, CampaignRepo, ContactRepo, Database, EscalationRepo
-from bot.store.models import Campaign
+from bot.store.models import Campaign, Complaint
 from bot.store.repos.audit import AuditRepo
 from tests.unit.console.conftest import Clock, csrf_of, log_in
 from tests.unit.console.desk_helpers import CAMPAIGN, add_trial_campaign, offer, take_call
@@ -184,7 +185,8 @@ async def test_the_socket_brings_the_wall_and_its_changes_until_the_call_ends(
         changed = await _wall_message(ws, timeout=0.9)
         assert changed["calls"][0]["last_words"] == "太贵了"
         assert changed["calls"][0]["last_intent"] == "too_expensive"
-        # a turn stored by a gateway in another process: no event, the timer reads it
+        # a turn stored by a gateway in another process: no event, the safety poll reads it
+        client.app[WALL].safety_poll_s = 1.0
         customer_says(trial, call_id, "我要投诉", "complain")
         changed = await _wall_message(ws, timeout=3)
         assert changed["calls"][0]["last_words"] == "我要投诉"
@@ -192,6 +194,57 @@ async def test_the_socket_brings_the_wall_and_its_changes_until_the_call_ends(
         bus.publish(call_event(events.CALL_ENDED, call_id, clock.now, outcome="complaint"))
         changed = await _wall_message(ws, timeout=3)
         assert changed["calls"] == []
+
+
+async def test_an_open_wall_with_nothing_happening_reads_nothing_for_seconds(
+        client: Client, trial: Database, clock: Clock) -> None:
+    live_call(trial, clock.now)
+    await log_in(client, "supervisor")
+    wall = client.app[WALL]
+    async with client.ws_connect("/ws?page=supervisor") as ws:
+        await _wall_message(ws)
+        read = wall.reads
+        await asyncio.sleep(1.6)  # it read every second, open or idle
+        assert wall.reads == read
+
+
+async def test_an_agent_state_change_on_the_desk_hub_wakes_the_wall(
+        client: Client, trial: Database, clock: Clock, users: Any) -> None:
+    """No call event, no poll: the desk's watcher reads the presence change and passes it
+    on the hub, which wakes the wall."""
+    with trial.session() as session:
+        desk.change_presence(session, users["agent"].id, PresenceEvent("log_in"),
+                             clock.now - timedelta(minutes=4))
+    await log_in(client, "supervisor")
+    async with client.ws_connect("/ws?page=supervisor") as ws:
+        first = await _wall_message(ws)
+        assert first["agents"] == {}
+        take_call(trial, users["agent"].id, clock.now - timedelta(seconds=70), talk_s=60,
+                  phone="13600003333")  # in after-call work now
+        changed = await _wall_message(ws, timeout=2.5)
+        while changed["agents"] == {}:
+            changed = await _wall_message(ws, timeout=2.5)
+        assert changed["agents"] == {str(users["agent"].id): 45}
+
+
+async def test_complaints_today_are_the_complaints_recorded_today(
+        client: Client, trial: Database, clock: Clock) -> None:
+    """One owner of the count, the period report's: a complaint a supervisor entered today
+    about yesterday's call counts, though no call of today ended in a complaint."""
+    earlier = live_call(trial, clock.now - timedelta(days=1))
+    end_call(trial, earlier, clock.now - timedelta(days=1) + timedelta(minutes=1))
+    with trial.session() as session:
+        call = CallRepo(session).get_call(earlier)
+        assert call is not None
+        session.add(Complaint(
+            campaign_id=call.campaign_id, contact_id=call.contact_id, call_id=earlier,
+            source="supervisor", words="推销员态度不好", severity="medium", status="new",
+            created_at=clock.now - timedelta(minutes=1), created_by="supervisor",
+            contact_due_at=clock.now + timedelta(days=1),
+            resolve_due_at=clock.now + timedelta(days=5), blacklist_policy="on_decision"))
+    await log_in(client, "supervisor")
+    [row] = (await page_wall(client))["campaigns"]
+    assert row["complaints"] == 1
 
 
 @pytest.mark.parametrize("role", ["agent", "qa"])
