@@ -14,6 +14,7 @@ from voice.asr.snap import interpret
     ("又空你说", "有空你说"),  # Whisper base on the line, 2026-12-04 (issue 16)
     ("还是停不清楚", "还是听不清楚"),
     ("直到了", "知道了"),
+    ("那以后不想用了杂取消", "那以后不想用了咋取消"),  # 2026-12-05; 咋取消 in the NLU data since
 ])
 def test_misheard_customer_phrases_are_put_right(heard: str, meant: str) -> None:
     assert customer_lexicon().repair(heard) == meant
