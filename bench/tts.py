@@ -8,6 +8,7 @@ prices came back wrong, and the synthesis time per prompt.
 
     .venv/bin/python bench/tts.py [--voices zf_xiaoyi,zm_yunxi,espeak] [--codec pcma]
                                   [--cache-dir var/tts/cache] [--warm-up marketing]
+                                  [--only REGEX] [--rescore EARLIER.json]
 
 The judge is Whisper *base* from the package registry (``var/models/whisper-base``): Whisper
 small is published there only in part (two of its parts; the joined file does not load), so
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -222,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="faster-whisper model folder (default: var/models/whisper-base)")
     parser.add_argument("--threads", type=int, default=2, help="ASR threads")
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts")
+    parser.add_argument("--only", default="",
+                        help="only the prompts whose text matches this regular expression "
+                        "(e.g. '10010|按[12]' after a change of the readings of numbers)")
     parser.add_argument("--worst", type=int, default=10)
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="keep the synthesised prompts here (default: a temporary folder; "
@@ -241,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         return _report(earlier, args.out)
 
     texts = prompts(args.campaigns)
+    if args.only:
+        texts = {text: response for text, response in texts.items()
+                 if re.search(args.only, text)}
     if args.limit:
         texts = dict(list(texts.items())[:args.limit])
     voices = [voice_of(spec.strip()) for spec in args.voices.split(",") if spec.strip()]
@@ -251,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now().date().isoformat(),
         "campaigns": [p.name for p in args.campaigns],
         "prompts": len(texts),
+        **({"only": args.only} if args.only else {}),
         "codec": args.codec,
         "asr": {"model": str(model.name), "engine": "faster-whisper int8, beam 5, "
                 "temperature 0, no prompt, no hints"},

@@ -30,7 +30,8 @@ SAMPLE_RATE = 8000
 """Every synthesizer returns 8 kHz 16-bit mono little-endian PCM, the telephony rate."""
 
 # Bump when to_pinyin's output changes, so cached prompts made with old readings are redone.
-FRONTEND_VERSION = 3  # 2: long phone numbers said in groups; 3: fixed readings (还款, 曾先生)
+FRONTEND_VERSION = 4  # 2: long phone numbers said in groups; 3: fixed readings (还款, 曾先生);
+# 4: a key to press said with 键 (按1 → 按一键)
 
 
 class Synthesizer(ABC):

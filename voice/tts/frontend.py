@@ -17,6 +17,7 @@ Reading rules (``to_speakable``), applied in this order:
   said in groups with a short pause between them, as agents do (138，1234，5678; 400，800，
   1234; 010，1234，5678): run together, Whisper heard the neural voice's 四零零八零零幺二三四
   as 408001234, in groups it heard every digit.
+- A key to press (按1, 请按2。) is said with 键: 按一键, 按二键, as IVRs say it.
 - Other digit strings of 5+ digits not followed by a measure word (order numbers, codes), and
   any digits after 尾号/后四位/验证码/编号/工号, are read digit by digit with **一**.
 - Everything else is a number: ``58.5`` → 五十八点五, ``30天`` → 三十天, ``10000元`` → 一万元.
@@ -156,6 +157,13 @@ def _number(match: re.Match[str]) -> str:
     return cardinal(int(number))
 
 
+# A key to press: 按1 → 按一键, as an IVR says it.  A bare digit after 按 is short and
+# unstressed, at the end of a sentence most of all: Whisper heard both bot voices' 按二。 as
+# 案案 / 按啊 and 按一。 as 按议 (docs/benchmarks.md, 2026-12-05); with 键 after it, 4 of 16
+# keys in a probe came back wrong instead of 9.  Not a quantity or a range (按5元, 按3折, 按1到5
+# 分打分), nor a key already named (按1键, 按0号键), nor the start of a longer number.
+_KEY = re.compile(rf"(?<=按)(\d)(?![\d.．%％键号{_MEASURE}到至~～\-－、/或和与比:：])")
+
 _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     # 1,000 → 1000 (thousands separators only between digit groups of three).
     (re.compile(r"(?<=\d),(?=\d{3}(?!\d))"), lambda m: ""),
@@ -180,6 +188,7 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
         lambda m: "，".join(digits(group, yao=True) for part in m[1].split("-")
                            for group in (phone_groups(part) if len(part) > 4 else [part])),
     ),
+    (_KEY, lambda m: _DIGITS[int(m[1])] + "键"),
     (re.compile(rf"({_DIGIT_CONTEXT})(\d+)"),
      lambda m: m[1] + ("，".join(digits(g, yao=True) for g in phone_groups(m[2]))
                        if _is_phone(m[2]) else digits(m[2]))),

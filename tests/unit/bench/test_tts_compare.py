@@ -46,6 +46,8 @@ def test_number_value(run: str, value: str) -> None:
     [
         ("请问您是张先生本人吗？", "請問您是張先生本人嗎?"),  # traditional script
         ("按１确认", "按1確認"),  # full-width digit
+        ("确认请按1。", "确认请按1键"),  # a key is said with 键 (the front end): 按1 = 按1键
+        ("确认请按1。", "确认请按一键"),
         ("拨打10010咨询。", "拨打幺零零幺零咨询"),  # digits or words
         ("拨打10010咨询。", "拨打一万零一十咨询"),  # digit by digit or with units: one value
         ("试用到2026年12月1日", "试用到二零二六年十二月一日"),
@@ -88,6 +90,7 @@ def test_a_number_heard_as_another_value_is_an_error_and_flagged() -> None:
         ("资费每月5元。", "资费每月50元", "price", "50"),
         ("资费每月5元。", "资费每月九元", "price", "9"),
         ("同意请按1；", "同意请案疑", "key", "-"),  # the key not heard at all
+        ("不是请按2。", "不是请按啊键", "key", "-"),
         ("请用1到5分打分", "请用1到6分打分", "score", "6"),
         ("上午9:30上课", "上午9点20分上课", "time", "9.20"),
     ],
