@@ -29,6 +29,10 @@ class Frame:
 
     pcm: bytes
     timestamp_ms: int
+    # What the leg added over its own audio in this frame (a supervisor's voice,
+    # `Leg.mix_in`; voice/audio/mixing.py), so that the one who said it can be sent the
+    # frame without it (mix-minus).
+    mixed_in: bytes | None = None
 
     def __post_init__(self) -> None:
         if len(self.pcm) != FRAME_BYTES:

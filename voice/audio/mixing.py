@@ -7,6 +7,11 @@ apart from the leg's play buffer on purpose: the speaker waits for `Leg.playing`
 before the customer may answer, and a supervisor talking over a bot-only call must not
 hold the bot's turn open.  It keeps only the newest `OVERLAY_FRAMES`: a voice arriving
 faster than the leg sends is cut rather than left to lag further and further behind.
+
+Mix-minus: each participant hears the mix without their own voice.  A leg sends what it
+mixed into each frame along with it (`Overlay.mixed` → `Frame.mixed_in`), and whoever
+passes that frame on to the voice's owner takes it out again (`minus`): a barging
+supervisor, who hears the customer leg's frames, does not hear themselves ~0.3 s late.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ def mix(a: bytes, b: bytes) -> bytes:
     right.frombytes(b)
     return array("h", (max(-32768, min(32767, x + y))
                        for x, y in zip(left, right, strict=False))).tobytes()
+
+
+def minus(mixed: bytes, part: bytes) -> bytes:
+    """*mixed* (from `mix`) without *part*: exact unless the mix clipped."""
+    whole, taken = array("h"), array("h")
+    whole.frombytes(mixed)
+    taken.frombytes(part)
+    return array("h", (max(-32768, min(32767, x - y))
+                       for x, y in zip(whole, taken, strict=False))).tobytes()
 
 
 class Overlay:
@@ -57,8 +71,14 @@ class Overlay:
 
     def over(self, frame: bytes) -> bytes:
         """*frame* with the next overlay frame mixed in (unchanged when there is none)."""
+        return self.mixed(frame)[0]
+
+    def mixed(self, frame: bytes) -> tuple[bytes, bytes | None]:
+        """*frame* with the next overlay frame mixed in, and that overlay frame (None, and
+        *frame* unchanged, when there is none).  A frame sent alone (`take`) is all
+        overlay."""
         added = self.take()
-        return frame if added is None else mix(frame, added)
+        return (frame, None) if added is None else (mix(frame, added), added)
 
     def clear(self) -> None:
         self._pcm.clear()

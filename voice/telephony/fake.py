@@ -171,18 +171,21 @@ class FakeLeg(Leg):
         tick = 0
         while not self.closed.is_set():
             self._emit_frame("rx", Frame(far._take_speech(), tick * FRAME_MS))
-            tx = Frame(self._take_play(), tick * FRAME_MS)
+            pcm, added = self._take_play()
+            tx = Frame(pcm, tick * FRAME_MS, added)
             far.heard.append(tx)
             self._emit_frame("tx", tx)
             tick += 1
             await _sleep_until(self._answered_at + tick * TICK_S)
 
-    def _take_play(self) -> bytes:
+    def _take_play(self) -> tuple[bytes, bytes | None]:
+        """The next frame sent, and what of it was mixed in (mix-minus)."""
         if not self._play:
-            return self._overlay.take() or SILENCE_FRAME
+            alone = self._overlay.take()
+            return (SILENCE_FRAME, None) if alone is None else (alone, alone)
         chunk = bytes(self._play[:FRAME_BYTES])
         del self._play[:FRAME_BYTES]
-        return self._overlay.over(chunk.ljust(FRAME_BYTES, b"\0"))
+        return self._overlay.mixed(chunk.ljust(FRAME_BYTES, b"\0"))
 
     def _finish(self, outcome: DialOutcome) -> None:
         if not self._outcome.done():

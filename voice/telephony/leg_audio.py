@@ -244,7 +244,7 @@ class LegAudio:
             buffered += FRAME_BYTES
         while self._play and buffered < AHEAD_FRAMES * FRAME_BYTES and \
                 self._tx_index <= now_slot + AHEAD_FRAMES:
-            if not self._write(self._take_play(), voiced=True):
+            if not self._write(*self._take_play(), voiced=True):
                 break  # stack buffer full after all; try again next tick
             buffered += FRAME_BYTES
         if self._overlay and not self._play:
@@ -256,7 +256,7 @@ class LegAudio:
                 buffered += FRAME_BYTES
             while buffered < OVERLAY_AHEAD_FRAMES * FRAME_BYTES:
                 frame = self._overlay.take()
-                if frame is None or not self._write(frame, voiced=False):
+                if frame is None or not self._write(frame, frame, voiced=False):
                     break
                 buffered += FRAME_BYTES
         # Bot audio is waiting: the stack must not run dry before the next tick.
@@ -268,14 +268,15 @@ class LegAudio:
             self._stack_counts = (st.tx_silence_frames, st.tx_starved_frames)
         self._content_due = due
 
-    def _write(self, pcm: bytes, *, voiced: bool) -> bool:
+    def _write(self, pcm: bytes, mixed_in: bytes | None = None, *, voiced: bool) -> bool:
+        """*mixed_in*: what of *pcm* the overlay added (the frame says so: mix-minus)."""
         assert self._tx_index is not None and self.answered_at is not None
         if self.call.audio.write(pcm) < len(pcm):
             if voiced:
                 self._play[:0] = pcm  # not taken: keep it for the next tick
             return False
         slot_ms = self._tx_index * FRAME_MS
-        self._out.append(("tx", Frame(pcm, slot_ms)))
+        self._out.append(("tx", Frame(pcm, slot_ms, mixed_in)))
         self._tx_index += 1
         if voiced:
             self._audio_until = self.answered_at + self._tx_index * TICK_S
@@ -293,7 +294,7 @@ class LegAudio:
             self.underrun_frames += missed
             log.warning("sip.underrun call_id=%s frames=%d", self.call_id, missed)
 
-    def _take_play(self) -> bytes:
+    def _take_play(self) -> tuple[bytes, bytes | None]:
         chunk = bytes(self._play[:FRAME_BYTES])
         del self._play[:FRAME_BYTES]
-        return self._overlay.over(chunk.ljust(FRAME_BYTES, b"\0"))
+        return self._overlay.mixed(chunk.ljust(FRAME_BYTES, b"\0"))

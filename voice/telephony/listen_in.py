@@ -13,8 +13,9 @@ A supervisor monitoring a call (voice/call/monitor.py) listens the same way and 
 heard: `talk_to` mixes what the listener's phone sends into what other legs send
 (`Leg.mix_in`): whisper, the agent's leg; barge, the customer's too (and on a bot-only call
 the customer hears the supervisor over the bot).  What reaches the customer's leg is in
-its tx frames, so the recording holds it; a barging supervisor also hears their own voice
-back in those frames, a little late.
+its tx frames, so the recording holds it.  The listener is sent those frames without
+their own voice (mix-minus: each frame says what was mixed into it, `Frame.mixed_in`),
+or a barging supervisor would hear themselves back ~0.3 s late.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from voice.audio.frames import SILENCE_FRAME, Frame
-from voice.audio.mixing import mix
+from voice.audio.mixing import minus, mix
 from voice.telephony.base import Direction, Leg
 
 BOT_QUEUE_FRAMES = 50  # 1 s of the bot's frames waiting for the customer's to pair with
@@ -70,11 +71,18 @@ class ListenIn:
         if self.listener.closed.is_set():
             return
         if direction == "tx":
-            self._bot.append(frame.pcm)
+            mine = frame.mixed_in if frame.mixed_in is not None \
+                and self._heard_by(self.customer) else None
+            self._bot.append(frame.pcm if mine is None else minus(frame.pcm, mine))
             return
         bot = self._bot.popleft() if self._bot else SILENCE_FRAME
         self.listener.play(frame.pcm if bot == SILENCE_FRAME else mix(frame.pcm, bot))
         self.frames_sent += 1
+
+    def _heard_by(self, leg: Leg) -> bool:
+        """Whether the listener's voice goes into *leg* now (then what *leg* mixed in is
+        theirs: one supervisor at a time talks on a call)."""
+        return self._targets is not None and leg in self._targets()
 
     def _spoken(self, direction: Direction, frame: Frame) -> None:
         if direction != "rx" or self._targets is None:

@@ -21,7 +21,7 @@ from bot.events import CallEvent, InProcessBus
 from bot.monitoring import MonitorSeen, heard_by
 from tests.unit.voice.pipeline_helpers import tone
 from voice.audio.frames import FRAME_BYTES, SILENCE_FRAME, rms
-from voice.audio.mixing import OVERLAY_FRAMES, Overlay, mix
+from voice.audio.mixing import OVERLAY_FRAMES, Overlay, minus, mix
 from voice.call.monitor import CallMonitor
 from voice.call.timeline import Timeline
 from voice.telephony.base import DialRequest, Leg
@@ -69,6 +69,49 @@ def test_an_overlay_keeps_only_its_newest_frames() -> None:
     overlay.add(b"\x01\x00" * 80)  # half a frame: not a frame yet
     taken = [overlay.take() for _ in range(OVERLAY_FRAMES)]
     assert taken[-1] is None
+
+
+def test_minus_takes_a_mixed_in_frame_out_again() -> None:
+    bot, voice = frame(BOT_HZ), frame(SUPERVISOR_HZ)
+    assert minus(mix(bot, voice), voice) == bot
+    overlay = Overlay()
+    assert overlay.mixed(bot) == (bot, None)  # nothing added: nothing to take out
+    overlay.add(voice)
+    sent, added = overlay.mixed(bot)
+    assert added == voice and minus(sent, added) == bot
+    assert minus(voice, voice) == SILENCE_FRAME  # sent alone: all of it is theirs
+
+
+async def test_a_barging_supervisor_does_not_hear_themselves_but_others_hear_them() -> None:
+    """Mix-minus: the customer leg's tx frames carry the supervisor's voice (the customer
+    and the recording hear it); the supervisor is sent them without it, over the bot's
+    words too, while an agent listening in before taking over still hears them."""
+    customer, supervisor, agent = FarEnd(), FarEnd(), FarEnd()
+    telephony, (c_leg, s_leg, a_leg) = await legs(customer, supervisor, agent)
+    tap, agent_tap = ListenIn(c_leg, s_leg), ListenIn(c_leg, a_leg)
+    tap.start()
+    agent_tap.start()
+    tap.talk_to(lambda: [c_leg])  # barge on a bot-only call
+    mark_c, mark_s, mark_a = len(customer.heard), len(supervisor.heard), len(agent.heard)
+    supervisor.say(tone(400, SUPERVISOR_HZ))
+    await supervisor.wait_said()
+    await asyncio.sleep(0.2)
+    assert voiced([f.pcm for f in customer.heard[mark_c:]]) >= 15
+    assert voiced([f.pcm for f in agent.heard[mark_a:]]) >= 15
+    assert voiced([f.pcm for f in supervisor.heard[mark_s:]]) == 0  # not their own voice
+
+    c_leg.play(tone(400, BOT_HZ))  # the bot speaks while the supervisor talks over it
+    mark_s = len(supervisor.heard)
+    supervisor.say(tone(400, SUPERVISOR_HZ))
+    await supervisor.wait_said()
+    await until(lambda: not c_leg.playing, 2)
+    await asyncio.sleep(0.1)
+    heard = [f.pcm for f in supervisor.heard[mark_s:] if f.pcm != SILENCE_FRAME]
+    assert voiced(heard) >= 15
+    assert set(heard) <= {frame(BOT_HZ)}  # the bot alone, the supervisor taken out
+    tap.stop()
+    agent_tap.stop()
+    await telephony.close()
 
 
 async def legs(*fars: FarEnd) -> tuple[FakeTelephony, list[FakeLeg]]:
