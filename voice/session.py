@@ -199,7 +199,8 @@ class CallSession:
         self.monitor = CallMonitor(leg, telephony if config.monitor_poll_s else None,
                                    timeline, DatabaseMonitors(db), poll_s=config.desk_poll_s,
                                    wait_s=config.monitor_poll_s,
-                                   answer_s=config.agent_answer_s)
+                                   answer_s=config.agent_answer_s,
+                                   agent=lambda: leg.peer or self.handoff.listening_agent())
         self._audio_task: asyncio.Task[None] | None = None
         self._limit: asyncio.Timeout | None = None  # the call-length limit, while it holds
 

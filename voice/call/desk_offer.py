@@ -152,6 +152,9 @@ class DeskOffer:
         self.agent_side = agent_side  # None: the agent's words are not transcribed
         self.agent_uri: str | None = None  # the phone that took the call
         self.why = ""  # why nobody took it
+        # The offered agent's phone while they listen in before taking over: a supervisor's
+        # whisper reaches them there too (voice/call/monitor.py).
+        self.listening: Leg | None = None
 
     @property
     def call_id(self) -> str:
@@ -193,6 +196,7 @@ class DeskOffer:
 
         async def let_go() -> None:
             nonlocal offer, agent, tap
+            self.listening = None
             if tap is not None:
                 tap.stop()
             if agent is not None:
@@ -228,6 +232,7 @@ class DeskOffer:
                         await self.desk.end_call(seen.agent_id, self.call_id)
                         self.why = f"agent {seen.agent_id}'s phone did not answer"
                         return None
+                    self.listening = None
                     if tap is not None:
                         tap.stop()
                     return _Taken(seen, agent)
@@ -244,6 +249,7 @@ class DeskOffer:
                         continue  # read back: the next round lets the offer go
                     tap = ListenIn(self.leg, agent)
                     tap.start()
+                    self.listening = agent
                     self.timeline.publish(events.ESCALATION_LISTENING,
                                           agent_id=seen.agent_id, offer_id=seen.offer_id)
                     self.timeline.system_turn("坐席正在监听")

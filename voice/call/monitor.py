@@ -10,9 +10,11 @@ a session under way back every `poll_s`, as the desk's offers are (desk_offer.py
   whoever speaks to them, the bot or the agent (voice/telephony/listen_in.py);
 - the mode decides who hears the supervisor (`bot.monitoring.HEARD_BY`): ``listen``
   nobody; ``whisper`` the agent only, so on a bot-only call it is a listen, said as such
-  (``heard_by`` ``nobody`` on the row, the wall and the event); ``barge`` the customer
-  and the agent, or the customer over the bot.  Who hears is worked out again at every
-  read: a whisper started on a bot-only call reaches the agent once the call is bridged;
+  (``heard_by`` ``nobody`` on the row, the wall and the event) -- an agent offered the
+  call who listens in before taking over is an agent on it, and hears the whisper;
+  ``barge`` the customer and the agent, or the customer over the bot.  Who hears is
+  worked out again at every read: a whisper started on a bot-only call reaches the agent
+  once they listen in or the call is bridged;
 - it ends when the supervisor stops it on the wall, hangs up their phone, or the call
   ends (`stop`, from the session's end), and then the phone is hung up.
 
@@ -102,11 +104,21 @@ class DatabaseMonitors:
                                          at=self.clock(), reason=reason))
 
 
-def targets(customer: Leg, mode: str) -> Callable[[], Sequence[Leg]] | None:
-    """The legs that send the supervisor's voice in *mode*, asked at each frame (the agent
-    bridged to *customer* is its `peer`); None: nobody hears the supervisor."""
+def bridged_agent(customer: Leg) -> Callable[[], Leg | None]:
+    return lambda: customer.peer
+
+
+def targets(customer: Leg, mode: str,
+            agent: Callable[[], Leg | None] | None = None) -> Callable[[], Sequence[Leg]] | None:
+    """The legs that send the supervisor's voice in *mode*, asked at each frame; None:
+    nobody hears the supervisor.  *agent*: the agent's leg on the call (default: the one
+    bridged to *customer*, its `peer`; the session's also gives the offered agent's phone
+    while they listen in before taking over).  A whisper goes to the agent's leg; a barge
+    to the customer's, and to a bridged agent's (one listening in hears the customer leg
+    already, the supervisor in it)."""
+    find = agent or bridged_agent(customer)
     if mode == "whisper":
-        return lambda: [] if customer.peer is None else [customer.peer]
+        return lambda: [leg] if (leg := find()) is not None else []
     if mode == "barge":
         return lambda: [customer] if customer.peer is None else [customer, customer.peer]
     return None
@@ -118,8 +130,10 @@ class CallMonitor:
 
     def __init__(self, leg: Leg, telephony: Telephony | None, timeline: Timeline,
                  port: MonitorPort, *, poll_s: float = 0.1, wait_s: float = 0.5,
-                 answer_s: float = 20.0) -> None:
+                 answer_s: float = 20.0,
+                 agent: Callable[[], Leg | None] | None = None) -> None:
         self.leg = leg
+        self.agent = agent or bridged_agent(leg)  # the agent on the call (see `targets`)
         self.telephony = telephony  # None: the call is never monitored
         self.timeline = timeline
         self.port = port
@@ -201,10 +215,10 @@ class CallMonitor:
                      shown: tuple[str, str] | None) -> tuple[str, str]:
         """The mode as the supervisor has it now, and who hears them on the call as it is
         now (an agent may have been bridged or left)."""
-        heard = monitoring.heard_by(seen.mode, self.leg.peer is not None)
+        heard = monitoring.heard_by(seen.mode, self.agent() is not None)
         if shown == (seen.mode, heard):
             return shown
-        tap.talk_to(targets(self.leg, seen.mode))
+        tap.talk_to(targets(self.leg, seen.mode, self.agent))
         data: dict[str, Any] = {"session_id": seen.session_id,
                                 "supervisor": seen.supervisor, "mode": seen.mode,
                                 "heard_by": heard}

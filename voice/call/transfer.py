@@ -56,6 +56,11 @@ class Handoff:
         self.holding_text = holding_text
         self.desk_poll_s = desk_poll_s
         self.agent_side = agent_side  # None: the agent's words are not transcribed
+        self._offer: DeskOffer | None = None  # the desk's offer under way
+
+    def listening_agent(self) -> Leg | None:
+        """The offered agent's phone while they listen in before taking over, if so."""
+        return None if self._offer is None else self._offer.listening
 
     async def run(self, transfer: dict[str, Any]) -> callrecord.EndedBy | HandedBack:
         """Hand the call over; how it ended, or "handed_back" (the call is the bot's
@@ -70,7 +75,11 @@ class Handoff:
                                   answer_s=self.answer_s, poll_s=self.desk_poll_s,
                                   stop_listening=self.stop_listening,
                                   agent_side=self.agent_side)
-                ended = await offer.run(found, reason)
+                self._offer = offer
+                try:
+                    ended = await offer.run(found, reason)
+                finally:
+                    self._offer = None
                 if ended == "no_agent":
                     return await self.no_agent(reason, offer.why)
                 if ended == "handed_back":

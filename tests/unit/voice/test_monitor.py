@@ -244,7 +244,8 @@ class Monitored:
         return [e for e in self.seen if e.name == name]
 
 
-async def monitored(*phones: FarEnd) -> Monitored:
+async def monitored(*phones: FarEnd,
+                    agent: Callable[[], Leg | None] | None = None) -> Monitored:
     customer = FarEnd()
     telephony, (leg,) = await legs(customer)
     for phone in phones:
@@ -254,7 +255,7 @@ async def monitored(*phones: FarEnd) -> Monitored:
     bus.subscribe(seen.append)
     store = FakeMonitors()
     monitor = CallMonitor(leg, telephony, Timeline("c1", bus), store, poll_s=0.02,
-                          wait_s=0.02, answer_s=1.0).start()
+                          wait_s=0.02, answer_s=1.0, agent=agent).start()
     return Monitored(customer, leg, telephony, store, monitor, seen)
 
 
@@ -313,6 +314,36 @@ async def test_a_whisper_on_a_bot_only_call_is_a_listen_and_says_so() -> None:
     await m.monitor.stop()
     assert phone.hung_up_by == "local"
     assert m.store.sessions[sid].end_reason == "call_ended"
+    await m.telephony.close()
+
+
+async def test_a_whisper_reaches_an_agent_listening_in_before_taking_over() -> None:
+    """The offered agent listens first (desk_offer.py: a ListenIn from the customer leg to
+    their phone, `DeskOffer.listening`): the session's monitor counts them as the agent on
+    the call, so a whisper reaches their phone and not the customer."""
+    phone, agent = FarEnd(), FarEnd()
+    listening: list[Leg] = []
+    m = await monitored(phone, agent, agent=lambda: listening[0] if listening else None)
+    sid = m.store.ask("whisper")
+    started = await until(lambda: m.named(events.MONITOR_STARTED))
+    assert started[0].data["heard_by"] == "nobody"  # nobody is listening in yet
+    a_leg = await m.telephony.dial(DialRequest("sip:agent@127.0.0.1", "c1-agent-1"))
+    assert (await a_leg.wait_answer(1)).result == "answered"
+    listen_first = ListenIn(m.leg, a_leg)
+    listen_first.start()
+    listening.append(a_leg)
+    changed = await until(lambda: m.named(events.MONITOR_MODE))
+    assert changed[0].data["heard_by"] == "agent"
+    assert m.store.sessions[sid].heard_by == "agent"
+    mark_c, mark_a = len(m.customer.heard), len(agent.heard)
+    phone.say(tone(400, SUPERVISOR_HZ))
+    await phone.wait_said()
+    await asyncio.sleep(0.2)
+    assert voiced([f.pcm for f in agent.heard[mark_a:]]) >= 15
+    assert voiced([f.pcm for f in m.customer.heard[mark_c:]]) == 0
+    listen_first.stop()
+    m.customer.hang_up()
+    await m.monitor.stop()
     await m.telephony.close()
 
 
