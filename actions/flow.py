@@ -47,6 +47,7 @@ from actions.flowtypes import (
 from actions.wording import (
     DEFAULT_OPEN_QUESTION,
     DISCLOSURES,
+    HEAR_AGAIN_REQUEST,
     LEADS,
     QUESTIONS,
     REPEAT_REQUEST,
@@ -105,12 +106,14 @@ def _asks_to_repeat(reply: Reply) -> bool:
 def _no_answer_made_out(reply: Reply) -> bool:
     """An answer to the offer that neither the recogniser nor the classifier could place:
     audio too unclear to write down, or words that fit no intent (a hum such as 哦哦 or 嗯哼
-    comes out of Whisper on the line as 员红 / 无乱, classified nlu_fallback).  The customer
-    heard the offer and answered it with something that is no agreement; unless the words
-    ask to hear it again, it is treated like the unheard answer (``_unheard_answer``)."""
+    comes out of Whisper on the line as 员红 / 无乱, classified nlu_fallback, or as
+    not_understand when the nonsense lies nearest a question).  The customer heard the
+    offer and answered it with something that is no agreement; unless the words ask to
+    hear it again, it is treated like the unheard answer (``_unheard_answer``)."""
     if reply.intent == "asr_unclear":
         return True
-    return reply.intent == "nlu_fallback" and not REPEAT_REQUEST.search(reply.text)
+    return (reply.intent in ("nlu_fallback", "not_understand")
+            and not HEAR_AGAIN_REQUEST.search(reply.text))
 
 
 class CallFlow(HandBack):

@@ -124,6 +124,11 @@ DEFAULT_OPEN_QUESTION = "最后，您对我们还有什么意见或建议吗？"
 # "没什么建议" and "没啥" are answers, not questions.
 REPEAT_REQUEST = re.compile(
     r"(?<!没)什么|(?<!没)啥|再说|再讲|重复|没听|听不|不明白|没明白|慢点|大声")
+# At the offer, the other words of the classifier's not_understand examples ask to hear it
+# again too (我没懂, 信号不好, 声音太小了, 说慢一点, 喂喂).  A not_understand with none of
+# them there is nonsense the classifier put nearest a question (Whisper's 员红 for a
+# hummed 哦哦, 你啊 for 啊嗯), not a request (actions/flow.py, `_no_answer_made_out`).
+HEAR_AGAIN_REQUEST = re.compile(REPEAT_REQUEST.pattern + r"|懂|信号|声音|杂音|慢一|太快|喂")
 
 # Words of the requests the flow honours wherever they come (first match wins).
 CONTROL_WORDS = (
