@@ -54,7 +54,7 @@ _DIGIT_SOUNDS = {
 _DIGIT_WORDS = {**_DIGIT_SOUNDS, **DIGIT_CHARS}
 
 # Satisfaction words, most specific first ("非常不满意" before "不满意" before "满意").
-_SCORE_WORDS: tuple[tuple[str, int], ...] = (
+SCORE_WORDS: tuple[tuple[str, int], ...] = (
     ("非常不满意", 1),
     ("很不满意", 1),
     ("特别不满意", 1),
@@ -120,7 +120,7 @@ def parse_score(text: str) -> int | None:
     match = _SCORE_NUMBER.search(compact)
     if match:
         return int(digits_in(match.group(1)))
-    for word, score in _SCORE_WORDS:
+    for word, score in SCORE_WORDS:
         if word in compact:
             return score
     match = _BARE_SCORE.match(compact)

@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.textnorm import digits_in, parse_score
+from bot.textnorm import SCORE_WORDS, digits_in, parse_score
 from voice.asr.base import Hints
 
 SNAP_THRESHOLD = 0.4
@@ -231,6 +231,47 @@ def snap(text: str, phrases: Sequence[str], threshold: float = SNAP_THRESHOLD) -
     return Snap(best[1], best[0], best[1])
 
 
+# Sounds Whisper base mixes up on a phone line, as southern speakers do: the retroflex and
+# dental sibilants, n/l, the front and back nasal finals (凑合 came back 抽合 / 抽和).
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("l", "n"))
+_FUZZY_FINALS = (("ang", "an"), ("eng", "en"), ("ing", "in"))
+_HANZI_ONLY = re.compile(r"^[\u3400-\u9fff]+$")
+
+
+def fuzzy_syllable(syllable: str) -> str:
+    """A toneless syllable with the confusable initial and final merged: chou → cou."""
+    for heard, merged in _FUZZY_INITIALS:
+        if syllable.startswith(heard):
+            syllable = merged + syllable[len(heard):]
+            break
+    for heard, merged in _FUZZY_FINALS:
+        if syllable.endswith(heard):
+            return syllable[: -len(heard)] + merged
+    return syllable
+
+
+def score_by_sound(text: str) -> int | None:
+    """The score of a scale word (bot/textnorm's 凑合, 一般, 满意…) heard with those sounds
+    mixed up, syllable for syllable: 抽合码就 → 凑合 → 3.  Only for a score question: a
+    score is neither a consent nor a do-not-call request, and a scale word and what was
+    heard must agree on negation (布满意 is neither 不满意 nor 满意: no score)."""
+    text = normalize(text)
+    if not _HANZI_ONLY.match(text):
+        return None
+    heard = [fuzzy_syllable(s) for s in pinyin_key(text).split()]
+    if len(heard) != len(text):
+        return None
+    for word, score in SCORE_WORDS:
+        wanted = [fuzzy_syllable(s) for s in pinyin_key(word).split()]
+        if len(wanted) < 2:
+            continue
+        for i in range(len(heard) - len(wanted) + 1):
+            if heard[i:i + len(wanted)] == wanted:
+                # The table lists 不满意 before 满意: a 布满意 stops here, not at 满意 (4).
+                return score if negates(text[i:i + len(wanted)]) == negates(word) else None
+    return None
+
+
 @dataclass(frozen=True)
 class Interpretation:
     text: str  # what the bot gets ("" when unclear)
@@ -262,6 +303,8 @@ def interpret(raw: str, hints: Hints, threshold: float = SNAP_THRESHOLD,
                 return Interpretation(str(score) if score else near.phrase, text,
                                       unclear=False, snapped=near.phrase != text,
                                       distance=near.distance)
+        if score is None and (by_sound := score_by_sound(text)) is not None:
+            return Interpretation(str(by_sound), text, unclear=False, snapped=True)
         return Interpretation(str(score) if score else "", text, unclear=score is None)
     if hints.expect == "free" or not hints.phrases:
         return _repaired(text, text, repair)

@@ -15,6 +15,7 @@ from voice.asr.snap import (
     normalize,
     pinyin_distance,
     pinyin_key,
+    score_by_sound,
     snap,
     without_restart,
 )
@@ -284,3 +285,20 @@ def test_a_leading_hum_is_no_wrong_syllable() -> None:
 ])
 def test_a_digit_between_an_answer_and_its_loop_is_a_break(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize("heard, expected", [
+    ("抽合码就", 3), ("抽和把酒", 3),  # Whisper base on 凑合吧就 / 凑合吧, 2026-12-05/06
+    ("一班吧", 3), ("我觉得还可以", 4),
+    ("布满意", None),  # not 满意 (4) for what may be 不满意
+    ("还臭铁吧", None), ("好的", None), ("是的", None), ("抽合3", None),
+])
+def test_a_scale_word_heard_with_confusable_sounds(heard: str, expected: int | None) -> None:
+    assert score_by_sound(heard) == expected
+
+
+def test_a_score_by_sound_counts_as_snapped() -> None:
+    hints = Hints("score", ("一分", "五分", "满意", "一般", "凑合"))
+    meaning = interpret("抽合码就", hints)
+    assert (meaning.text, meaning.unclear, meaning.snapped) == ("3", False, True)
+    assert interpret("四分", hints).snapped is False
