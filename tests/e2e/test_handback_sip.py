@@ -28,19 +28,15 @@ from bot.channel import RasaEndpoint
 from bot.events import CallEvent, InProcessBus
 from bot.store import ConsentLedger, Database, in_write
 from bot.store.models import Call, Consent, Escalation, TranscriptTurn
-from tests.e2e.test_desk_offer_sip import add_agent, as_console, first, ringing_offer
-from tests.e2e.test_voice_interop import (  # noqa: F401 - fixtures used by name
+from tests.e2e.sip_calls import (
     NOW,
     Peers,
     campaign,
     claim_all,
     compose_wav,
-    db_url,
-    parts,
-    peers,
-    rasa,
-    voice_var,
+    first,
 )
+from tests.e2e.test_desk_offer_sip import add_agent, as_console, ringing_offer
 from tests.sip_peers import tone
 from voice.gateway import Gateway, GatewayConfig
 from voice.session import SessionConfig
@@ -56,7 +52,7 @@ def consents_of(db: Database, call_id: str) -> list[Consent]:
 
 
 async def test_the_agent_hands_the_call_back_and_the_bot_records_their_sale(
-        rasa: RasaEndpoint, db_url: str, peers: Peers, parts: VoiceParts,  # noqa: F811
+        rasa: RasaEndpoint, db_url: str, peers: Peers, parts: VoiceParts,
         tmp_path: Path) -> None:
     db = Database(db_url)
     phone = "13800000031"

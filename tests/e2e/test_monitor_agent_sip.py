@@ -28,26 +28,22 @@ from bot.events import CallEvent, InProcessBus
 from bot.store import Database, in_write
 from bot.store.models import MonitorSession
 from tests.e2e.console_process import running_console
-from tests.e2e.test_console_wall import ARTIFACTS, CHROMIUM
-from tests.e2e.test_desk_offer_sip import first, ringing_offer, span
-from tests.e2e.test_monitor_sip import as_console
-from tests.e2e.test_voice_interop import (  # noqa: F401 - fixtures used by name
+from tests.e2e.sip_calls import (
     NOW,
     Peers,
     Scripted,
-    audio,
     campaign,
     claim_all,
     compose_wav,
-    db_url,
+    first,
     level,
-    parts,
-    peers,
     recording_of,
+    span,
     stereo_channels,
-    voice_var,
-    voiced_s,
 )
+from tests.e2e.test_console_wall import ARTIFACTS, CHROMIUM
+from tests.e2e.test_desk_offer_sip import ringing_offer
+from tests.e2e.test_monitor_sip import as_console
 from tests.sip_peers import tone
 from voice.gateway import Gateway, GatewayConfig
 from voice.session import SessionConfig
@@ -62,7 +58,7 @@ def accept(db: Database, offer_id: int) -> None:
 
 
 async def test_a_supervisor_whispers_to_the_agent_then_barges_through_real_sip(
-        db_url: str, audio: dict[str, Path], peers: Peers, parts: VoiceParts,  # noqa: F811
+        db_url: str, audio: dict[str, Path], peers: Peers, parts: VoiceParts,
         tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make setup installs it)")

@@ -27,21 +27,17 @@ from bot.events import CallEvent, InProcessBus
 from bot.store import Database, in_write
 from bot.store.models import MonitorSession
 from bot.store.repos.audit import AuditRepo
-from tests.e2e.test_desk_offer_sip import first, span
-from tests.e2e.test_voice_interop import (  # noqa: F401 - fixtures used by name
+from tests.e2e.sip_calls import (
     NOW,
     Peers,
-    audio,
     campaign,
     claim_all,
     compose_wav,
-    db_url,
+    first,
     level,
-    parts,
-    peers,
     recording_of,
+    span,
     stereo_channels,
-    voice_var,
     voiced_s,
 )
 from tests.sip_peers import tone
@@ -49,7 +45,7 @@ from voice.gateway import Gateway, GatewayConfig
 from voice.session import SessionConfig
 from voice.stack import VoiceParts
 
-pytestmark = pytest.mark.sip
+pytestmark = [pytest.mark.sip]
 LISTEN = {"custom": {"listen": {"expect": "free", "timeout_s": 30}}}
 CLASSIFIED = {"custom": {"classified": {"intent": "nlu_fallback", "confidence": 0.5}}}
 
@@ -82,7 +78,7 @@ def as_console(db: Database, user: accounts.UserInfo, work: str, call_id: str,
 
 
 async def test_a_supervisor_listens_then_barges_through_real_sip(
-        db_url: str, audio: dict[str, Path], peers: Peers, parts: VoiceParts,  # noqa: F811
+        db_url: str, audio: dict[str, Path], peers: Peers, parts: VoiceParts,
         tmp_path: Path) -> None:
     db = Database(db_url)
     phone = "13800000011"
@@ -170,7 +166,7 @@ async def test_a_supervisor_listens_then_barges_through_real_sip(
 
 
 async def test_a_supervisor_monitors_from_the_wall_in_chromium(
-        db_url: str, audio: dict[str, Path], peers: Peers, parts: VoiceParts,  # noqa: F811
+        db_url: str, audio: dict[str, Path], peers: Peers, parts: VoiceParts,
         tmp_path: Path) -> None:
     """The whole path: a click on the wall (headless Chromium) → the console (`waihu
     console`, another process) → the database → the gateway → the supervisor's phone.  On

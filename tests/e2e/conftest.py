@@ -1,0 +1,94 @@
+"""Fixtures of the SIP end-to-end tests (test_voice_interop.py and the desk, monitor and
+hand-back tests built on it).
+
+Starting things was most of these tests' time, once per module: a Rasa server and action
+server (~30-40 s), the espeak prompts of marketing.yml (10-30 s of synthesis) and the
+phones' WAVs.  Those are now made once for the run (`rasa`, `voice_var`, `audio`, with the
+database `db_url` the action server writes to).  Every test still makes its own campaign,
+contacts, agents and gateway in that database, its own SIP stack (`parts`) and Debian
+baresip phones (`peers`, stopped by PID at its end), and asserts only on its own call's
+rows; a test's campaign is the only one running while it claims (sip_calls.campaign).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.channel import RasaEndpoint
+from bot.store import Database
+from tests.e2e.sip_calls import ESPEAK, MARKETING, Peers, compose_wav, spoken
+from tests.sip_peers import tone
+from voice.stack import VoiceParts, VoiceSettings, voice_parts
+from voice.tts.voices import synthesizer_for
+from voice.tts.warm import warm_campaign
+
+
+@pytest.fixture(scope="session")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The phones' microphones, made once before any event loop runs.
+
+    customer: silent through the bot's greeting, then 是我, then 不需要 (32 s in all: Debian
+    baresip hangs up when its WAV ends).  caller_tone: 4 s of silence (the bot's transfer
+    prompt) then a 1000 Hz tone; agent_tone: 2000 Hz.
+    """
+    root = tmp_path_factory.mktemp("voice-interop-audio")
+    customer = compose_wav(root / "customer.wav",
+                           [(7.0, spoken(root, "shi_wo", "是我")),
+                            (19.0, spoken(root, "bu_xuyao", "不需要"))], 32.0)
+    return {
+        "customer": customer,
+        "caller_tone": compose_wav(root / "caller_tone.wav", [(4.0, tone(1000, 12.0, 12000))],
+                                   16.0),
+        "agent_tone": compose_wav(root / "agent_tone.wav", [(0.0, tone(2000, 25.0, 12000))],
+                                  25.0),
+        "silence": compose_wav(root / "silence.wav", [], 25.0),
+    }
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('voice-interop-db') / 'interop.db'}"
+    Database(url).upgrade()
+    return url
+
+
+@pytest.fixture(scope="session")
+def rasa(db_url: str) -> Iterator[RasaEndpoint]:
+    """One real Rasa server and action server (~30-40 s to start) for the run's SIP tests."""
+    from bot.services import RasaStack
+
+    with RasaStack(db_url) as running:
+        yield running.endpoint
+
+
+@pytest.fixture
+async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
+    started = Peers(tmp_path / "peers")
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+@pytest.fixture(scope="session")
+def voice_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One prompt cache for the gateways."""
+    return tmp_path_factory.mktemp("voice-interop-var")
+
+
+@pytest.fixture
+async def parts(voice_var: Path) -> AsyncIterator[VoiceParts]:
+    """The gateway's SIP stack, ASR and TTS (~1 s), with the campaign's prompts synthesised
+    beforehand as `waihu campaign start` does (else the gateway makes them when it claims
+    the contact, before the dial): only the first test's warm-up synthesises, the others
+    find the prompts in the run's cache.  One per test: baresip-python allows one SIP
+    runtime per process, and other tests (tests/integration/sip, the fault tests) start
+    their own."""
+    async with voice_parts(VoiceSettings(var=voice_var)) as running:
+        await asyncio.to_thread(warm_campaign, None, MARKETING, running.cache,
+                                voices=lambda _: synthesizer_for(ESPEAK))
+        yield running
