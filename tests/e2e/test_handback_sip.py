@@ -4,8 +4,9 @@ gateway over real SIP on 127.0.0.1, Whisper hearing a Debian baresip phone as th
 
 The customer says 是我, then 我要人工客服 at the permission question; the call is offered to the
 campaign's one agent, who takes it (the test stands in for the console's buttons, writing
-what they write: bot/agents/desk.py, bot/agents/handback.py); after a few seconds of talk
-the agent hands the call back.  The agent's phone must hang up while the customer stays on;
+what they write: bot/agents/desk.py, bot/agents/handback.py; the button itself, clicked in
+Chromium over real SIP, is test_desk_offer_sip.py's); after a few seconds of talk the agent
+hands the call back.  The agent's phone must hang up while the customer stays on;
 the bot says the approved pitch (nothing was pitched before the request) and reads the sale
 back; the customer keys 1; the consent ledger holds the consent, naming the agent.
 """
