@@ -1,7 +1,8 @@
 """SIPp (Debian's `sip-tester`) as the called customers: an independent load peer.
 
-The gateway dials SIPp's UAS scenario, which answers every call at once with a G.711 A-law
-offer and, on the ACK, plays a pcap of a customer's answers (`play_pcap_audio`), then waits
+The gateway dials SIPp's UAS scenario, which rings for a random 0.5-8.5 s (so that the calls
+of a level, dialled together, do not all speak at the same instant), answers with a G.711
+A-law offer and, on the ACK, plays a pcap of a customer's answers (`play_pcap_audio`), then waits
 for the gateway's BYE.  SIPp does not listen to the bot: the answers come at fixed moments
 of the call (`caller_pcap`), spaced so that each falls after the bot's question in a
 satisfied survey customer's call.  One SIPp process serves every call of a level; its own
@@ -35,11 +36,27 @@ SURVEY_ANSWERS: tuple[tuple[float, str], ...] = (
     (6.0, "是我"), (14.0, "可以"), (22.0, "满意"), (30.0, "五分"), (38.0, "给四分吧"),
     (46.0, "没有了挺好的"))
 CALL_SECONDS = 60.0  # the pcap's length: the bot hangs up before it ends
+# Ringing before the answer, uniform in this range: one answer's spacing (8 s) apart, so the
+# customers' answers are spread over time as real calls' are, not synchronised.
+RING_MS = (500, 8500)
 
 UAS_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="waihu customer (answers, plays its answers, waits for BYE)">
   <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
+    ]]>
+  </send>
+  <pause distribution="uniform" min="{ring_min_ms}" max="{ring_max_ms}"/>
   <send>
     <![CDATA[
 SIP/2.0 200 OK
@@ -190,7 +207,8 @@ async def sipp_callee(answers: Sequence[tuple[float, bytes]], total_s: float = C
     pcap = workdir / "caller.pcap"
     write_pcap(pcap, caller_packets(answers, total_s))
     scenario = workdir / "uas.xml"
-    scenario.write_text(UAS_SCENARIO.format(pcap=pcap, bye_timeout_ms=int(total_s * 2000)))
+    scenario.write_text(UAS_SCENARIO.format(pcap=pcap, bye_timeout_ms=int(total_s * 2000),
+                                            ring_min_ms=RING_MS[0], ring_max_ms=RING_MS[1]))
     port, media_port = free_udp_port(), free_udp_port()
     process = await asyncio.create_subprocess_exec(
         binary, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),

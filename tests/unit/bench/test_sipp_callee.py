@@ -49,10 +49,12 @@ def test_the_pcap_holds_the_packets_at_20_ms(tmp_path: Path) -> None:
 
 
 def test_the_scenario_names_the_pcap_and_the_bye_timeout() -> None:
-    text = UAS_SCENARIO.format(pcap="/tmp/x.pcap", bye_timeout_ms=120000)
+    text = UAS_SCENARIO.format(pcap="/tmp/x.pcap", bye_timeout_ms=120000,
+                               ring_min_ms=500, ring_max_ms=8500)
     assert 'play_pcap_audio="/tmp/x.pcap"' in text
     assert 'timeout="120000"' in text
     assert "a=rtpmap:8 PCMA/8000" in text
+    assert '<pause distribution="uniform" min="500" max="8500"/>' in text
 
 
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sip-tester not installed")
@@ -66,7 +68,8 @@ def test_sipp_accepts_the_scenario(tmp_path: Path) -> None:
     frames = caller_packets([(0.0, tone(40))], total_s=0.2)
     write_pcap(tmp_path / "c.pcap", frames)
     scenario = tmp_path / "uas.xml"
-    scenario.write_text(UAS_SCENARIO.format(pcap=tmp_path / "c.pcap", bye_timeout_ms=1000))
+    scenario.write_text(UAS_SCENARIO.format(pcap=tmp_path / "c.pcap", bye_timeout_ms=1000,
+                                            ring_min_ms=0, ring_max_ms=10))
     done = subprocess.run(["sipp", "-sf", str(scenario), "-i", "127.0.0.1",
                            "-p", str(free_udp_port()), "-m", "0", "-nostdin", "-timeout", "1s"],
                           capture_output=True, text=True, timeout=20, cwd=tmp_path)
