@@ -106,8 +106,10 @@ def _load() -> float:
 async def run_level(n: int, stack: Any, db: Any, var: Path, callee: str,
                     engine_name: str) -> dict[str, Any]:
     import voice.simulate as simulate
+    from bot.channel import RasaChannel
     from bot.demo import load_sample
     from bot.personas import load_persona
+    from voice.asr.base import AsrWorker
     from voice.gateway import Gateway
 
     level_var = var / f"{callee}-{n}"
@@ -128,8 +130,27 @@ async def run_level(n: int, stack: Any, db: Any, var: Path, callee: str,
         reports.append(report)
         return report
 
+    timings: dict[str, list[float]] = {"asr": [], "rasa": []}
+    original_send, original_transcribe = RasaChannel.send, AsrWorker.transcribe
+
+    async def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return await original_send(self, *args, **kwargs)
+        finally:
+            timings["rasa"].append(1000 * (time.monotonic() - started))
+
+    async def transcribe(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()  # waiting for a free decoder included
+        try:
+            return await original_transcribe(self, *args, **kwargs)
+        finally:
+            timings["asr"].append(1000 * (time.monotonic() - started))
+
     simulate.virtual_customers = callees  # type: ignore[assignment]
     Gateway.place_call = place  # type: ignore[method-assign]
+    RasaChannel.send = send  # type: ignore[method-assign]
+    AsrWorker.transcribe = transcribe  # type: ignore[method-assign]
     groups = {p.name: p.popen.pid for p in stack.processes if p.popen is not None}
     cpu0 = {name: group_cpu_s(pgid) for name, pgid in groups.items()}
     own0, wall0, load0 = cpu_s(), time.monotonic(), _load()
@@ -140,6 +161,8 @@ async def run_level(n: int, stack: Any, db: Any, var: Path, callee: str,
     finally:
         simulate.virtual_customers = original_customers
         Gateway.place_call = original_place  # type: ignore[method-assign]
+        RasaChannel.send = original_send  # type: ignore[method-assign]
+        AsrWorker.transcribe = original_transcribe  # type: ignore[method-assign]
     wall = time.monotonic() - wall0
     cores = os.cpu_count() or 1
 
@@ -159,6 +182,9 @@ async def run_level(n: int, stack: Any, db: Any, var: Path, callee: str,
         "answered": len(sessions), "completed_by_bot": completed,
         "outcomes": dict(sorted(_count(r.outcome for r in results).items())),
         "overhead_ms_gateway": overhead,
+        # where a response's time goes: a whole-utterance decode (queue included; decodes
+        # at a pause that were used are in it too) and each message to Rasa and back
+        "asr_decode_ms": dist(timings["asr"]), "rasa_round_trip_ms": dist(timings["rasa"]),
         "greeting_ms_gateway": dist([s.first_audio_ms for s in sessions
                                      if s.first_audio_ms is not None]),
         "cpu": cpu,
