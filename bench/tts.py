@@ -12,7 +12,8 @@ prices came back wrong, and the synthesis time per prompt.
 
 The judge is Whisper *base* from the package registry (``var/models/whisper-base``): Whisper
 small is published there only in part (two of its parts; the joined file does not load), so
-it cannot be had on these machines.  ``--model DIR`` takes any faster-whisper model folder.
+it cannot be had on these machines, nor any other Mandarin model (PyPI, Debian and npm were
+searched: docs/benchmarks.md).  ``--model DIR`` takes any faster-whisper model folder.
 
 Both sides are normalised alike (``bench.ttsbench.compare``, which lists what and why):
 script, width, case and punctuation do not count, numbers are compared by value (Whisper
