@@ -100,6 +100,15 @@ def _ratio(part: float, whole: float, digits: int = 4) -> float | None:
     return round(part / whole, digits) if whole else None
 
 
+# Calls per hour over a few minutes staffed says nothing (one call in 21 s read as 174 an
+# hour on the desk): below this the rate is not given.
+MIN_STAFFED_FOR_RATE_S = 15 * 60
+
+
+def _per_hour(calls: float, staffed_s: float) -> float | None:
+    return _ratio(calls, staffed_s / 3600, 2) if staffed_s >= MIN_STAFFED_FOR_RATE_S else None
+
+
 def _fcr(accepted: Sequence[OfferRow], dispositions: Mapping[int, DispositionRow],
          follow_ups: Mapping[str, Sequence[FollowUpRow]], now: datetime) -> dict[str, Any]:
     resolved = still_open = 0
@@ -146,7 +155,7 @@ def _one_agent(agent_id: int, name: str, states: Sequence[StateRow],
         "logged_in_s": round(staffed + spent["away"], 1),
         "staffed_s": round(staffed, 1),
         "away_s": round(spent["away"], 1),
-        "calls_per_hour": _ratio(calls, staffed / 3600, 2),
+        "calls_per_hour": _per_hour(calls, staffed),
         "occupancy": _ratio(talk + acw, staffed),
         "service_level": _ratio(within, len(answered)),
         "service_level_met": within,
@@ -172,7 +181,7 @@ def team_figures(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "talk_mean_s": _ratio(total("talk_s"), calls, 1),
         "after_call_work_mean_s": _ratio(total("after_call_work_s"), calls, 1),
         "handle_mean_s": _ratio(work, calls, 1),
-        "calls_per_hour": _ratio(calls, staffed / 3600, 2),
+        "calls_per_hour": _per_hour(calls, staffed),
         "occupancy": _ratio(work, staffed),
         "service_level": _ratio(total("service_level_met"), answered),
         "first_call_resolution": _ratio(total("fcr_resolved"), calls),

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.agents import desk
+from bot.agents.handback import RETURNED
 from bot.agents.presence import (
     OFFERED,
     OFFLINE,
@@ -160,6 +161,9 @@ class CallCard:
     listened: bool = False
     collected: tuple[tuple[str, str], ...] = ()
     transcript: tuple[tuple[int, str, str], ...] = ()  # (number, speaker, masked text)
+    # Handed back to the bot (bot/agents/handback.py): the desk shows it, not the button,
+    # until the gateway ends the agent's leg.
+    handed_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,8 @@ def _call_card(session: Session, agent_id: int, call_id: str
                     contact.name or context.get("customer_title"), mask_phone(contact.phone),
                     verified if isinstance(verified, bool) else None, offer.offered_at,
                     offer.answered_at, offer.id, offer.listened_at is not None,
-                    tuple(shown.collected), tuple(shown.transcript))
+                    tuple(shown.collected), tuple(shown.transcript),
+                    handed_back=escalation.status == RETURNED)
     return card, campaign
 
 

@@ -193,3 +193,11 @@ def test_an_offer_still_ringing_is_counted_but_not_yet_in_the_service_level() ->
     ringing = OfferRow(CAROL, 5, "E", t("09:40"), None, None, 10)
     carol = by_name(figures(offers=[*OFFERS, ringing]))["carol"]
     assert (carol["offers"], carol["ringing"], carol["service_level"]) == (2, 1, None)
+
+
+def test_no_calls_per_hour_over_a_few_minutes_staffed() -> None:
+    """Alice at 09:10:30: one call taken after 10.5 minutes staffed would read as 5.71 an
+    hour; at 09:15 (15 minutes staffed) the rate is given."""
+    first = OFFERS[:1]
+    assert by_name(figures(now=t("09:10:30"), offers=first))["alice"]["calls_per_hour"] is None
+    assert by_name(figures(now=t("09:15"), offers=first))["alice"]["calls_per_hour"] == 4.0

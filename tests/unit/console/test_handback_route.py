@@ -88,6 +88,8 @@ async def test_the_agent_on_the_call_hands_it_back_audited(
         assert desk.presence_of(session, users["agent"].id).state == "on_call"
     text = await (await desk_client.get("/agent?done=handback")).text()
     assert "已交回机器人" in text
+    # no button to press twice while the gateway takes the call back
+    assert 'id="handed-back"' in text and 'id="handback"' not in text
     again = await hand_back(desk_client, taken.offer_id)  # once
     assert again.status == 409 and "already handed back" in await again.text()
     assert len(handbacks(sqlite_db)) == 1
