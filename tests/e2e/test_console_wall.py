@@ -222,7 +222,11 @@ def test_the_wall_follows_a_running_campaign(console: str, page: Page,
 
     campaign.get_by_role("button", name="启动 Start").click()
     expect(campaign).to_contain_text("进行中 running")
-    expect(page.locator("#wall-notice")).to_contain_text("running")
+    notice = page.locator("#wall-notice")
+    expect(notice).to_contain_text("running")
+    # the start's note (no second-confirmation campaign yet) is a warning, not a success
+    expect(notice).to_contain_text("does not exist yet")
+    expect(notice).to_have_class(re.compile(r"\bwall-notice-warn\b"))
 
     placed = gateway.dial()
     assert sorted(placed) == sorted(PHONES)

@@ -184,12 +184,13 @@
   }
 
   // --- start, pause, resume -----------------------------------------------------------------
-  function notice(text, bad) {
+  function notice(text, bad, warn) {
     const box = document.getElementById("wall-notice");
     if (!box) return;
     box.textContent = text;
     box.classList.remove("hidden");
     box.classList.toggle("wall-notice-bad", !!bad);
+    box.classList.toggle("wall-notice-warn", !bad && !!warn);
   }
 
   function control(button) {
@@ -206,7 +207,9 @@
       const said = [name + ": " + (STATUS_LABELS[body.status] || body.status)];
       if (body.warning) said.push(body.warning.message);
       (body.notes || []).forEach(function (note) { said.push(note); });
-      notice(said.join(" — "), !!body.warning);
+      // a note is something to act on (no calling window left, no second-confirmation
+      // campaign): not shown in the colour of success
+      notice(said.join(" — "), !!body.warning, (body.notes || []).length > 0);
     }).catch(function () {
       notice(name + ": 失败 failed", true);
       button.disabled = false;
