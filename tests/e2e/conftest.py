@@ -1,5 +1,7 @@
 """Fixtures of the SIP end-to-end tests (test_voice_interop.py and the desk, monitor and
-hand-back tests built on it).
+hand-back tests built on it), and the Rasa stack and database the text-call modules share
+with them (test_text_calls, test_understanding, test_variants_text, test_id_privacy,
+test_handback_rasa).
 
 Starting things was most of these tests' time, once per module: a Rasa server and action
 server (~30-40 s), the espeak prompts of marketing.yml (10-30 s of synthesis) and the
@@ -8,23 +10,32 @@ database `db_url` the action server writes to).  Every test still makes its own 
 contacts, agents and gateway in that database, its own SIP stack (`parts`) and Debian
 baresip phones (`peers`, stopped by PID at its end), and asserts only on its own call's
 rows; a test's campaign is the only one running while it claims (sip_calls.campaign).
+The text-call modules do the same: campaigns named for the module, `pause_running` before
+they let a dialer claim, assertions on their own campaigns', contacts' and calls' rows.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 
+from bot.campaigns.registry import pause_campaign
 from bot.channel import RasaEndpoint
 from bot.store import Database
+from bot.store.models import Campaign
 from tests.e2e.sip_calls import ESPEAK, MARKETING, Peers, compose_wav, spoken
 from tests.sip_peers import tone
 from voice.stack import VoiceParts, VoiceSettings, voice_parts
 from voice.tts.voices import synthesizer_for
 from voice.tts.warm import warm_campaign
+
+if TYPE_CHECKING:
+    from bot.services import RasaStack
 
 
 @pytest.fixture(scope="session")
@@ -57,12 +68,31 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def rasa(db_url: str) -> Iterator[RasaEndpoint]:
-    """One real Rasa server and action server (~30-40 s to start) for the run's SIP tests."""
+def rasa_stack(db_url: str) -> Iterator[RasaStack]:
+    """One real Rasa server and action server (~30-40 s to start) for the run's SIP and
+    text-call tests; its action server writes to `db_url`."""
     from bot.services import RasaStack
 
     with RasaStack(db_url) as running:
-        yield running.endpoint
+        yield running
+
+
+@pytest.fixture(scope="session")
+def rasa(rasa_stack: RasaStack) -> RasaEndpoint:
+    return rasa_stack.endpoint
+
+
+@pytest.fixture(scope="session")
+def pause_running() -> Callable[[Database], None]:
+    """Pauses every running campaign of the shared database: a dialer claims from all of
+    them, so a module that dials its own campaign must not find another module's."""
+    def pause(db: Database) -> None:
+        with db.session() as session:
+            running = list(session.scalars(select(Campaign.name).where(
+                Campaign.status == "running")))
+        for name in running:
+            pause_campaign(db, name)
+    return pause
 
 
 @pytest.fixture

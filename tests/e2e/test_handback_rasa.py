@@ -37,12 +37,12 @@ MARKETING = REPO / "examples" / "campaigns" / "marketing.yml"
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RasaStack, Database,
-                                                                     int, int]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('handback') / 'handback.db'}"
-    db = Database(url)
-    db.upgrade()
-    defn = load_definition(MARKETING)
+def setup(rasa_stack: RasaStack, db_url: str) -> Iterator[tuple[RasaStack, Database,
+                                                               int, int]]:
+    """The run's Rasa stack and database (tests/e2e/conftest.py); the campaign has a name
+    of this module's own, and alice is the only agent assigned to it."""
+    db = Database(db_url)
+    defn = load_definition(MARKETING).model_copy(update={"name": "handback-rasa"})
     campaign_id = save_campaign(db, defn)
     with db.session(write=True) as session:
         user = User(username="alice", role="agent", password_hash="-")
@@ -53,8 +53,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RasaStack,
         session.flush()
         desk.change_presence(session, user.id, PresenceEvent("log_in"), datetime.now(UTC))
         agent_id = user.id
-    with RasaStack(url) as stack:
-        yield stack, db, campaign_id, agent_id
+    yield rasa_stack, db, campaign_id, agent_id
     db.dispose()
 
 

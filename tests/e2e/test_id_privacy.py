@@ -32,30 +32,37 @@ PHONE_SAID = "13912345678"  # digits in a turn that answers no ID question: kept
 
 
 @pytest.fixture(scope="module")
-def calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('ids') / 'ids.db'}"
-    db = Database(url)
-    db.upgrade()
-    campaign_id = save_campaign(db, load_definition(CAMPAIGN))
+def calls(rasa_stack: RasaStack, db_url: str) -> Iterator[dict[str, object]]:
+    """The run's Rasa stack and database (tests/e2e/conftest.py), under a campaign name and
+    phones of this module's own; the service logs read are what these calls wrote."""
+    db = Database(db_url)
+    defn = load_definition(CAMPAIGN).model_copy(update={"name": "id-privacy"})
+    campaign_id = save_campaign(db, defn)
     with db.session() as session:
         contacts = [ContactRepo(session).add(
-            campaign_id, f"1380000{n:04d}", name="张伟", gender="male", id_last4=ID_LAST4,
+            campaign_id, f"1380007{n:04d}", name="张伟", gender="male", id_last4=ID_LAST4,
             fields={"trial_end": "2026-12-20"}).id for n in range(3)]
     handler = _Capture()
     root = logging.getLogger()
     root.addHandler(handler)
     old_level = root.level
     root.setLevel(logging.DEBUG)
+    logged_before = {p: p.stat().st_size for p in rasa_stack.workdir.glob("*.log")}
     try:
-        with RasaStack(url) as stack:
-            replies = asyncio.run(_converse(stack, db, campaign_id, contacts))
-            service_logs = "\n".join(p.read_text(errors="replace")
-                                     for p in stack.workdir.glob("*.log"))
+        replies = asyncio.run(_converse(rasa_stack, db, campaign_id, contacts))
+        service_logs = "\n".join(_written_since(p, logged_before.get(p, 0))
+                                 for p in rasa_stack.workdir.glob("*.log"))
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
     yield {"db": db, "replies": replies, "logs": "\n".join(handler.lines) + service_logs}
     db.dispose()
+
+
+def _written_since(log: Path, offset: int) -> str:
+    with log.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
 
 
 class _Capture(logging.Handler):

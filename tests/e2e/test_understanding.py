@@ -5,14 +5,14 @@ whatever follows it, in the call and in the dialer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.campaigns.definition import load_definition
+from bot.campaigns.definition import CampaignDefinition, load_definition
 from bot.campaigns.dialer import Dialer
 from bot.campaigns.registry import save_campaign, start_campaign
 from bot.channel import BotReply
@@ -28,26 +28,24 @@ Conversation = Callable[[TextCall], Awaitable[list[BotReply]]]
 
 
 @pytest.fixture(scope="module")
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('understanding') / 'u.db'}"
+def db(db_url: str) -> Database:
+    """The run's database (tests/e2e/conftest.py), which the shared action server writes to."""
+    return Database(db_url)
 
 
 @pytest.fixture(scope="module")
-def db(sqlite_url: str) -> Database:
-    database = Database(sqlite_url)
-    database.upgrade()
-    return database
+def stack(rasa_stack: RasaStack) -> RasaStack:
+    return rasa_stack
 
 
-@pytest.fixture(scope="module")
-def stack(db: Database, sqlite_url: str) -> Iterator[RasaStack]:
-    with RasaStack(sqlite_url) as running:
-        yield running
+def marketing(name: str) -> CampaignDefinition:
+    """marketing.yml under a name of this module's own (the run's database is shared)."""
+    return load_definition(sample_campaigns()[0][0]).model_copy(update={"name": name})
 
 
 @pytest.fixture(scope="module")
 def campaign_id(db: Database) -> int:
-    return save_campaign(db, load_definition(sample_campaigns()[0][0]))  # marketing
+    return save_campaign(db, marketing("understanding-marketing"))
 
 
 _phones = iter(range(13900001000, 13900002000))
@@ -114,12 +112,13 @@ def test_a_real_request_for_a_person_is_still_transferred(
 
 
 def test_no_after_distrust_then_silence_is_a_decline_never_redialled(
-        db: Database, stack: RasaStack) -> None:
+        db: Database, stack: RasaStack, pause_running: Callable[[Database], None]) -> None:
     """The case from the field: recorded as no_response and called again the same day.
     Dialled by the real dialer (a campaign of its own, on a virtual calling day), so that
     completing the attempt decides what becomes of the contact."""
-    defn = load_definition(sample_campaigns()[0][0]).model_copy(update={"name": "no-is-no"})
+    defn = marketing("no-is-no")
     campaign_id = save_campaign(db, defn)
+    pause_running(db)  # the dialer below claims from every running campaign
     start, _ = calling_day(defn, date(2026, 12, 3))
     start_campaign(db, defn.name, start)
     with db.session() as session:
