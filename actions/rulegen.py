@@ -18,16 +18,24 @@ from actions.wording import LEADS, QUESTIONS
 RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "rules" / "moves.yml"
 DECIDING_ACTIONS = ("action_start_call", "action_dialogue", "action_escalate",
                     "action_do_not_call")
-_CONTROL_LEADS = ("end_transfer", "end_complaint", "end_dnc", "nothing", "go_on", "sorry")
-# Which leads each deciding action can choose (action_start_call only greets, …).
+_ANY_TURN = tuple(k for k in LEADS if k not in ("greeting",))
+# Which leads each deciding action can choose (action_start_call only greets, …).  Rasa runs
+# action_escalate / action_do_not_call for the control intents (data/rules/global.yml), but
+# the flow decides whether the words are a request at all: at an open question "赶紧把网速
+# 提上去吧" (classified complain) is the customer's suggestion and ends the survey with its
+# thanks, so these actions can lead with anything action_dialogue can (before: only the
+# control leads, and Rasa said nothing — "Rasa answered with nothing to say", 系统繁忙).
 _LEADS_OF = {
     "action_start_call": ("greeting", "end_goodbye"),  # end_goodbye: call not in the db
-    # A control request: acted on, confirmed back (nothing), or the answer to such a
-    # confirmation (actions/flowcontrol.py): a no (go_on), unclear (sorry), another request.
-    "action_escalate": _CONTROL_LEADS,
-    "action_do_not_call": _CONTROL_LEADS,
-    "action_dialogue": tuple(k for k in LEADS if k not in ("greeting",)),
+    "action_escalate": _ANY_TURN,
+    "action_do_not_call": _ANY_TURN,
+    "action_dialogue": _ANY_TURN,
 }
+
+
+def leads_of(action: str) -> tuple[str, ...]:
+    """The leads Rasa has a rule for after *action* (what it can say next)."""
+    return _LEADS_OF[action]
 
 
 def render() -> str:

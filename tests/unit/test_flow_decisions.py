@@ -4,9 +4,12 @@ acts on it, and a decision the customer made stands whatever the next turn bring
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
+from actions import rulegen
 from actions.flow import Escalate, Outcome, ScheduleCallback, Script
 from tests.unit.test_flow import MARKETING, NOW, SURVEY, Call, pitched
 
@@ -254,6 +257,38 @@ def test_an_answer_to_an_open_question_is_not_taken_for_a_request(intent: str,
     assert call.state.stage == "survey_reason"
     call.reply(intent, text, intent_confidence=0.84, **HEARD)
     assert call.state.stage == "survey_q" and call.outcome is None
+
+
+def _action_for(intent: str) -> str:
+    """The action Rasa runs for a control intent (data/rules/global.yml)."""
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "data" / "rules"
+                            / "global.yml").read_text(encoding="utf-8"))["rules"]
+    for rule in rules:
+        steps = rule["steps"]
+        if steps[0].get("intent") == intent:
+            return str(steps[1]["action"])
+    raise AssertionError(f"no rule for {intent}")
+
+
+@pytest.mark.parametrize("intent, text", [
+    ("complain", "赶紧把网速提上去吧"),  # a suggestion, classified complain (voice run 2026-12-06)
+    ("do_not_call", "以后别让师傅迟到了"),
+    ("request_human", "师傅人挺好的"),
+])
+def test_a_control_intent_answering_the_last_question_ends_the_survey_with_words(
+        intent: str, text: str) -> None:
+    """Rasa runs the control intent's own action; the flow takes the words as the
+    suggestion and ends the survey: that action must have a rule for the lead it chose,
+    or Rasa says nothing and the call ends on 系统繁忙."""
+    call = Call(SURVEY)
+    call.reply("affirm", "是")
+    call.reply("affirm", "可以")
+    call.reply("inform_score", "满意", entities={"score": "5"})
+    call.reply("inform_score", "五分", entities={"score": "5"})
+    assert call.state.stage == "survey_open"
+    step = call.reply(intent, text, intent_confidence=0.9, **HEARD)
+    assert call.outcome == Outcome("survey_completed")
+    assert step.lead in rulegen.leads_of(_action_for(intent))
 
 
 def test_a_request_in_its_own_words_still_counts_in_an_open_answer() -> None:
