@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bot import callrecord, events
+from bot import callrecord, events, transcript
 from bot.accounts import Passwords
 from bot.console.context import Console
 from bot.console.settings import ConsoleSettings
@@ -79,7 +79,7 @@ async def measure(url: str, calls: list[str], mode: str, seconds: float,
         while True:
             now = datetime.now(UTC)
             with writer.session() as session:
-                CallRepo(session).add_turn(call_id, "customer", "嗯可以", started_at=now)
+                transcript.store_turn(session, call_id, "customer", "嗯可以", started_at=now)
             for name in (events.TURN_CUSTOMER, events.TURN_CLASSIFIED, events.TURN_BOT):
                 bus.publish(call_event(name, call_id, now))
                 published += 1
