@@ -37,6 +37,7 @@ NOTICES = {
               "Listening: your phone rings; the customer cannot hear you.",
     "accept": "已接听：话机接通后与客户通话。Taken: you talk to the customer on your phone.",
     "decline": "已拒接 Declined.",
+    dispositions.UNPROVEN_SALE: dispositions.UNPROVEN_SALE_NOTICE,
     "handback": "已交回机器人：机器人向客户复述并请客户确认办理，您的话机将挂断。"
                 "Handed back: the bot reads the sale back and asks the customer to confirm; "
                 "your phone hangs up.",
@@ -49,9 +50,10 @@ async def desk_page(request: web.Request, *, status: int = 200, error: str | Non
     user = user_of(request)
     view = (await c.run(desk_state.desk_view, c.db, user.id, c.clock())
             if user.agent is not None else None)
-    notice = NOTICES.get(request.query.get("done", ""))
+    done = request.query.get("done", "")
     return await render(request, "agent.html", page="agent", agent=user.agent, view=view,
-                        error=error, notice=None if error else notice, form=form or {},
+                        error=error, notice=None if error else NOTICES.get(done),
+                        notice_warn=done == dispositions.UNPROVEN_SALE, form=form or {},
                         timezone=c.settings.timezone, status=status)
 
 
@@ -147,9 +149,11 @@ async def record_disposition(request: web.Request) -> web.StreamResponse:
         return await desk_page(request, status=status, error=refusal(exc), form=fields)
     if saved.presence is not None:
         c.hub.publish(saved.presence)
-    log.info("console.disposition user=%s escalation=%s disposition=%s changed=%s",
-             user.username, parsed.escalation_id, saved.disposition, saved.changed)
-    done = "changed" if saved.changed else "recorded"
+    log.info("console.disposition user=%s escalation=%s disposition=%s changed=%s "
+             "unproven_sale=%s", user.username, parsed.escalation_id, saved.disposition,
+             saved.changed, saved.unproven_sale)
+    done = dispositions.UNPROVEN_SALE if saved.unproven_sale else "changed" if saved.changed \
+        else "recorded"
     if from_figures:
         raise web.HTTPSeeOther(f"/agent/figures?{_day_query(fields['day'])}done={done}")
     raise web.HTTPSeeOther(f"/agent?done={done}")

@@ -34,12 +34,21 @@ from bot.console.hub import Message
 from bot.privacy import mask_phone
 from bot.qa import complaints
 from bot.store import AuditRepo, CallbackRepo, Database, DncRepo, EscalationRepo
+from bot.store.ledger import ConsentLedger
 from bot.store.models import Campaign, Contact, Disposition, Escalation
 from bot.store.repos.agent_desk import DispositionRepo
 from bot.store.repos.common import NotFound
 from bot.store.vocab import DISPOSITIONS
 
 MAX_NOTES = 2000
+# What the desk and the figures page say after a sale the ledger holds no consent for
+# (``?done=unproven_sale``), as a warning.
+UNPROVEN_SALE = "unproven_sale"
+UNPROVEN_SALE_NOTICE = ("处理结果已保存。注意：同意账本中没有这位客户的确认——"
+                        "成交须交回机器人复述并经客户确认。"
+                        "Saved. Note: the consent ledger holds no confirmation from this "
+                        "customer; a sale needs the bot's read-back and the customer's "
+                        "confirmation.")
 CALLBACK = "callback"
 _PHONE_LIKE = re.compile(r"\d{7,}")
 
@@ -84,6 +93,7 @@ class Saved:
     changed: bool  # an earlier record was changed
     callback_due: datetime | None  # the callback scheduled (moved into a calling window)
     presence: Message | None  # the agent's presence after it (for the hub)
+    unproven_sale: bool = False  # a sale the ledger holds no consent for
 
 
 def save(db: Database, agent_id: int, username: str, form: DispositionForm,
@@ -96,13 +106,15 @@ def save(db: Database, agent_id: int, username: str, form: DispositionForm,
         except NotFound:
             raise desk.DeskRefused(f"没有这通转接 no escalation {form.escalation_id}") from None
         actor = f"user:{username}"
+        proven = escalation.call_id in ConsentLedger(session).consented_calls(
+            [escalation.call_id])
         existing = DispositionRepo(session).of_escalation(escalation.id)
         if existing is None:
             row = desk.record_disposition(session, escalation.id, agent_id, form.disposition,
                                           at, notes=form.notes, callback_at=form.callback_at)
             AuditRepo(session).record(actor, "disposition.recorded", escalation.call_id, at=at,
                                       **_values(row), wrap_up_s=row.wrap_up_s,
-                                      escalation_id=escalation.id)
+                                      escalation_id=escalation.id, ledger_consent=proven)
             before = None
         else:
             if existing.agent_id != agent_id:
@@ -117,12 +129,13 @@ def save(db: Database, agent_id: int, username: str, form: DispositionForm,
             row, before = existing, old
             AuditRepo(session).record(actor, "disposition.changed", escalation.call_id, at=at,
                                       escalation_id=escalation.id, before=old,
-                                      after=_values(row))
+                                      after=_values(row), ledger_consent=proven)
         due = _callbacks(session, escalation, row, before, username)
         if row.disposition == "complaint":  # the complaint's record (once per call)
             complaints.record_desk_complaint(session, escalation, username, row.notes, at)
         return Saved(row.disposition, before is not None, due,
-                     presence_message(session, agent_id))
+                     presence_message(session, agent_id),
+                     unproven_sale=row.disposition == "sale" and not proven)
     return in_write(db, work)
 
 

@@ -14,17 +14,21 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.agents.figures import day_span
+from bot.agents.handback import RETURNED
 from bot.agents.report import agent_figures
 from bot.console.access import PAGE_ROLES
 from bot.console.context import console, user_of
+from bot.console.dispositions import UNPROVEN_SALE, UNPROVEN_SALE_NOTICE
 from bot.console.security import allow
 from bot.console.views import render
 from bot.privacy import mask_phone
 from bot.store import Database
+from bot.store.ledger import ConsentLedger
 from bot.store.models import Campaign, Contact, Disposition, Escalation, EscalationOffer
 
 NOTICES = {"changed": "处理结果已修改 The disposition is changed.",
-           "recorded": "处理结果已保存 The disposition is saved."}
+           "recorded": "处理结果已保存 The disposition is saved.",
+           UNPROVEN_SALE: UNPROVEN_SALE_NOTICE}
 
 
 def parse_day(text: str | None, today: date) -> date:
@@ -43,7 +47,9 @@ def day_figures(db: Database, day: date, zone: ZoneInfo, now: datetime) -> dict[
 
 def calls_of_day(db: Database, agent_id: int, day: date, zone: ZoneInfo
                  ) -> list[dict[str, Any]]:
-    """The calls the agent took on *day*, with what they recorded, in order."""
+    """The calls the agent took on *day*, with what they recorded, in order; whether they
+    handed each back to the bot and whether the ledger holds the customer's consent (what
+    a recorded sale needs)."""
     start, end = day_span(day, zone)
     with db.session() as session:
         rows = session.execute(
@@ -56,13 +62,16 @@ def calls_of_day(db: Database, agent_id: int, day: date, zone: ZoneInfo
             .where(EscalationOffer.agent_id == agent_id, EscalationOffer.outcome == "accepted",
                    EscalationOffer.offered_at >= start, EscalationOffer.offered_at < end)
             .order_by(EscalationOffer.offered_at, EscalationOffer.id)).all()
+        consented = ConsentLedger(session).consented_calls(e.call_id for _, e, *_ in rows)
         return [{"escalation_id": escalation.id, "call_id": escalation.call_id,
                  "campaign": campaign, "reason": escalation.reason, "customer": name,
                  "phone": mask_phone(phone), "taken_at": offer.answered_at or offer.offered_at,
                  "disposition": disposition.disposition if disposition else None,
                  "notes": disposition.notes if disposition else None,
                  "callback_at": disposition.callback_at if disposition else None,
-                 "wrap_up_s": disposition.wrap_up_s if disposition else None}
+                 "wrap_up_s": disposition.wrap_up_s if disposition else None,
+                 "handed_back": escalation.status == RETURNED,
+                 "consent_in_ledger": escalation.call_id in consented}
                 for offer, escalation, phone, name, campaign, disposition in rows]
 
 
@@ -93,6 +102,7 @@ async def own_figures_page(request: web.Request, *, status: int = 200,
     return await render(request, "agent_figures.html", page="agent", figures=figures,
                         row=mine, calls=calls, day=day, today=today, error=error,
                         notice=None if error else NOTICES.get(request.query.get("done", "")),
+                        notice_warn=request.query.get("done") == UNPROVEN_SALE,
                         is_agent=user.agent is not None, status=status)
 
 

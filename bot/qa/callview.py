@@ -22,7 +22,15 @@ from sqlalchemy.orm import Session
 from actions.flowtypes import Script
 from bot.campaigns.registry import definition_or_none
 from bot.qa.flags import CUT_OFF_SUFFIX, CallView, ConsentMark, Turn
-from bot.store.models import Call, Campaign, Consent, DncEntry, Escalation, TranscriptTurn
+from bot.store.models import (
+    Call,
+    Campaign,
+    Consent,
+    Disposition,
+    DncEntry,
+    Escalation,
+    TranscriptTurn,
+)
 
 DOMAIN = Path(__file__).resolve().parents[2] / "domain.yml"
 _SLOT = re.compile(r"\{[a-z_][a-z0-9_]*\}")
@@ -104,4 +112,7 @@ def call_view(session: Session, call_id: str, book: ResponseBook | None = None) 
         call_id=call.id, started_at=call.started_at, turns=turns, consents=consents,
         outcome=call.outcome, required_disclosures=required,
         min_asr_confidence=defn.consent.min_asr_confidence if defn else 0.75,
-        definition=defn, acted_on=frozenset(acted), verified=call.verified)
+        definition=defn, acted_on=frozenset(acted), verified=call.verified,
+        dispositions=tuple(session.scalars(select(Disposition.disposition)
+                                           .where(Disposition.call_id == call_id)
+                                           .order_by(Disposition.id))))

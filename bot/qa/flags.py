@@ -58,6 +58,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "outside_window": ("非外呼时段", "call outside the calling window"),
     "control_word_ignored": ("投诉/勿扰未处理", "complaint or do-not-call not acted on"),
     "long_silence": ("长时间静默", "long silence"),
+    "sale_without_consent": ("成交无同意记录", "sale recorded, no consent in the ledger"),
 }
 
 
@@ -105,6 +106,7 @@ class CallView:
     definition: CampaignDefinition | None = None  # its calling windows; None: not checked
     acted_on: frozenset[str] = frozenset()  # "complaint", "do_not_call": the records show it
     verified: bool | None = None
+    dispositions: tuple[str, ...] = ()  # what the agents who took the call recorded
 
 
 @dataclass(frozen=True)
@@ -272,13 +274,23 @@ def long_silence(call: CallView, limit_ms: int = LONG_SILENCE_MS) -> Iterator[Fl
         heard_until = end if heard_until is None else max(heard_until, end)
 
 
+def sale_without_consent(call: CallView) -> Iterator[Flag]:
+    """An agent recorded a sale but the ledger holds no consent for the call: the agent did
+    not hand the call back for the bot's read-back, or the customer did not confirm it.
+    The sale has no proof; the reviewer hears how the call ended."""
+    if "sale" in call.dispositions and not call.consents:
+        yield Flag("sale_without_consent", _end_ms(call),
+                   "the agent recorded a sale; no consent in the ledger")
+
+
 def _end_ms(call: CallView) -> int:
     return max((t.end_ms or t.start_ms for t in call.turns), default=0)
 
 
 RULES: tuple[Callable[[CallView], Iterator[Flag]], ...] = (
     disclosure_cut_short, disclosure_missing, consent_unclear, pitch_before_consent_to_it,
-    pitch_after_not_understood, outside_window, control_word_ignored, long_silence)
+    pitch_after_not_understood, outside_window, control_word_ignored, long_silence,
+    sale_without_consent)
 
 
 def flags(call: CallView) -> list[Flag]:

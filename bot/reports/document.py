@@ -163,7 +163,11 @@ def campaign_report(fig: dict[str, Any]) -> Report:
                             [[f"{DISPOSITION_LABELS[d]} {d}", n, n / desk["escalated_calls"]]
                              for d, n in desk["by_disposition"].items()]
                             + [["未记录 not recorded", desk["not_recorded"],
-                                desk["not_recorded"] / desk["escalated_calls"]]]))
+                                desk["not_recorded"] / desk["escalated_calls"]]]
+                            + ([["其中成交无同意记录 of which sales without a ledger consent",
+                                 desk["sales_without_consent"],
+                                 desk["sales_without_consent"] / desk["escalated_calls"]]]
+                               if desk.get("sales_without_consent") else [])))
     if fig["type"] == "second_confirmation" or any(fig["confirmation_results"].values()):
         tables.append(Table("confirmations", "二次确认 Second confirmation",
                             [Column("结果 Result", "text"), Column("通数 Calls")],

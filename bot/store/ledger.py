@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import wave
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ log = logging.getLogger("waihu.ledger")
 
 # Key of the PostgreSQL advisory lock that serialises appends across processes.
 LEDGER_LOCK_KEY = int.from_bytes(b"waihuLDG", "big")
+_IN_CHUNK = 500  # SQLite limits the bound parameters of one IN list
 
 # Hashed fields of legacy entries (before migration 0007): never change this list.
 _LEGACY_FIELDS = (
@@ -247,6 +248,17 @@ class ConsentLedger:
         self.session.add(entry)
         self.session.flush()
         return entry
+
+    def consented_calls(self, call_ids: Iterable[str]) -> set[str]:
+        """Those of *call_ids* for which the ledger holds a consent (the proof a sale
+        needs, whoever closed it: the bot, or an agent who handed the call back)."""
+        ids = sorted(set(call_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            found.update(self.session.scalars(
+                select(Consent.call_id).where(Consent.call_id.in_(ids[start:start + _IN_CHUNK]),
+                                              Consent.kind == "consent")))
+        return found
 
     def _entries(self, call_id: str, kind: str) -> list[Consent]:
         return list(self.session.scalars(

@@ -194,10 +194,14 @@ def records_the_sale(desks: Desks, escalation_id: int) -> None:
     shot(page, "sip-06-wrap-up")
     Desk(page).record("成交 sale", NOTES)
     Desk(page).expect_state("available")
-    expect(page.get_by_role("status")).to_contain_text("处理结果已保存")
+    # saved, with the warning that the ledger holds no confirmation from the customer
+    expect(page.get_by_role("status")).to_contain_text("同意账本中没有这位客户的确认")
     page.get_by_role("link", name="我的业绩 My figures").click()
     row = page.locator(f'#calls-taken tr[data-escalation="{escalation_id}"]')
     expect(row).to_contain_text("成交 sale")
+    # handed back; the scripted dialogue asks no confirmation: the sale has no proof
+    expect(row.locator(".handed-back")).to_be_visible()
+    expect(row.locator(".consent-missing")).to_be_visible()
     expect(page.locator('[data-figure="accepted"] .tile-value')).to_have_text("1")
     shot(page, "sip-07-figures")
 

@@ -242,7 +242,8 @@ async def test_a_callback_is_scheduled_for_the_dialer_and_a_change_is_audited(
         "csrf_token": token, "escalation_id": str(taken.escalation_id), "from": "figures",
         "day": "2030-05-06", "disposition": "sale", "notes": "已成交"},
         allow_redirects=False)
-    assert response.headers["Location"] == "/agent/figures?day=2030-05-06&done=changed"
+    # a sale the ledger does not prove: saved, with the warning
+    assert response.headers["Location"] == "/agent/figures?day=2030-05-06&done=unproven_sale"
     with sqlite_db.session() as session:
         assert session.scalar(select(Callback.status)) == "cancelled"
         row = session.scalar(select(Disposition))

@@ -180,6 +180,15 @@ def test_long_silences_between_turns() -> None:
     assert flags(notes) == []  # a system note is not speech, and ends nothing
 
 
+def test_a_sale_the_ledger_does_not_prove() -> None:
+    # The agent sold, did not hand the call back, the customer hung up: no ledger consent.
+    unproven = replace(CLEAN, outcome="escalated", consents=(), dispositions=("sale",),
+                       turns=CLEAN.turns[:6])
+    assert kinds(unproven) == [("sale_without_consent", 12000)]
+    assert flags(replace(CLEAN, dispositions=("sale",))) == []  # handed back, confirmed
+    assert flags(replace(unproven, dispositions=("resolved",))) == []
+
+
 def test_the_voice_channel_still_writes_the_notes_the_flags_read() -> None:
     speaker = (REPO / "voice/call/speaker.py").read_text(encoding="utf-8")
     assert f'"{TALKED_OVER_NOTE}"' in speaker and f'"{CUT_OFF_SUFFIX}"' in speaker

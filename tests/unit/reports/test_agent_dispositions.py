@@ -12,6 +12,7 @@ from bot.reports.document import campaign_report
 from bot.reports.export import export
 from bot.reports.figures import campaign_figures, format_figures
 from bot.store import CampaignRepo, Database
+from bot.store.ledger import ConsentLedger
 from bot.store.models import Call, Escalation
 from tests.unit.agents.seeding import CAMPAIGN, T0, add_agent, add_campaign, escalate
 
@@ -60,6 +61,10 @@ def test_the_dispositions_of_escalated_calls(db: Database, tmp_path: Path) -> No
         call = session.get(Call, handed_back[1])
         assert escalation is not None and call is not None
         escalation.status, call.outcome = "returned_to_bot", "consented"
+        ConsentLedger(session).append(
+            call_id=call.id, contact_id=call.contact_id, campaign_id=call.campaign_id,
+            product="彩铃", script_hash="a" * 64, disclosures=["price"], utterance="确认办理",
+            input_mode="dtmf", asr_confidence=None, closed_by="agent:alice")
 
     with db.session() as session:
         campaign = CampaignRepo(session).by_name(CAMPAIGN)
@@ -68,13 +73,15 @@ def test_the_dispositions_of_escalated_calls(db: Database, tmp_path: Path) -> No
     assert fig["agent_dispositions"] == {
         "escalated_calls": 5, "recorded": 3, "not_recorded": 2,
         "by_disposition": {"resolved": 1, "sale": 2, "callback": 0, "complaint": 0,
-                           "wrong_person": 0, "other": 0}}
-    assert "坐席处理结果 agent dispositions: resolved 1, sale 2, not recorded 2" \
-        in format_figures(fig)
+                           "wrong_person": 0, "other": 0},
+        "sales_without_consent": 1}  # the first sale was never confirmed by the customer
+    assert ("坐席处理结果 agent dispositions: resolved 1, sale 2, not recorded 2, "
+            "sale without a consent in the ledger 1") in format_figures(fig)
 
     [table] = [t for t in campaign_report(fig).tables if t.key == "agent_dispositions"]
     rows = {row[0]: row[1:] for row in table.rows}
     assert rows["成交 sale"] == [2, 0.4] and rows["未记录 not recorded"] == [2, 0.4]
+    assert rows["其中成交无同意记录 of which sales without a ledger consent"] == [1, 0.2]
     html = tmp_path / "report.html"
     export(fig, "html", html)
     assert "坐席处理结果 Agent dispositions" in html.read_text(encoding="utf-8")
