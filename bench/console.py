@@ -20,11 +20,16 @@ document:
   turn to the page, the console's share of the latency);
 - shown_elsewhere: offers or turns that appeared on another agent's page (must be 0);
 - the console process's peak RSS (whole run, logins included, and during the calls) and
-  its CPU during the calls, the machine's load average before and after,
+  its CPU during the calls, the machine's load average before and after, the machine's
+  CPU use during the calls and the browsers' share of it (machine_during_calls),
   and how far the pages' clock was from the bench's (page_minus_bench_ms_median).
 
+Before the calls, the bench waits (up to --settle-s) until the machine's CPU use falls
+below 20 %: the 50 logins hash passwords and load pages, which would otherwise still be
+running when the first offers are made (`settle` says how long it waited).
+
     .venv/bin/python bench/console.py [--agents 50] [--calls 20] [--rounds 1]
-                                      [--call-seconds 30] [--database URL]
+                                      [--call-seconds 30] [--database URL] [--settle-s 60]
 
 With --rounds N the calls are played N times (new calls; equal_share offers each round
 to the agents offered least).
@@ -52,7 +57,7 @@ sys.path.insert(0, str(REPO))
 
 from playwright.async_api import async_playwright  # noqa: E402
 
-from bench.consolebench import gateway, pages, world  # noqa: E402
+from bench.consolebench import gateway, machine, pages, world  # noqa: E402
 from bench.consolebench.measure import (  # noqa: E402
     clock_offset,
     offer_lags,
@@ -64,6 +69,7 @@ from bot.console.settings import ConsoleSettings  # noqa: E402
 
 TARGET_P95_MS = 300
 STAGGER_S = 10.0
+SETTLED_BELOW_PCT = 20.0
 
 
 def load() -> list[float]:
@@ -99,7 +105,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             desks = await pages.open_desks(browser, console.url, agents)
             out["login_s"] = round(time.monotonic() - started, 1)
             await asyncio.sleep(2)  # the watcher has published everyone's presence
+            out["settle"] = await machine.settle(args.settle_s, SETTLED_BELOW_PCT)
             load_before, cpu_before = load(), console.cpu_s()
+            box_before = machine.read()
             rss_in_calls = [0.0]
             sampler = asyncio.create_task(sample_rss(console, rss_in_calls))
             began = time.monotonic()
@@ -112,6 +120,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 await asyncio.sleep(1.5)  # the last withdrawals reach the desks
             seconds = time.monotonic() - began
             cpu = console.cpu_s() - cpu_before
+            box = machine.read()
+            out["machine_during_calls"] = {
+                "cpu_busy_pct": box.busy_pct_since(box_before),
+                "browsers_cpu_pct": box.browsers_pct_since(box_before, seconds)}
             sampler.cancel()
             out["load_average"] = {"before": load_before, "after": load()}
             notes = {d.agent.user_id: await pages.notes_of(d) for d in desks}
@@ -150,6 +162,9 @@ def main() -> int:
     parser.add_argument("--call-seconds", type=float, default=30.0,
                         help="how long each call talks after its offer")
     parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file)")
+    parser.add_argument("--settle-s", type=float, default=60.0,
+                        help="after the logins, wait up to this long for the machine's CPU "
+                             f"use to fall below {SETTLED_BELOW_PCT}%% (0: do not wait)")
     args = parser.parse_args()
     if args.calls > args.agents:
         parser.error("--calls may not exceed --agents (each call rings one agent)")
@@ -165,6 +180,7 @@ def main() -> int:
                     "platform": platform.platform()},
         "config": {"agents": args.agents, "calls": args.calls, "rounds": args.rounds,
                    "call_seconds": args.call_seconds, "stagger_s": STAGGER_S,
+                   "settle_s": args.settle_s,
                    "turn_every_s": [1.0, 2.0],
                    "database": "postgresql" if args.database and args.database.startswith(
                        "postgresql") else "sqlite",
