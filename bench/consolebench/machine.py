@@ -9,9 +9,8 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-TICK = os.sysconf("SC_CLK_TCK")
+from bench.voicebench.stats import processes_cpu_s
 
 
 @dataclass(frozen=True)
@@ -39,19 +38,7 @@ def read() -> CpuReading:
 
 
 def _browsers_s() -> float:
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if stat[stat.index("(") + 1:stat.rindex(")")] != "chromium":
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
+    return processes_cpu_s(lambda name, _: name == "chromium")
 
 
 async def settle(max_s: float, below_pct: float, window_s: float = 2.0) -> dict[str, float]:

@@ -33,7 +33,7 @@ from typing import Any
 from bench.voicebench import CACHE_DIR, REPO
 from bench.voicebench.level import OVERHEAD_LIMIT_MS
 from bench.voicebench.phone import PhoneProc
-from bench.voicebench.stats import cpu_s, dist
+from bench.voicebench.stats import cpu_s, dist, processes_cpu_s
 
 HOPELESS_MS = 4 * OVERHEAD_LIMIT_MS
 SURVEY = REPO / "examples" / "campaigns" / "survey.yml"
@@ -42,19 +42,7 @@ SATISFIED = REPO / "examples" / "personas" / "survey" / "satisfied.yml"
 
 def group_cpu_s(pgid: int) -> float:
     """CPU seconds (user + system) of every live process in process group *pgid*."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        if int(fields[2]) == pgid:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+    return processes_cpu_s(lambda _, fields: int(fields[2]) == pgid)  # pgrp
 
 
 def pid_cpu_s(pid: int) -> float:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import resource
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from voice.audio.frames import FRAME_MS
@@ -28,6 +31,24 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def processes_cpu_s(chosen: Callable[[str, list[str]], bool]) -> float:
+    """CPU seconds (user + system) of every live process for which *chosen*(command name,
+    the /proc stat fields after it) holds."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        if chosen(name, fields):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_s() -> float:
