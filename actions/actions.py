@@ -67,6 +67,7 @@ def _reply(tracker: Tracker) -> flow.Reply:
         asr_confidence=meta.asr_confidence,
         asr_snapped=meta.asr_snapped,
         interrupted=meta.disclosures_interrupted,
+        before_question=meta.before_question,
     )
 
 

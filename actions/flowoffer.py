@@ -66,14 +66,18 @@ class OfferStages(FlowBase):
         return self._objection_or_decline(reply)
 
     def _on_keyed_confirm(self, reply: Reply) -> Step:
-        if reply.keyed == "1" or (reply.intent == "agree" and self._consent_is_clear(reply)):
+        if (reply.keyed == "1" or reply.intent == "agree") and self._consent_is_clear(reply):
             return self._consent(reply)
         if reply.keyed == "2" or reply.intent in ("deny", "not_needed"):
             return self._decline(reply.intent)
         return self._repeat()
 
     def _consent_is_clear(self, reply: Reply) -> bool:
-        """Rule 4: only a keyed 1 or an explicit agreement heard with good confidence."""
+        """Rule 4: only a keyed 1 or an explicit agreement heard with good confidence, and
+        given to the question: not begun before the bot had asked it (said while the
+        dialogue was thinking, or to the agent before a hand-back)."""
+        if reply.before_question:
+            return False
         if reply.input_mode == "dtmf" or reply.intent == "dtmf":
             return reply.keyed == "1"
         if reply.intent != "agree" or reply.intent_confidence < self.script.min_intent_confidence:

@@ -60,6 +60,7 @@ class Reply:
     asr_confidence: float | None = None
     asr_snapped: bool = False  # the ASR snapped the audio to a hint phrase
     interrupted: tuple[str, ...] = ()  # disclosure ids the channel could not play in full
+    before_question: bool = False  # begun before the bot's last words were heard
 
     @property
     def keyed(self) -> str:

@@ -80,6 +80,9 @@ class TurnMeta:
     asr_confidence: float | None = None
     asr_snapped: bool = False
     disclosures_interrupted: tuple[str, ...] = ()
+    # Begun before the bot's last reply was heard: it answers nothing in it (no consent
+    # rests on it, rule 4), e.g. words said while the dialogue was still thinking.
+    before_question: bool = False
     caller_hung_up: bool = False
     # When the customer spoke (or keyed) it, in ms on the call's timeline (the recording's
     # clock): the consent ledger binds a consent to this span of the recording.
@@ -93,6 +96,8 @@ class TurnMeta:
             meta["asr_snapped"] = self.asr_snapped
         if self.disclosures_interrupted:
             meta["disclosures_interrupted"] = list(self.disclosures_interrupted)
+        if self.before_question:
+            meta["before_question"] = True
         if self.caller_hung_up:
             meta["caller_hung_up"] = True
         if self.audio_start_ms is not None and self.audio_end_ms is not None:
@@ -111,6 +116,7 @@ class TurnMeta:
             asr_snapped=bool(meta.get("asr_snapped")),
             disclosures_interrupted=tuple(str(d) for d in
                                           meta.get("disclosures_interrupted") or ()),
+            before_question=bool(meta.get("before_question")),
             caller_hung_up=bool(meta.get("caller_hung_up")),
             audio_start_ms=_ms(meta.get("audio_start_ms")),
             audio_end_ms=_ms(meta.get("audio_end_ms")),

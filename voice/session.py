@@ -183,7 +183,8 @@ class CallSession:
                                   accepting=accepting)
         self.turn = DialogueTurn(dialogue, timeline, closed=leg.closed,
                                  flush=self.transcript.flush, busy=self._busy,
-                                 timeout_s=config.listen_timeout_s)
+                                 timeout_s=config.listen_timeout_s,
+                                 asked_at=lambda: self.speaker.reply_started_ms)
         self.recorder = Recorder(timeline, recording_path(
             config.recordings_dir, call_id, timeline.call_start)).attach(leg)
         chain(self.endpointing, self.speaker, self.transcription, self.screen, self.dtmf,
@@ -337,11 +338,21 @@ class CallSession:
     async def _handed_back(self) -> BotReply:
         """The agent gave the call back to confirm their sale (voice/call/desk_offer.py):
         the bot hears the caller again (the bridge read their frames), its call-length limit
-        holds again from now, and the dialogue reads the sale back (`/agent_handback`)."""
+        holds again from now, and the dialogue reads the sale back (`/agent_handback`).
+
+        Listening starts afresh on the call's clock (nothing said to the agent runs on
+        into an utterance, and what is said next is timed where the recording holds it),
+        and what the caller began saying or keying before the read-back starts was said
+        to the agent: it is no answer to the read-back (it would otherwise wait in the
+        queue through it and be taken as the reply to its question)."""
+        self.endpointing.resume(self.timeline.now_ms())
+        await self.transcription.forget()
         self._audio_task = asyncio.create_task(self._audio_in(), name=f"in-{self.call_id}")
         if self._limit is not None:
             self._limit.reschedule(asyncio.get_running_loop().time() + self.config.max_call_s)
-        return await self._ask(channel.AGENT_HANDBACK, {"input_mode": "speech"})
+        reply = await self._ask(channel.AGENT_HANDBACK, {"input_mode": "speech"})
+        self.turn.ignore_before(self.timeline.now_ms(), "坐席转回前客户所说")
+        return reply
 
     async def _ask(self, message: str, meta: dict[str, Any]) -> BotReply:
         """Rasa's answer, or a `DialogueFault` when the dialogue cannot answer: no answer

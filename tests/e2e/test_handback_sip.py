@@ -6,9 +6,12 @@ The customer says 是我, then 我要人工客服 at the permission question; th
 campaign's one agent, who takes it (the test stands in for the console's buttons, writing
 what they write: bot/agents/desk.py, bot/agents/handback.py; the button itself, clicked in
 Chromium over real SIP, is test_desk_offer_sip.py's); after a few seconds of talk the agent
-hands the call back.  The agent's phone must hang up while the customer stays on;
-the bot says the approved pitch (nothing was pitched before the request) and reads the sale
-back; the customer keys 1; the consent ledger holds the consent, naming the agent.
+hands the call back in the middle of the customer's 好的，那我同意办理这个业务 (said to the
+agent: its tail, heard by the bot after the hand-back, must answer nothing; it once waited
+through the read-back and was taken as the answer to it).  The agent's phone must hang up
+while the customer stays on; the bot says the approved pitch (nothing was pitched before
+the request) and reads the sale back; the customer keys 1; the consent ledger holds the
+consent, naming the agent.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ from voice.stack import VoiceParts
 from voice.tts.kokoro import customer_voice
 
 pytestmark = [pytest.mark.sip, pytest.mark.rasa]
-LAST_WORDS_END_S = 31.5  # after the answer: the customer's WAV is silent from here on
+TO_THE_AGENT = "好的，那我同意办理这个业务"
+TO_THE_AGENT_AT_S = 50.0  # after the answer: said to the agent; the hand-back comes inside it
+HAND_BACK_INTO_S = 0.6
 
 
 def consents_of(db: Database, call_id: str) -> list[Consent]:
@@ -60,17 +65,20 @@ async def test_the_agent_hands_the_call_back_and_the_bot_records_their_sale(
     phone = "13800000031"
     root = tmp_path / "audio"
     root.mkdir()
-    # Silent through the greeting, 是我, the permission question, 转人工; then silence while
-    # the agent talks and the bot reads back (the phone hangs up when its WAV ends).
+    # Silent through the greeting, 是我, the permission question, 转人工; words to the agent
+    # across the hand-back; then silence while the bot reads back (the phone hangs up when
+    # its WAV ends).
     # The customers' voice (Kokoro): Whisper base heard espeak-ng's 转人工 as 不方便 and
     # 我要人工客服 as 有空, so the call never reached an agent.
     voice = await asyncio.to_thread(customer_voice)
     said = await asyncio.to_thread(lambda: {text: voice.synthesize(text)
-                                            for text in ("是我", "我要人工客服", "是的")})
+                                            for text in ("是我", "我要人工客服", "是的",
+                                                         TO_THE_AGENT)})
     customer_wav = compose_wav(root / "customer.wav",
                                [(7.0, said["是我"]), (19.0, said["我要人工客服"]),
                                 # if the request is asked back ("您是要转接人工客服吗？")
-                                (29.0, said["是的"])], 170.0)
+                                (29.0, said["是的"]),
+                                (TO_THE_AGENT_AT_S, said[TO_THE_AGENT])], 170.0)
     agent_wav = compose_wav(root / "agent.wav", [(0.0, tone(2000, 40.0, 12000))], 40.0)
     customer = await peers.phone(phone, customer_wav)
     agent_phone = await peers.phone("agent", agent_wav)
@@ -102,12 +110,12 @@ async def test_the_agent_hands_the_call_back_and_the_bot_records_their_sale(
             await asyncio.to_thread(as_console, db, "accept", offer_id)
             await first(seen, events.CALL_BRIDGED, 15.0)
             await agent_phone.wait_event("CALL_ESTABLISHED", timeout=10)
-            # The agent closes the sale, and hands back once the customer's WAV has said
-            # its last line (是的 at 29 s, for a request asked back): words said across
-            # the hand-back once came out after the read-back as its answer (see the
-            # closing note of 2026-12-06), which this test is not about.
+            # The agent closes the sale, and hands back while the customer is still
+            # telling them 好的，那我同意办理这个业务.
             answered = await customer.wait_event("CALL_ESTABLISHED", timeout=1)
-            await asyncio.sleep(max(3.0, answered["_t"] + LAST_WORDS_END_S - time.monotonic()))
+            hand_back_at = answered["_t"] + TO_THE_AGENT_AT_S + HAND_BACK_INTO_S
+            assert time.monotonic() < hand_back_at - 3.0, "bridged too late for the test"
+            await asyncio.sleep(hand_back_at - time.monotonic())
             await asyncio.to_thread(in_write, db, partial(
                 handback.request, offer_id=offer_id, agent_id=agent_id,
                 at=datetime.now(UTC)))
@@ -150,6 +158,11 @@ async def test_the_agent_hands_the_call_back_and_the_bot_records_their_sale(
         bot_lines = [t.text for t in session.scalars(select(TranscriptTurn).where(
             TranscriptTurn.call_id == job.call_id, TranscriptTurn.speaker == "bot")
             .order_by(TranscriptTurn.seq))]
+        system_lines = list(session.scalars(select(TranscriptTurn.text).where(
+            TranscriptTurn.call_id == job.call_id, TranscriptTurn.speaker == "system")))
+    # the tail of the words to the agent was heard after the hand-back, and set aside
+    assert any(text.startswith("坐席转回前客户所说，不作为回答") for text in system_lines), \
+        system_lines
     for line in bot_lines:
         print("  bot:", line)
     handed = next(i for i, text in enumerate(bot_lines) if "确认刚才办理的业务" in text)

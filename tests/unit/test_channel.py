@@ -39,10 +39,12 @@ def test_endings() -> None:
 
 def test_turn_metadata_round_trip() -> None:
     meta = TurnMeta("speech", asr_confidence=0.82, asr_snapped=True,
-                    disclosures_interrupted=("price",), caller_hung_up=True)
+                    disclosures_interrupted=("price",), before_question=True,
+                    caller_hung_up=True)
     sent = meta.to_dict()
     assert sent == {"input_mode": "speech", "asr_confidence": 0.82, "asr_snapped": True,
-                    "disclosures_interrupted": ["price"], "caller_hung_up": True}
+                    "disclosures_interrupted": ["price"], "before_question": True,
+                    "caller_hung_up": True}
     assert TurnMeta.from_dict(sent) == meta
     assert TurnMeta("dtmf").to_dict() == {"input_mode": "dtmf"}
 

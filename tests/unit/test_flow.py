@@ -141,6 +141,23 @@ def test_unclear_spoken_confirmation_must_be_keyed(asr: float | None, snapped: b
     assert call.consents[0].utterance == "DTMF 1"
 
 
+@pytest.mark.parametrize("confirm", ["spoken", "keyed"])
+def test_a_confirmation_begun_before_the_question_is_no_consent(confirm: str) -> None:
+    """Words (or a key) the caller began while the dialogue was still thinking, or to the
+    agent before a hand-back, answer nothing the bot asked after them (rule 4)."""
+    call = pitched()
+    call.reply("agree", "我同意", input_mode="speech", asr_confidence=0.95)
+    early = ({"entities": {"digits": "1"}, "input_mode": "dtmf"} if confirm == "keyed"
+             else {"input_mode": "speech", "asr_confidence": 0.95})
+    intent, text = ("dtmf", "") if confirm == "keyed" else ("agree", "确认")
+    assert call.reply(intent, text, before_question=True, **early).question == "keyed_confirm"
+    # asked to key it: a 1 keyed before that question was heard is no consent either
+    assert call.reply(intent, text, before_question=True, **early).question == "keyed_confirm"
+    assert call.consents == []
+    call.key("1")  # keyed after the question: the consent
+    assert call.consents[0].utterance == "DTMF 1"
+
+
 def test_low_nlu_confidence_confirmation_must_be_keyed() -> None:
     call = pitched()
     call.reply("agree", "我同意")

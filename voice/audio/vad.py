@@ -147,6 +147,18 @@ class Vad:
         self._last_voiced = 0
         self._run = 0  # voiced run in STARTING, unvoiced run in STOPPING
 
+    def resume_at(self, frame_index: int) -> None:
+        """Listen again from frame *frame_index* after a gap in the audio (the frames went
+        elsewhere, e.g. to a bridged agent): any utterance under way is forgotten, and the
+        detector's clock jumps ahead so that its times stay the call's.  The noise floor
+        is kept: it is the same line."""
+        if frame_index < self.frame_index:
+            raise ValueError(f"the VAD's clock cannot go back ({self.frame_index} → {frame_index})")
+        floor = self.noise_floor_dbfs
+        self.reset()
+        self.noise_floor_dbfs = floor
+        self.frame_index = frame_index
+
     @property
     def start_threshold_dbfs(self) -> float:
         p = self.params

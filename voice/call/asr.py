@@ -232,6 +232,13 @@ class Transcription(Processor):
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=timeout)
 
+    async def forget(self) -> None:
+        """The caller's audio went elsewhere for a while (a bridge): the utterance under
+        way, its pause decode and the frames kept for pre-roll are dropped."""
+        self._drop_pause_decode()
+        self._pre_roll.clear()
+        await self.stop()
+
     async def stop(self) -> None:
         """Drop the utterance being fed to a streaming recogniser."""
         feeder, feed = self._feeder, self._feed

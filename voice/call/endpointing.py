@@ -39,6 +39,15 @@ class Endpointing(Processor):
         """End the utterance at the next frame if the caller is still pausing."""
         self._end_requested = True
 
+    def resume(self, at_ms: float) -> None:
+        """The caller's frames come here again after a gap (a bridge to an agent read
+        them): detection starts afresh at *at_ms* on the call's clock, so that what is
+        said from now on is timed where the recording holds it and nothing said before
+        the gap runs on into an utterance."""
+        self.speaking = False
+        self._end_requested = False
+        self.vad.resume_at(max(self.vad.frame_index, int(at_ms) // self.vad.params.frame_ms))
+
     async def process(self, event: Event) -> None:
         if not isinstance(event, CallerAudio):
             await self.push(event)

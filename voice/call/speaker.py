@@ -55,6 +55,7 @@ class Speaker(Processor):
         self.caller_speaking = caller_speaking
         self.accepting_input = True  # False while a disclosure plays
         self.stops_ms: list[float] = []  # barge-in: how long each stop took
+        self.reply_started_ms: float | None = None  # the last reply's first audio
         self._speaking: BotSegment | None = None  # segment going out now
         self._talked_over = False  # caller spoke during the current disclosure
         self._barged = asyncio.Event()
@@ -73,6 +74,8 @@ class Speaker(Processor):
                 raise CallerHungUp
             pcm = await self.tts.speech(segment.text)
             start_ms = self.timeline.now_ms()
+            if n == 0:
+                self.reply_started_ms = start_ms
             if segment.disclosure:
                 talked_over = await self.play(segment, pcm)
                 if talked_over:  # said again once; a second talk-over goes to Rasa

@@ -17,6 +17,13 @@ input becomes, and the requests under way with Rasa (sender = call id).
   short by an announcement can let it finish (`settle`).  An input taken as the caller hung
   up is kept (`unsent`) for the hang-up phase, which sends it with `send_after_hangup`.
 
+Inputs and the question they answer: an input that began before the bot's reply was heard
+(`asked_at()`: the reply's first audio) answers nothing in it, so its message says so
+(`TurnMeta.before_question`: no consent rests on it, rule 4).  After a hand-back from an
+agent, what the caller began saying before the bot's first words is not the bot's at all
+(it was said to the agent, whose side of the call transcribed it): `ignore_before` drops
+it, with a note on the timeline.
+
 In: `CallerInput` (consumed into the queue); every other event passes on.
 """
 
@@ -40,7 +47,8 @@ log = logging.getLogger("waihu.session")
 class DialogueTurn(Processor):
     def __init__(self, dialogue: DialogueChannel, timeline: Timeline, *,
                  closed: asyncio.Event, flush: Callable[[], Awaitable[None]],
-                 busy: Callable[[], bool] = lambda: False, timeout_s: float = 6.0) -> None:
+                 busy: Callable[[], bool] = lambda: False, timeout_s: float = 6.0,
+                 asked_at: Callable[[], float | None] = lambda: None) -> None:
         super().__init__()
         self.dialogue = dialogue
         self.timeline = timeline
@@ -55,15 +63,42 @@ class DialogueTurn(Processor):
         self.requests: set[asyncio.Future[list[dict[str, Any]]]] = set()  # with Rasa now
         self.unsent: list[tuple[str, dict[str, Any]]] = []  # taken, but the caller had gone
         self.private_answer = False  # the last question asked for the ID digits
+        self.asked_at = asked_at  # the last reply's first audio, ms on the call's clock
+        self._not_before_ms = 0.0  # inputs begun earlier are dropped (`ignore_before`)
+        self._ignored_why = ""
 
     def listen_for(self, listen: ListenFor) -> None:
         self.timeout_s = listen.timeout_s
 
     async def process(self, event: Event) -> None:
         if isinstance(event, CallerInput):
-            self.inputs.put_nowait(event)
+            if event.at_ms < self._not_before_ms:
+                self._ignore(event)
+            else:
+                self.inputs.put_nowait(event)
             return
         await self.push(event)
+
+    def ignore_before(self, at_ms: float, why: str) -> None:
+        """Inputs that began before *at_ms* are no reply to the bot: those queued are
+        dropped now, those still being decoded when they arrive; each is noted (*why*)."""
+        self._not_before_ms, self._ignored_why = at_ms, why
+        kept: list[CallerInput] = []
+        while not self.inputs.empty():
+            got = self.inputs.get_nowait()
+            if got.at_ms < at_ms:
+                self._ignore(got)
+            else:
+                kept.append(got)
+        for got in kept:
+            self.inputs.put_nowait(got)
+
+    def _ignore(self, got: CallerInput) -> None:
+        heard = f"[按键 {got.text}]" if got.kind == "dtmf" else got.text or "[听不清]"
+        log.info("turn.input_ignored call_id=%s kind=%s at_ms=%d why=%s",
+                 self.timeline.call_id, got.kind, got.at_ms, self._ignored_why)
+        self.timeline.system_turn(f"{self._ignored_why}，不作为回答：{mask_id_digits(heard)}",
+                                  got.at_ms)
 
     async def listen(self) -> CallerInput:
         """The caller's next input, or `silence` after the turn's timeout of nothing (the
@@ -90,11 +125,13 @@ class DialogueTurn(Processor):
         shown = mask_id_digits if self.private_answer else str
         if got.kind != "silence":
             self.replied = True  # no announcement check from now on
+        asked = self.asked_at()
+        early = got.kind != "silence" and asked is not None and got.at_ms < asked
         if got.kind == "dtmf":
             timeline.customer_turn(shown(f"[按键 {got.text}]"), got, "dtmf", None)
             return (channel.dtmf_message(got.text),
                     TurnMeta("dtmf", disclosures_interrupted=interrupted,
-                             audio_start_ms=got.at_ms,
+                             before_question=early, audio_start_ms=got.at_ms,
                              audio_end_ms=got.end_ms or got.at_ms).to_dict())
         meta = TurnMeta("speech", disclosures_interrupted=interrupted)
         if got.kind == "silence":
@@ -108,7 +145,8 @@ class DialogueTurn(Processor):
             return channel.ASR_UNCLEAR, meta.to_dict()
         snapped = bool(transcript and transcript.snapped)
         meta = TurnMeta("speech", asr_confidence=confidence, asr_snapped=snapped,
-                        disclosures_interrupted=interrupted, audio_start_ms=got.at_ms,
+                        disclosures_interrupted=interrupted, before_question=early,
+                        audio_start_ms=got.at_ms,
                         audio_end_ms=got.end_ms or got.at_ms)
         timeline.customer_turn(shown(got.text), got, "speech", confidence, snapped)
         return got.text, meta.to_dict()

@@ -84,9 +84,13 @@ class ScriptedAsr(AsrEngine):
 
             def finish(self) -> Transcript:
                 engine.audio_ms.append(len(self.audio) // 2 * 1000 // SAMPLE_RATE)
-                return engine.transcripts.pop(0) if engine.transcripts else Transcript(
-                    "", 0.0, "scripted", unclear=True)
+                return engine.heard(engine.audio_ms[-1])
         return _Rec()
+
+    def heard(self, audio_ms: int) -> Transcript:
+        """The next scripted transcript (an utterance of *audio_ms*)."""
+        return self.transcripts.pop(0) if self.transcripts else Transcript(
+            "", 0.0, "scripted", unclear=True)
 
 
 class ToneSpeech:

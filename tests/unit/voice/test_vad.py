@@ -202,6 +202,22 @@ def test_reset() -> None:
     assert (vad.state, vad.frame_index) == (VadState.QUIET, 0)
 
 
+def test_resume_after_a_gap_keeps_the_callers_clock_and_forgets_the_utterance() -> None:
+    """A bridge read the frames for a while: what follows is timed on the call's clock,
+    and a word under way when the gap began does not run on into the next utterance."""
+    vad = Vad(VadParams(adaptive_floor=True))
+    events(vad, noise(2000, -45.0) + tone(300))  # line noise, then a word cut by the gap
+    floor = vad.noise_floor_dbfs
+    vad.resume_at(5000 // 20)
+    assert (vad.state, vad.frame_index, vad.noise_floor_dbfs) == (VadState.QUIET, 250, floor)
+    found = events(vad, tone(500) + silence(700))
+    assert found[0] == SpeechStarted(at_ms=5000)
+    assert isinstance(found[1], SpeechEnded)
+    assert (found[1].at_ms, found[1].duration_ms) == (5500, 500)
+    with pytest.raises(ValueError, match="cannot go back"):
+        vad.resume_at(10)
+
+
 def test_wrong_frame_size_rejected() -> None:
     with pytest.raises(ValueError, match="320 bytes"):
         Vad().feed(bytes(FRAME_SAMPLES))
