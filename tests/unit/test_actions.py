@@ -175,6 +175,22 @@ def test_ambiguous_answers_never_reach_the_ledger(db: Database) -> None:
     assert conv.call().outcome == "no_response"
 
 
+def test_a_confirmation_begun_before_the_read_back_never_reaches_the_ledger(
+        db: Database) -> None:
+    """The channel's `before_question` (said while the dialogue was thinking, or to the
+    agent across a hand-back) reaches the flow: no consent rests on it."""
+    conv = Conversation(db, "marketing")
+    conv.start()
+    conv.say("affirm", "是我")
+    conv.say("affirm", "可以")
+    conv.say("agree", "好的我同意")
+    conv.say("agree", "确认", metadata={"input_mode": "speech", "asr_confidence": 0.93,
+                                      "before_question": True})
+    assert conv.slots["question"] == "keyed_confirm"
+    with db.session() as session:
+        assert session.scalars(select(Consent)).all() == []
+
+
 def test_id_verification_against_the_salted_hash(db: Database) -> None:
     conv = Conversation(db, "second_confirmation", id_last4="123X",
                         fields={"trial_end": "2026-12-01"})
