@@ -4,7 +4,8 @@ Each level is N concurrent calls of the `survey` sample campaign through the dia
 `Gateway.place_call`, the real ASR and TTS, and the real Rasa server and action server on
 this machine (`voice.simulate.simulate_campaign`, as `waihu simulate` runs it).  The called
 customers are either SimPhones in a process of their own (`--callee simphone`: Kokoro
-voices that listen to the bot and answer its questions, as in `make demo`) or SIPp
+voices that listen to the bot and answer its questions, as in `make demo`, ringing for a
+random 0.5-8.5 s like SIPp's) or SIPp
 (`--callee sipp`: an independent SIP/RTP peer that plays fixed answers, bench/voicebench/
 sipp.py).  Every customer is the satisfied survey persona, so every call runs the whole
 survey (about 50 s).  One Rasa stack serves all levels; each level has a campaign of its
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import random
 import time
 from collections.abc import AsyncIterator
 from datetime import date
@@ -33,6 +35,7 @@ from typing import Any
 from bench.voicebench import CACHE_DIR, REPO
 from bench.voicebench.level import OVERHEAD_LIMIT_MS
 from bench.voicebench.phone import PhoneProc
+from bench.voicebench.sipp import RING_MS
 from bench.voicebench.stats import cpu_s, dist, processes_cpu_s
 
 HOPELESS_MS = 4 * OVERHEAD_LIMIT_MS
@@ -109,7 +112,12 @@ async def run_level(n: int, stack: Any, db: Any, var: Path, callee: str,
         "name": f"capacity-{callee}-{n}-{int(time.time())}",
         "dialing": defn.dialing.model_copy(update={"concurrency": n, "max_attempts": 1})})
     satisfied = load_persona(SATISFIED)
-    personas = [dataclasses.replace(satisfied, id=f"{satisfied.id}-{i}") for i in range(n)]
+    # They ring for a random while, as SIPp's do: calls dialled together and answered at
+    # once would all answer the same question at the same instant (every decode queued
+    # together), which real calls do not.  Seeded: the same rings for the same level.
+    rings = random.Random(n)
+    personas = [dataclasses.replace(satisfied, id=f"{satisfied.id}-{i}",
+                                    ring_s=rings.uniform(*RING_MS) / 1000) for i in range(n)]
     callees = _Callees(callee)
     reports: list[Any] = []
     original_customers, original_place = simulate.virtual_customers, Gateway.place_call

@@ -20,6 +20,7 @@ from bot.console.app import create_app
 from bot.console.settings import ConsoleSettings
 from bot.events import InProcessBus
 from bot.store import Database
+from tests.unit.console.desk_helpers import add_trial_campaign
 
 PASSWORD = "correct horse 1"
 ROLES = ("admin", "supervisor", "qa", "agent")
@@ -88,6 +89,16 @@ async def make_client(sqlite_db: Database, passwords: accounts.Passwords, clock:
 async def client(make_client: Factory, users: dict[str, accounts.UserInfo]
                  ) -> TestClient[web.Request, web.Application]:
     return await make_client()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def desk_client(make_client: Factory, users: dict[str, accounts.UserInfo],
+                      sqlite_db: Database) -> TestClient[web.Request, web.Application]:
+    """A client of the console whose agent serves the trial campaign (after-call work capped
+    at 90 s); the desk's watcher is not started: the tests tick it."""
+    add_trial_campaign(sqlite_db, wrap_up_max_s=90)
+    client: TestClient[web.Request, web.Application] = await make_client(desk_poll_s=0)
+    return client
 
 
 async def csrf_of(client: TestClient[web.Request, web.Application], path: str) -> str:

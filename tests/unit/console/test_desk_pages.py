@@ -22,17 +22,9 @@ from bot.console.context import CONSOLE
 from bot.store import AuditRepo, Database
 from bot.store.models import Callback, Contact, Disposition
 from tests.unit.console.conftest import Clock, csrf_of, log_in
-from tests.unit.console.desk_helpers import add_trial_campaign, offer, states, take_call
+from tests.unit.console.desk_helpers import offer, states, take_call
 
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def desk_client(make_client: Any, users: dict[str, accounts.UserInfo],
-                      sqlite_db: Database) -> Client:
-    add_trial_campaign(sqlite_db, wrap_up_max_s=90)
-    client: Client = await make_client(desk_poll_s=0)  # the tests tick the watcher
-    return client
 
 
 async def press(client: Client, action: str, reason: str = "",

@@ -11,25 +11,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot import accounts
 from bot.agents import desk
 from bot.agents.presence import PresenceEvent
 from bot.agents.report import agent_figures
 from bot.console import phones
 from bot.store import AuditRepo, Database
 from tests.unit.console.conftest import Clock, csrf_of, log_in
-from tests.unit.console.desk_helpers import add_trial_campaign, offer, take_call
+from tests.unit.console.desk_helpers import offer, take_call
 
 Client = TestClient[web.Request, web.Application]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-async def desk_client(make_client: Any, users: dict[str, accounts.UserInfo],
-                      sqlite_db: Database) -> Client:
-    add_trial_campaign(sqlite_db, wrap_up_max_s=90)
-    client: Client = await make_client(desk_poll_s=0)
-    return client
 
 
 def a_worked_call(db: Database, agent_id: int, clock: Clock) -> Any:

@@ -18,17 +18,9 @@ from bot.agents import desk, handback
 from bot.store import AuditRepo, Database
 from bot.store.models import Campaign, Escalation
 from tests.unit.console.conftest import Clock, csrf_of, log_in
-from tests.unit.console.desk_helpers import Taken, add_trial_campaign, offer, pitched
+from tests.unit.console.desk_helpers import Taken, offer, pitched
 
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def desk_client(make_client: Any, users: dict[str, accounts.UserInfo],
-                      sqlite_db: Database) -> Client:
-    add_trial_campaign(sqlite_db)
-    client: Client = await make_client(desk_poll_s=0)
-    return client
 
 
 async def on_call(client: Client, db: Database, agent_id: int, clock: Clock) -> Taken:

@@ -25,14 +25,6 @@ from tests.unit.console.desk_helpers import Taken, add_trial_campaign, offer, pi
 Client = TestClient[web.Request, web.Application]
 
 
-@pytest.fixture
-async def desk_client(make_client: Any, users: dict[str, accounts.UserInfo],
-                      sqlite_db: Database) -> Client:
-    add_trial_campaign(sqlite_db)
-    client: Client = await make_client(desk_poll_s=0)
-    return client
-
-
 async def offered(client: Client, db: Database, agent_id: int, clock: Clock) -> Taken:
     await log_in(client, "agent")
     token = await csrf_of(client, "/agent")

@@ -8,11 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot import accounts
 from bot.agents import desk
 from bot.agents.presence import PresenceEvent
 from bot.qa.callview import call_view
@@ -20,17 +18,9 @@ from bot.qa.flags import flags
 from bot.store import AuditRepo, ConsentLedger, Database
 from bot.store.models import Call, Escalation
 from tests.unit.console.conftest import Clock, csrf_of, log_in
-from tests.unit.console.desk_helpers import Taken, add_trial_campaign, take_call
+from tests.unit.console.desk_helpers import Taken, take_call
 
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def desk_client(make_client: Any, users: dict[str, accounts.UserInfo],
-                      sqlite_db: Database) -> Client:
-    add_trial_campaign(sqlite_db, wrap_up_max_s=90)
-    client: Client = await make_client(desk_poll_s=0)
-    return client
 
 
 def worked(db: Database, agent_id: int, clock: Clock, phone: str) -> Taken:
