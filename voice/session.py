@@ -219,7 +219,8 @@ class CallSession:
     # -- the sources: the leg's frames and control events ----------------------------
     async def _audio_in(self) -> None:
         while True:
-            await self.endpointing.process(CallerAudio((await self.leg.rx.get()).pcm))
+            frame = await self.leg.rx.get()
+            await self.endpointing.process(CallerAudio(frame.pcm, frame.timestamp_ms))
 
     def _stop_audio(self) -> None:
         if self._audio_task is not None:
@@ -345,7 +346,7 @@ class CallSession:
         and what the caller began saying or keying before the read-back starts was said
         to the agent: it is no answer to the read-back (it would otherwise wait in the
         queue through it and be taken as the reply to its question)."""
-        self.endpointing.resume(self.timeline.now_ms())
+        self.endpointing.resume()
         await self.transcription.forget()
         self._audio_task = asyncio.create_task(self._audio_in(), name=f"in-{self.call_id}")
         if self._limit is not None:
@@ -395,7 +396,8 @@ class CallSession:
             self._audio_task.cancel()
             await asyncio.wait({self._audio_task})
         while not self.leg.rx.empty():
-            await self.endpointing.process(CallerAudio(self.leg.rx.get_nowait().pcm))
+            frame = self.leg.rx.get_nowait()
+            await self.endpointing.process(CallerAudio(frame.pcm, frame.timestamp_ms))
         await self.endpointing.flush()
 
     async def _hear_out(self) -> None:

@@ -37,9 +37,11 @@ InputKind = Literal["speech", "dtmf", "silence", "unclear"]
 
 @dataclass(frozen=True, slots=True)
 class CallerAudio:
-    """One 20 ms frame the caller sent (8 kHz s16 mono)."""
+    """One 20 ms frame the caller sent (8 kHz s16 mono); `at_ms`, where the leg stamped it
+    on the call's clock (the recording's), when known."""
 
     pcm: bytes
+    at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
