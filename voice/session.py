@@ -346,6 +346,8 @@ class CallSession:
         and what the caller began saying or keying before the read-back starts was said
         to the agent: it is no answer to the read-back (it would otherwise wait in the
         queue through it and be taken as the reply to its question)."""
+        while not self.leg.rx.empty():  # what the bridge already carried to the agent
+            self.leg.rx.get_nowait()
         self.endpointing.resume()
         await self.transcription.forget()
         self._audio_task = asyncio.create_task(self._audio_in(), name=f"in-{self.call_id}")
